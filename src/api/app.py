@@ -1,0 +1,77 @@
+"""The Litestar application: controllers, problem details, auth, logging, OpenAPI."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from litestar import Litestar, Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import AbstractMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.types import Message, Receive, Scope, Send
+from prometheus_client import Histogram
+
+from api.admin import AdminController, HealthController
+from api.api_keys import ApiKeyController, TenantController
+from api.auth import provide_principal
+from api.context import ApiContext
+from api.event_dag import EventDagController
+from api.problems import handle_exception
+from api.workflows import WorkflowController
+
+log = structlog.get_logger(__name__)
+REQUEST_SECONDS = Histogram("quipu_http_request_seconds", "HTTP request latency", ["method", "status"])
+
+
+class RequestContextMiddleware(AbstractMiddleware):
+    """Binds a request id to every log line of the request and logs one line per request."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", []))
+        request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            REQUEST_SECONDS.labels(scope.get("method", "WS"), str(status)).observe(elapsed)
+            log.info("http_request", method=scope.get("method"), path=scope.get("path"), status=status,
+                     duration_ms=round(elapsed * 1000, 2))
+
+
+def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
+    async def provide_ctx() -> ApiContext:
+        return ctx
+
+    def _exc(request: Request[Any, Any, State], exc: Exception) -> Any:
+        return handle_exception(request, exc)
+
+    return Litestar(
+        route_handlers=[
+            WorkflowController, EventDagController, ApiKeyController, TenantController,
+            AdminController, HealthController,
+        ],
+        dependencies={"ctx": Provide(provide_ctx), "principal": Provide(provide_principal)},
+        exception_handlers={Exception: _exc},
+        middleware=[RequestContextMiddleware],
+        openapi_config=OpenAPIConfig(title="Quipu", version="0.1.0", path="/docs"),
+        request_max_body_size=ctx.max_body_bytes,
+        debug=debug,
+    )

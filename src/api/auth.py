@@ -1,0 +1,47 @@
+"""Bearer API keys. The key's tenant scopes every query; its scopes gate each route.
+
+A route declares the scope it needs with ``opt={"scope": "write"}`` (``read`` if absent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import anyio.to_thread
+import structlog
+from litestar import Request
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+
+from api.context import ApiContext
+from domain.aggregate import CommandContext
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    key_id: UUID
+    scopes: tuple[str, ...]
+
+    @property
+    def actor(self) -> str:
+        return f"api_key:{self.key_id}"
+
+    def context(self, caused_by: list[UUID] | None = None) -> CommandContext:
+        return CommandContext(self.tenant_id, self.actor, tuple(caused_by or ()))
+
+
+async def provide_principal(request: Request[Any, Any, Any], ctx: ApiContext) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise NotAuthorizedException("send 'Authorization: Bearer <api key>'")
+    key = await anyio.to_thread.run_sync(ctx.access.authenticate, secret.strip())
+    if key is None:
+        raise NotAuthorizedException("the API key is unknown or revoked")
+    needed = request.route_handler.opt.get("scope", "read")
+    if not key.allows(needed):
+        raise PermissionDeniedException(f"this API key lacks the '{needed}' scope")
+    structlog.contextvars.bind_contextvars(tenant_id=key.tenant_id)
+    return Principal(key.tenant_id, key.id, tuple(key.scopes))

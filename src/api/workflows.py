@@ -1,0 +1,157 @@
+"""/api/v1/workflows: versioned workflow definitions (seeds 000, 001, 004)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import anyio.to_thread
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.params import Parameter
+
+from api.auth import Principal
+from api.context import ApiContext
+from api.pagination import Limit, Offset, Page
+from commands.workflows import WorkflowInput
+from domain.workflow import Description, Name, Workflow
+from domain.workflow_graph import WorkflowDefinition
+from projections.workflows import list_workflows
+
+IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255, default=None)]
+IfMatch = Annotated[str | None, Parameter(header="If-Match", default=None)]
+
+
+class WorkflowWrite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: Name
+    definition: WorkflowDefinition
+    description: Description = ""
+    metadata: dict[str, Any] = {}
+    caused_by: Annotated[list[UUID], msgspec.Meta(max_length=100)] = []
+
+
+class WorkflowOut(msgspec.Struct):
+    id: UUID
+    name: str
+    description: str
+    version: int
+    definition_version: int
+    definition: WorkflowDefinition
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    last_event_id: UUID | None
+
+
+class WorkflowSummary(msgspec.Struct):
+    id: UUID
+    name: str
+    description: str
+    version: int
+    definition_version: int
+    node_count: int
+    edge_count: int
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+def _out(w: Workflow) -> WorkflowOut:
+    return WorkflowOut(
+        id=w.id, name=w.name, description=w.description, version=w.version,
+        definition_version=w.definition_version, definition=w.definition, metadata=w.metadata,
+        created_at=w.created_on, updated_at=w.modified_on, last_event_id=w.last_event_id,
+    )
+
+
+def _etag(w: Workflow) -> dict[str, str]:
+    return {"ETag": f'"{w.version}"'}
+
+
+def _expected(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    try:
+        return int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        return -1  # never matches: a malformed If-Match must not be ignored
+
+
+def _input(data: WorkflowWrite) -> WorkflowInput:
+    return WorkflowInput(data.name, data.description, data.definition, data.metadata)
+
+
+class WorkflowController(Controller):
+    path = "/api/v1/workflows"
+    tags = ["workflows"]
+
+    @post("/", operation_id="createWorkflow", opt={"scope": "write"}, status_code=201)
+    async def create(
+        self, request: Request[Any, Any, Any], data: WorkflowWrite, ctx: ApiContext, principal: Principal,
+        idempotency_key: IdempotencyKey,
+    ) -> Response[WorkflowOut]:
+        """Create a workflow definition (version 1). Safe to retry with ``Idempotency-Key``."""
+        raw = msgspec.to_builtins(data)
+        workflow, created = await anyio.to_thread.run_sync(
+            lambda: ctx.workflows.create(
+                principal.context(data.caused_by), _input(data), idempotency_key=idempotency_key, raw_body=raw
+            )
+        )
+        headers = {**_etag(workflow), "Location": f"/api/v1/workflows/{workflow.id}"}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(_out(workflow), status_code=201, headers=headers)
+
+    @get("/", operation_id="listWorkflows")
+    async def list_all(
+        self, ctx: ApiContext, principal: Principal, limit: Limit = 50, offset: Offset = 0,
+        name: Annotated[str | None, Parameter(max_length=200, description="substring of the name")] = None,
+        created_after: datetime | None = None, created_before: datetime | None = None,
+        sort: Literal["created_at", "updated_at", "name"] = "created_at",
+        order: Literal["asc", "desc"] = "desc",
+    ) -> Page[WorkflowSummary]:
+        """List live workflows (from the ``workflows`` read model) with filters, sort and paging."""
+        async with ctx.pool.connection() as conn:
+            rows, total = await list_workflows(
+                conn, principal.tenant_id, name_contains=name, created_after=created_after,
+                created_before=created_before, sort=sort, descending=order == "desc", limit=limit, offset=offset,
+            )
+        items = [
+            WorkflowSummary(id=r.workflow_id, name=r.name, description=r.description, version=r.version,
+                            definition_version=r.definition_version, node_count=r.node_count,
+                            edge_count=r.edge_count, metadata=r.metadata, created_at=r.created_at,
+                            updated_at=r.updated_at)
+            for r in rows
+        ]
+        return Page(items=items, total=total, limit=limit, offset=offset)
+
+    @get("/{workflow_id:uuid}", operation_id="getWorkflow")
+    async def get_one(
+        self, workflow_id: UUID, ctx: ApiContext, principal: Principal,
+        version: Annotated[int | None, Parameter(ge=1, description="definition version")] = None,
+    ) -> Response[WorkflowOut]:
+        """A workflow from the event store (no lag); ``?version=`` returns an earlier version."""
+        workflow = await anyio.to_thread.run_sync(
+            lambda: ctx.workflows.get(principal.tenant_id, workflow_id, definition_version=version)
+        )
+        return Response(_out(workflow), headers=_etag(workflow))
+
+    @put("/{workflow_id:uuid}", operation_id="updateWorkflow", opt={"scope": "write"})
+    async def update(
+        self, workflow_id: UUID, data: WorkflowWrite, ctx: ApiContext, principal: Principal, if_match: IfMatch,
+    ) -> Response[WorkflowOut]:
+        """Replace the definition: appends a new version; ``If-Match`` guards lost updates."""
+        workflow = await anyio.to_thread.run_sync(
+            lambda: ctx.workflows.update(
+                principal.context(data.caused_by), workflow_id, _input(data), expected_version=_expected(if_match)
+            )
+        )
+        return Response(_out(workflow), headers=_etag(workflow))
+
+    @delete("/{workflow_id:uuid}", operation_id="deleteWorkflow", opt={"scope": "write"}, status_code=204)
+    async def remove(self, workflow_id: UUID, ctx: ApiContext, principal: Principal, if_match: IfMatch) -> None:
+        """Delete: appends a tombstone event; the history stays in the event DAG."""
+        await anyio.to_thread.run_sync(
+            lambda: ctx.workflows.delete(principal.context(), workflow_id, expected_version=_expected(if_match))
+        )

@@ -1,0 +1,115 @@
+"""Projectors as durable JetStream consumers feeding the exactly-once applier."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import msgspec
+import psycopg
+import structlog
+from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import Error as JetStreamError
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from bus.streams import ensure_event_stream
+from bus.subjects import Subjects
+from commands.log import read_after
+from domain.envelope import EventEnvelope
+from projections.applier import apply_batch, ensure_schema, position, retry_dead_letters
+from projections.base import Projection
+
+log = structlog.get_logger(__name__)
+_decode = msgspec.json.Decoder(EventEnvelope).decode
+
+
+class Projector:
+    """Runs one projection: fetch a batch, apply it in one transaction, then ack it."""
+
+    def __init__(
+        self,
+        projection: Projection,
+        database_url: str,
+        nats_url: str,
+        subjects: Subjects,
+        *,
+        batch_size: int = 256,
+        dead_letter_interval: float = 1.0,
+    ) -> None:
+        self.projection = projection
+        self._database_url = database_url
+        self._nats_url = nats_url
+        self._subjects = subjects
+        self._batch_size = batch_size
+        self._dead_letter_interval = dead_letter_interval
+
+    @property
+    def durable_name(self) -> str:
+        return f"{self._subjects.events_stream}_proj_{self.projection.name}"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                await self._run_once(stop)
+                backoff = 0.2
+            except (psycopg.OperationalError, NatsError, JetStreamError, OSError, asyncio.TimeoutError) as error:
+                log.warning("projector_retrying", projection=self.projection.name, error=str(error) or type(error).__name__)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _run_once(self, stop: asyncio.Event) -> None:
+        async with await AsyncConnection.connect(self._database_url, autocommit=True, row_factory=dict_row) as conn:
+            await ensure_schema(conn, self.projection)
+            nc = NATS()
+            await nc.connect(self._nats_url, allow_reconnect=True, max_reconnect_attempts=-1,
+                             reconnect_time_wait=0.5, connect_timeout=2)
+            try:
+                js = nc.jetstream(timeout=5)
+                await ensure_event_stream(js, self._subjects)
+                start, _ = await position(conn, self.projection)
+                sub = await js.pull_subscribe(
+                    self._subjects.all_events,
+                    durable=self.durable_name,
+                    stream=self._subjects.events_stream,
+                    config=ConsumerConfig(
+                        ack_policy=AckPolicy.EXPLICIT,
+                        deliver_policy=DeliverPolicy.ALL,
+                        max_ack_pending=self._batch_size * 4,
+                        ack_wait=30,
+                    ),
+                )
+                log.info("projector_started", projection=self.projection.name, position=start)
+                loop = asyncio.get_running_loop()
+                next_retry = loop.time()
+                while not stop.is_set():
+                    try:
+                        msgs = await sub.fetch(self._batch_size, timeout=0.5)
+                    except NatsTimeout:
+                        msgs = []
+                    if msgs:
+                        envelopes = sorted((_decode(m.data) for m in msgs), key=lambda e: e.notification_id)
+                        await apply_batch(conn, self.projection, envelopes)
+                        # Ack only after commit: a crash before this line means redelivery,
+                        # which the tracking position turns into a no-op.
+                        for m in msgs:
+                            await m.ack()
+                    if loop.time() >= next_retry:
+                        await retry_dead_letters(conn, self.projection, self._fetcher(conn))
+                        next_retry = loop.time() + self._dead_letter_interval
+            finally:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+
+    @staticmethod
+    def _fetcher(conn: AsyncConnection[psycopg.rows.DictRow]):  # type: ignore[no-untyped-def]
+        async def fetch(notification_id: int) -> EventEnvelope | None:
+            batch = await read_after(conn, notification_id - 1, 1, upto=notification_id)
+            return batch[0] if batch else None
+
+        return fetch

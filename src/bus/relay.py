@@ -1,0 +1,151 @@
+"""The relay: the only writer to NATS. Tails the notification log and publishes in order.
+
+Position is stored in Postgres only after JetStream acknowledged, so a crash re-sends at
+most one batch and JetStream drops the repeats by ``Nats-Msg-Id``. Several relays may run:
+a Postgres advisory lock makes exactly one of them active, the others wait to take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import msgspec
+import psycopg
+import structlog
+from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
+from nats.js.errors import Error as JetStreamError
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+
+from bus.metrics import RELAY_LAG, RELAY_PUBLISHED
+from bus.publishing import headers_for
+from bus.streams import ensure_event_stream
+from bus.subjects import Subjects
+from commands.log import head, read_after
+
+log = structlog.get_logger(__name__)
+RELAY_LOCK_KEY = 0x5155_4950_5501  # "QUIPU" + 1: one active relay per database
+_encoder = msgspec.json.Encoder()
+
+
+class Relay:
+    def __init__(
+        self,
+        database_url: str,
+        nats_url: str,
+        subjects: Subjects,
+        *,
+        name: str = "default",
+        batch_size: int = 500,
+        idle_wait: float = 1.0,
+    ) -> None:
+        self._database_url = database_url
+        self._nats_url = nats_url
+        self._subjects = subjects
+        self._name = name
+        self._batch_size = batch_size
+        self._idle_wait = idle_wait
+        self._wakeup = asyncio.Event()
+        self.published = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; survives Postgres and NATS outages by retrying."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                await self._run_as_leader(stop)
+                backoff = 0.2
+            except (psycopg.OperationalError, NatsError, JetStreamError, OSError, asyncio.TimeoutError) as error:
+                log.warning("relay_retrying", error=str(error) or type(error).__name__, backoff=backoff)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _run_as_leader(self, stop: asyncio.Event) -> None:
+        async with await AsyncConnection.connect(
+            self._database_url, autocommit=True, row_factory=dict_row
+        ) as conn:
+            while not stop.is_set():
+                cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (RELAY_LOCK_KEY,))
+                row = await cur.fetchone()
+                if row and row["ok"]:
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+            if stop.is_set():
+                return
+            log.info("relay_active", relay=self._name)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS relay_position (name text PRIMARY KEY, notification_id bigint NOT NULL)"
+            )
+            nc = NATS()
+            await nc.connect(
+                self._nats_url, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                connect_timeout=2,
+            )
+            try:
+                js = nc.jetstream(timeout=5)
+                await ensure_event_stream(js, self._subjects)
+                listener = asyncio.create_task(self._listen())
+                try:
+                    await self._pump(conn, js, stop)
+                finally:
+                    listener.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await listener
+            finally:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+
+    async def _listen(self) -> None:
+        """LISTEN for appends so the relay reacts at once; polling covers lost notifies."""
+        async with await AsyncConnection.connect(self._database_url, autocommit=True) as conn:
+            await conn.execute("LISTEN quipu_events")
+            async for _ in conn.notifies():
+                self._wakeup.set()
+
+    async def _pump(self, conn: AsyncConnection[DictRow], js: object, stop: asyncio.Event) -> None:
+        position = await self._position(conn)
+        while not stop.is_set():
+            batch = await read_after(conn, position, self._batch_size)
+            for envelope in batch:
+                await js.publish(  # type: ignore[attr-defined]
+                    self._subjects.event(envelope.tenant_id, envelope.kind),
+                    _encoder.encode(envelope),
+                    headers=headers_for(envelope),
+                )
+            if batch:
+                position = batch[-1].notification_id
+                await conn.execute(
+                    "INSERT INTO relay_position (name, notification_id) VALUES (%s, %s)"
+                    " ON CONFLICT (name) DO UPDATE SET notification_id = excluded.notification_id",
+                    (self._name, position),
+                )
+                self.published += len(batch)
+                RELAY_PUBLISHED.inc(len(batch))
+                RELAY_LAG.set(max(0.0, time.time() - batch[-1].occurred_at.timestamp()))
+            if len(batch) < self._batch_size:
+                RELAY_LAG.set(0.0) if not batch else None
+                self._wakeup.clear()
+                if await head(conn) > position:
+                    continue
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wait_any(stop), self._idle_wait)
+
+    async def _wait_any(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    async def _position(self, conn: AsyncConnection[DictRow]) -> int:
+        cur = await conn.execute(
+            "SELECT notification_id FROM relay_position WHERE name = %s", (self._name,)
+        )
+        row = await cur.fetchone()
+        return int(row["notification_id"]) if row else 0

@@ -1,0 +1,67 @@
+"""Reading the global event log in notification order (relay, rebuilds, replays)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from commands.schema import EVENTS_TABLE
+from domain.envelope import EventEnvelope, envelope_from_state
+
+_READ = (
+    "SELECT d.kind, d.depth, d.hash, e.notification_id, e.state"
+    f" FROM {EVENTS_TABLE} e JOIN event_dag d"
+    " ON d.stream_id = e.originator_id AND d.version = e.originator_version"
+    " WHERE e.notification_id > %s"
+)
+
+
+async def read_after(
+    conn: AsyncConnection[DictRow], after: int, limit: int, *, upto: int | None = None
+) -> list[EventEnvelope]:
+    """Up to ``limit`` events with notification id > ``after`` (and <= ``upto``), in order.
+
+    Gaps in notification ids are normal (a rolled-back append consumes ids); the
+    recorder's table lock guarantees no lower id commits after a higher one is visible.
+    """
+    query = _READ
+    params: list[int] = [after]
+    if upto is not None:
+        query += " AND e.notification_id <= %s"
+        params.append(upto)
+    query += " ORDER BY e.notification_id LIMIT %s"
+    params.append(limit)
+    cur = await conn.execute(query, params, prepare=True)
+    return [
+        envelope_from_state(
+            bytes(row["state"]),
+            row["kind"],
+            depth=row["depth"],
+            hash_=row["hash"].strip(),
+            notification_id=row["notification_id"],
+        )
+        for row in await cur.fetchall()
+    ]
+
+
+async def head(conn: AsyncConnection[DictRow]) -> int:
+    """The highest notification id recorded so far (0 when empty)."""
+    cur = await conn.execute(f"SELECT coalesce(max(notification_id), 0) AS n FROM {EVENTS_TABLE}")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+async def batches(
+    conn: AsyncConnection[DictRow], after: int, upto: int, *, size: int = 2000
+) -> AsyncIterator[list[EventEnvelope]]:
+    """The log from ``after`` (exclusive) to ``upto`` (inclusive) in batches."""
+    position = after
+    while position < upto:
+        batch = await read_after(conn, position, size, upto=upto)
+        if not batch:
+            return
+        yield batch
+        position = batch[-1].notification_id

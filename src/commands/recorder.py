@@ -1,0 +1,126 @@
+"""The application recorder that writes the event DAG index in the append transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL
+
+from commands.schema import dag_schema_statements
+from domain.events import event_class
+from domain.hashing import depth_from, event_hash
+
+
+class _Header(msgspec.Struct):
+    """The part of a stored event the DAG index needs; the payload is skipped."""
+
+    event_id: UUID
+    tenant_id: str
+    correlation_id: UUID
+    parent_ids: list[UUID]
+    timestamp: str
+
+
+_decode_header = msgspec.json.Decoder(_Header).decode
+
+
+class CausalLinkError(IntegrityError):
+    """A parent does not exist or belongs to another tenant: the append is rolled back."""
+
+
+class DagRecorder(PostgresApplicationRecorder):
+    """eventsourcing's Postgres recorder plus ``event_dag`` and ``event_edges`` rows.
+
+    The rows are written after the events' notification ids are known and before the
+    library commits, on the same cursor, so an append and its DAG index commit together
+    or not at all. Depth and hash need the parents' rows, which committed earlier (or sit
+    earlier in this same batch) - never later, because parents always exist first.
+    """
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = datastore.schema or "public"
+        self.sql_create_statements.extend(
+            _sql(s) for s in dag_schema_statements(schema)
+        )
+        self._select_parents = _sql(
+            f"SELECT event_id, tenant_id, depth, hash FROM {schema}.event_dag"
+            " WHERE event_id = ANY(%s)"
+        )
+        self._insert_dag = _sql(
+            f"INSERT INTO {schema}.event_dag (event_id, notification_id, tenant_id, stream_id,"
+            " version, kind, code, correlation_id, parent_ids, depth, hash, occurred_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        self._insert_edge = _sql(
+            f"INSERT INTO {schema}.event_edges (parent_id, child_id) VALUES (%s, %s)"
+        )
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        assert notification_ids is not None
+        self._index(curs, stored_events, notification_ids)
+        return notification_ids
+
+    def _index(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        notification_ids: Sequence[int],
+    ) -> None:
+        headers = [_decode_header(e.state) for e in stored_events]
+        in_batch = {h.event_id for h in headers}
+        outside = list({p for h in headers for p in h.parent_ids if p not in in_batch})
+        known: dict[UUID, tuple[str, int, str]] = {}
+        if outside:
+            curs.execute(self._select_parents, (outside,), prepare=True)
+            for row in curs.fetchall():
+                known[row["event_id"]] = (row["tenant_id"], row["depth"], row["hash"].strip())
+        dag_rows: list[tuple[Any, ...]] = []
+        edge_rows: list[tuple[UUID, UUID]] = []
+        for stored, header, notification_id in zip(
+            stored_events, headers, notification_ids, strict=True
+        ):
+            parents: list[tuple[str, int, str]] = []
+            for parent_id in header.parent_ids:
+                parent = known.get(parent_id)
+                if parent is None or parent[0] != header.tenant_id:
+                    raise CausalLinkError(f"unknown parent event {parent_id}")
+                parents.append(parent)
+                edge_rows.append((parent_id, header.event_id))
+            depth = depth_from([p[1] for p in parents])
+            digest = event_hash(stored.state, depth, [p[2] for p in parents])
+            known[header.event_id] = (header.tenant_id, depth, digest)
+            dag_rows.append(
+                (
+                    header.event_id,
+                    notification_id,
+                    header.tenant_id,
+                    stored.originator_id,
+                    stored.originator_version,
+                    stored.topic,
+                    event_class(stored.topic).CODE,
+                    header.correlation_id,
+                    header.parent_ids,
+                    depth,
+                    digest,
+                    header.timestamp,
+                )
+            )
+        curs.executemany(self._insert_dag, dag_rows)
+        if edge_rows:
+            curs.executemany(self._insert_edge, edge_rows)
+
+
+def _sql(text: str) -> SQL:
+    # Table names come from configuration, not from users; SQL() marks them as trusted.
+    return SQL(text)  # type: ignore[arg-type]

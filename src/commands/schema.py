@@ -1,0 +1,83 @@
+"""DDL for the write side beyond eventsourcing's events table: the DAG index and guards."""
+
+from __future__ import annotations
+
+EVENTS_TABLE = "quipu_events"
+
+
+def dag_schema_statements(schema: str) -> list[str]:
+    """Idempotent DDL, run after the events table exists (one transaction, under a lock)."""
+    s = schema
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {s}.event_dag (
+            event_id uuid PRIMARY KEY,
+            notification_id bigint NOT NULL UNIQUE,
+            tenant_id text NOT NULL,
+            stream_id uuid NOT NULL,
+            version bigint NOT NULL,
+            kind text NOT NULL,
+            code integer NOT NULL,
+            correlation_id uuid NOT NULL,
+            parent_ids uuid[] NOT NULL,
+            depth integer NOT NULL,
+            hash char(64) NOT NULL,
+            occurred_at timestamptz NOT NULL,
+            UNIQUE (stream_id, version)
+        )""",
+        f"CREATE INDEX IF NOT EXISTS event_dag_correlation_idx"
+        f" ON {s}.event_dag (tenant_id, correlation_id, notification_id)",
+        f"CREATE INDEX IF NOT EXISTS event_dag_kind_idx ON {s}.event_dag (tenant_id, kind, depth)",
+        f"""CREATE TABLE IF NOT EXISTS {s}.event_edges (
+            parent_id uuid NOT NULL REFERENCES {s}.event_dag (event_id),
+            child_id uuid NOT NULL REFERENCES {s}.event_dag (event_id),
+            PRIMARY KEY (parent_id, child_id)
+        )""",
+        # Invariant 3: the database itself refuses to change history.
+        f"""CREATE OR REPLACE FUNCTION {s}.quipu_refuse_change() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'quipu: % on % is not allowed: events are immutable',
+                    TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+            END $$""",
+        *[
+            stmt
+            for table in (EVENTS_TABLE, "event_dag", "event_edges")
+            for stmt in (
+                f"DROP TRIGGER IF EXISTS {table}_immutable_rows ON {s}.{table}",
+                f"CREATE TRIGGER {table}_immutable_rows BEFORE UPDATE OR DELETE ON {s}.{table}"
+                f" FOR EACH ROW EXECUTE FUNCTION {s}.quipu_refuse_change()",
+                f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {s}.{table}",
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {s}.{table}"
+                f" FOR EACH STATEMENT EXECUTE FUNCTION {s}.quipu_refuse_change()",
+            )
+        ],
+        # Breadth-first walk in one round trip. Distances are shortest hop counts, as a
+        # graph library's BFS gives them; the walk stops at max_depth or max_nodes.
+        f"""CREATE OR REPLACE FUNCTION {s}.quipu_walk(
+                start uuid, tenant text, upward boolean, max_depth integer, max_nodes integer)
+            RETURNS TABLE (event_id uuid, distance integer)
+            LANGUAGE plpgsql STABLE AS $$
+            DECLARE
+                frontier uuid[] := ARRAY[start];
+                seen uuid[] := ARRAY[start];
+                level integer := 0;
+                found integer := 0;
+            BEGIN
+                WHILE cardinality(frontier) > 0 AND level < max_depth AND found < max_nodes LOOP
+                    level := level + 1;
+                    IF upward THEN
+                        SELECT coalesce(array_agg(DISTINCT p), '{{}}') INTO frontier
+                        FROM {s}.event_dag d, unnest(d.parent_ids) AS p
+                        WHERE d.event_id = ANY(frontier) AND d.tenant_id = tenant
+                          AND NOT p = ANY(seen);
+                    ELSE
+                        SELECT coalesce(array_agg(DISTINCT e.child_id), '{{}}') INTO frontier
+                        FROM {s}.event_edges e
+                        WHERE e.parent_id = ANY(frontier) AND NOT e.child_id = ANY(seen);
+                    END IF;
+                    seen := seen || frontier;
+                    found := found + cardinality(frontier);
+                    RETURN QUERY SELECT f, level FROM unnest(frontier) AS f;
+                END LOOP;
+            END $$""",
+    ]

@@ -1,0 +1,131 @@
+"""Application service for workflow definitions: load, decide, save."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from commands.causes import check_causes
+from commands.errors import ConcurrencyConflict, IdempotencyMismatch, PreconditionFailed
+from commands.idempotency import idempotent_id, request_hash
+from commands.store import EventStore
+from domain.aggregate import CommandContext
+from domain.errors import NotFound
+from domain.ids import uuid7
+from domain.workflow import Workflow, WorkflowCreated, WorkflowUpdated
+from domain.workflow_graph import WorkflowDefinition
+
+
+@dataclass(frozen=True)
+class WorkflowInput:
+    name: str
+    description: str
+    definition: WorkflowDefinition
+    metadata: dict[str, Any]
+
+
+class WorkflowService:
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+
+    def create(
+        self,
+        ctx: CommandContext,
+        data: WorkflowInput,
+        *,
+        idempotency_key: str | None = None,
+        raw_body: Any = None,
+    ) -> tuple[Workflow, bool]:
+        """Create a workflow. Returns (workflow as first created, created_now)."""
+        body_hash = request_hash(raw_body) if idempotency_key else None
+        if idempotency_key:
+            workflow_id = idempotent_id(ctx.tenant_id, "workflow", idempotency_key)
+            replay = self._replay(ctx, workflow_id, body_hash)
+            if replay is not None:
+                return replay, False
+        else:
+            workflow_id = uuid7()
+        causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
+        ctx = CommandContext(ctx.tenant_id, ctx.actor, causes)
+        workflow = Workflow.create(
+            ctx,
+            workflow_id=workflow_id,
+            name=data.name,
+            description=data.description,
+            definition=data.definition,
+            metadata=data.metadata,
+            request_hash=body_hash,
+        )
+        try:
+            self._store.save_all(workflow)
+        except ConcurrencyConflict:
+            if idempotency_key is None:
+                raise
+            # A concurrent request with the same key won the race: answer as it did.
+            replay = self._replay(ctx, workflow_id, body_hash)
+            assert replay is not None
+            return replay, False
+        return workflow, True
+
+    def _replay(self, ctx: CommandContext, workflow_id: UUID, body_hash: str | None) -> Workflow | None:
+        try:
+            first = self._store.load(Workflow, workflow_id, ctx.tenant_id, version=1)
+        except NotFound:
+            return None
+        if first.request_hash != body_hash:
+            raise IdempotencyMismatch(
+                "this Idempotency-Key was already used with a different request body"
+            )
+        return first
+
+    def update(
+        self,
+        ctx: CommandContext,
+        workflow_id: UUID,
+        data: WorkflowInput,
+        *,
+        expected_version: int | None = None,
+    ) -> Workflow:
+        workflow = self.get(ctx.tenant_id, workflow_id)
+        if expected_version is not None and expected_version != workflow.version:
+            raise PreconditionFailed(
+                f"If-Match expected version {expected_version}, current is {workflow.version}"
+            )
+        causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
+        workflow.update(
+            CommandContext(ctx.tenant_id, ctx.actor, causes),
+            name=data.name,
+            description=data.description,
+            definition=data.definition,
+            metadata=data.metadata,
+        )
+        self._store.save_all(workflow)
+        return workflow
+
+    def delete(
+        self, ctx: CommandContext, workflow_id: UUID, *, expected_version: int | None = None
+    ) -> Workflow:
+        workflow = self.get(ctx.tenant_id, workflow_id)
+        if expected_version is not None and expected_version != workflow.version:
+            raise PreconditionFailed(
+                f"If-Match expected version {expected_version}, current is {workflow.version}"
+            )
+        causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
+        workflow.delete(CommandContext(ctx.tenant_id, ctx.actor, causes))
+        self._store.save_all(workflow)
+        return workflow
+
+    def get(self, tenant_id: str, workflow_id: UUID, *, definition_version: int | None = None) -> Workflow:
+        """The live workflow, or the state at a given definition version (deleted -> 404)."""
+        workflow = self._store.load(Workflow, workflow_id, tenant_id)
+        if workflow.deleted:
+            raise NotFound(f"workflow {workflow_id} was deleted")
+        if definition_version is None or definition_version == workflow.definition_version:
+            return workflow
+        for event in self._store.events_of(workflow_id):
+            if isinstance(event, WorkflowCreated) and definition_version == 1:
+                return self._store.load(Workflow, workflow_id, tenant_id, version=event.originator_version)
+            if isinstance(event, WorkflowUpdated) and event.definition_version == definition_version:
+                return self._store.load(Workflow, workflow_id, tenant_id, version=event.originator_version)
+        raise NotFound(f"workflow {workflow_id} has no version {definition_version}")

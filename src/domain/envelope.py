@@ -1,0 +1,56 @@
+"""The published shape of an event: what the API, NATS and outside subscribers see."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from domain.events import HEADER_FIELDS, event_class
+
+ENVELOPE_VERSION = 1
+
+
+class EventEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+    """DESIGN section 4. ``notification_id`` is the position in the global log."""
+
+    event_id: UUID
+    kind: str
+    code: int
+    tenant_id: str
+    stream_id: UUID
+    version: int
+    correlation_id: UUID
+    parent_ids: list[UUID]
+    depth: int
+    actor: str
+    occurred_at: datetime
+    payload: dict[str, Any]
+    hash: str
+    notification_id: int
+    envelope_version: int = ENVELOPE_VERSION
+
+
+def envelope_from_state(
+    state: bytes, kind: str, *, depth: int, hash_: str, notification_id: int
+) -> EventEnvelope:
+    """Build the envelope from the stored (canonical) event bytes and its DAG row."""
+    raw: dict[str, Any] = msgspec.json.decode(state)
+    return EventEnvelope(
+        event_id=UUID(raw["event_id"]),
+        kind=kind,
+        code=event_class(kind).CODE,
+        tenant_id=raw["tenant_id"],
+        stream_id=UUID(raw["originator_id"]),
+        version=raw["originator_version"],
+        correlation_id=UUID(raw["correlation_id"]),
+        parent_ids=[UUID(p) for p in raw["parent_ids"]],
+        depth=depth,
+        actor=raw["actor"],
+        occurred_at=msgspec.convert(raw["timestamp"], datetime),
+        payload={k: v for k, v in raw.items() if k not in HEADER_FIELDS},
+        hash=hash_,
+        notification_id=notification_id,
+    )

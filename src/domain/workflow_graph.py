@@ -1,0 +1,106 @@
+"""The canonical workflow definition (seeds 000, 001, 004) and its structural checks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from domain.errors import FieldProblem
+
+NodeId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+NodeType = Literal["task", "decision", "approval", "start", "end"]
+
+
+class Node(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One step of a workflow. ``timeout`` is in seconds; ``config`` is opaque to Quipu."""
+
+    id: NodeId
+    type: NodeType = "task"
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    agent_type: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    config: dict[str, Any] = {}
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 3600)] | None = None
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
+
+
+class Edge(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename={"source": "from", "target": "to"}):
+    """A dependency: ``to`` may start once ``from`` has completed (and ``condition`` holds)."""
+
+    source: NodeId
+    target: NodeId
+    condition: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class WorkflowDefinition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Nodes and edges: a directed acyclic graph."""
+
+    nodes: Annotated[list[Node], msgspec.Meta(max_length=2000)]
+    edges: Annotated[list[Edge], msgspec.Meta(max_length=10000)] = []
+
+
+def structural_problems(definition: WorkflowDefinition) -> list[FieldProblem]:
+    """Every structural problem at once: duplicates, dangling edges, self-loops, cycles."""
+    problems: list[FieldProblem] = []
+    seen: set[str] = set()
+    for i, node in enumerate(definition.nodes):
+        if node.id in seen:
+            problems.append(
+                FieldProblem(f"nodes[{i}].id", f"duplicate node id '{node.id}'", "duplicate_id")
+            )
+        seen.add(node.id)
+    if not definition.nodes:
+        problems.append(FieldProblem("nodes", "a workflow needs at least one node", "empty"))
+    edge_keys: set[tuple[str, str]] = set()
+    for i, edge in enumerate(definition.edges):
+        for end, name in ((edge.source, "from"), (edge.target, "to")):
+            if end not in seen:
+                problems.append(
+                    FieldProblem(f"edges[{i}].{name}", f"unknown node '{end}'", "dangling_edge")
+                )
+        if edge.source == edge.target:
+            problems.append(FieldProblem(f"edges[{i}]", "an edge may not loop on itself", "cycle"))
+        key = (edge.source, edge.target)
+        if key in edge_keys:
+            problems.append(
+                FieldProblem(f"edges[{i}]", f"duplicate edge {key[0]} -> {key[1]}", "duplicate_edge")
+            )
+        edge_keys.add(key)
+    cycle = find_cycle(definition)
+    if cycle:
+        problems.append(
+            FieldProblem("edges", "the graph has a cycle: " + " -> ".join(cycle), "cycle")
+        )
+    return problems
+
+
+def find_cycle(definition: WorkflowDefinition) -> list[str]:
+    """One cycle as a list of node ids (first repeated at the end), or [] if acyclic."""
+    successors: dict[str, list[str]] = {n.id: [] for n in definition.nodes}
+    for edge in definition.edges:
+        if edge.source in successors and edge.target in successors and edge.source != edge.target:
+            successors[edge.source].append(edge.target)
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(successors, white)
+    for root in successors:
+        if colour[root] != white:
+            continue
+        # Iterative DFS so a long chain cannot hit the recursion limit.
+        stack: list[tuple[str, int]] = [(root, 0)]
+        path: list[str] = []
+        while stack:
+            node, index = stack.pop()
+            if index == 0:
+                colour[node] = grey
+                path.append(node)
+            if index < len(successors[node]):
+                stack.append((node, index + 1))
+                nxt = successors[node][index]
+                if colour[nxt] == grey:
+                    return [*path[path.index(nxt) :], nxt]
+                if colour[nxt] == white:
+                    stack.append((nxt, 0))
+            else:
+                colour[node] = black
+                path.pop()
+    return []

@@ -1,0 +1,68 @@
+"""Rebuild a read model from the log into fresh tables and swap them in atomically.
+
+The bulk of the work runs beside the live projector, into ``rm_<name>__rebuild``. The
+final step takes the projection's lock (live batches wait), applies what arrived
+meanwhile, and renames the schemas in one transaction: readers see either the old model
+or the new one, never a half-built one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import structlog
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from domain.envelope import EventEnvelope
+from projections.applier import apply_batch, ensure_schema, lock_projection
+from projections.base import Projection
+
+log = structlog.get_logger(__name__)
+
+LogSource = Callable[[int, int], AsyncIterator[list[EventEnvelope]]]
+"""(after, upto) -> batches of the log in notification order."""
+Progress = Callable[[int, int], None]
+"""(done, total) for a progress bar."""
+
+
+async def rebuild(
+    conn: AsyncConnection[DictRow],
+    projection: Projection,
+    source: LogSource,
+    head: Callable[[], Awaitable[int]],
+    *,
+    progress: Progress | None = None,
+) -> int:
+    """Rebuild ``projection``; returns the notification id the new model is at."""
+    live = projection.schema()
+    fresh = f"{live}__rebuild"
+    await conn.execute(f"DROP SCHEMA IF EXISTS {fresh} CASCADE")  # type: ignore[arg-type]
+    await ensure_schema(conn, projection, fresh)
+    # Parked events are retried by the rebuild itself; what still fails is parked again.
+    await conn.execute("DELETE FROM public.projection_dead_letters WHERE projection = %s", (projection.name,))
+    target = await head()
+    done = 0
+    position = 0
+    async for batch in source(0, target):
+        await apply_batch(conn, projection, batch, schema=fresh)
+        position = batch[-1].notification_id
+        done += len(batch)
+        if progress:
+            progress(position, target)
+    async with conn.transaction():
+        await lock_projection(conn, projection)
+        # Events appended during the bulk phase; live batches are blocked from here on.
+        final = await head()
+        async for batch in source(position, final):
+            await apply_batch(conn, projection, batch, schema=fresh)
+            position = batch[-1].notification_id
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {live}")  # type: ignore[arg-type]
+        await conn.execute(f"DROP SCHEMA IF EXISTS {live}__old CASCADE")  # type: ignore[arg-type]
+        await conn.execute(f"ALTER SCHEMA {live} RENAME TO {live}__old")  # type: ignore[arg-type]
+        await conn.execute(f"ALTER SCHEMA {fresh} RENAME TO {live}")  # type: ignore[arg-type]
+        await conn.execute(f"DROP SCHEMA {live}__old CASCADE")  # type: ignore[arg-type]
+    if progress:
+        progress(max(position, target), max(position, target))
+    log.info("projection_rebuilt", projection=projection.name, position=position, events=done)
+    return position

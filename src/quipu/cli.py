@@ -1,0 +1,162 @@
+"""The ``quipu`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from bus.subjects import Subjects
+from quipu.config import Settings
+from quipu.logging import configure_logging
+from quipu.wiring import Wiring, build_store
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    s = Settings()
+    for name in ("data_dir", "host", "port", "database_url", "nats_url"):
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(s, name, Path(value) if name == "data_dir" else value)
+    return s
+
+
+def _wiring(s: Settings) -> Wiring:
+    if not s.database_url or not s.nats_url:
+        sys.exit("set QUIPU_DATABASE_URL and QUIPU_NATS_URL (or use 'quipu up' for the embedded default)")
+    return Wiring(s.database_url, s.nats_url, Subjects(s.subject_prefix), s.pool_size, s.max_body_bytes)
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    from quipu.up import run_up
+
+    run_up(_settings(args))
+
+
+def cmd_api(args: argparse.Namespace) -> None:
+    from quipu.serve import serve
+
+    s = _settings(args)
+    asyncio.run(serve(_wiring(s), relay=False, run_projectors=False, host=s.host, port=s.port))
+
+
+def cmd_relay(args: argparse.Namespace) -> None:
+    from quipu.serve import serve
+
+    asyncio.run(serve(_wiring(_settings(args)), api=False, run_projectors=False))
+
+
+def cmd_projector(args: argparse.Namespace) -> None:
+    from quipu.serve import serve
+
+    s = _settings(args)
+    names = args.names or None
+    if names and names[0] == "rebuild":
+        from quipu.rebuild import run_rebuild
+
+        if len(names) != 2:
+            sys.exit("usage: quipu projector rebuild NAME")
+        run_rebuild(_wiring(s), names[1])
+        return
+    asyncio.run(serve(_wiring(s), api=False, relay=False, projectors=names))
+
+
+def cmd_keys(args: argparse.Namespace) -> None:
+    from commands.access import AccessService, issue_bootstrap_key
+    from domain.aggregate import CommandContext
+
+    s = _settings(args)
+    store = build_store(_wiring(s).database_url, 2)
+    try:
+        if args.keys_command == "create":
+            scopes = [x.strip() for x in args.scopes.split(",") if x.strip()]
+            print(issue_bootstrap_key(store, args.tenant, scopes, args.name))
+        elif args.keys_command == "list":
+            for key in AccessService(store).list(args.tenant):
+                print(json.dumps({"id": str(key.id), "name": key.name, "scopes": key.scopes,
+                                  "prefix": key.key_prefix, "revoked": key.revoked}))
+        elif args.keys_command == "revoke":
+            from uuid import UUID
+
+            AccessService(store).revoke(CommandContext(args.tenant, "cli"), UUID(args.key_id))
+            print("revoked")
+    finally:
+        store.close()
+
+
+def cmd_events(args: argparse.Namespace) -> None:
+    from quipu.tail import tail
+
+    s = _settings(args)
+    nats_url = s.nats_url or _runtime(s).get("nats_url")
+    if not nats_url:
+        sys.exit("no NATS: set QUIPU_NATS_URL or start 'quipu up' first")
+    asyncio.run(tail(nats_url, Subjects(s.subject_prefix), tenant=args.tenant, kind=args.kind, limit=args.limit))
+
+
+def _runtime(s: Settings) -> dict[str, Any]:
+    path = s.data_dir / "runtime.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="quipu", description="Event-sourced flight recorder for agent workflows")
+    parser.add_argument("--data-dir", help="where embedded Postgres/NATS keep data (default: ~/.local/share/quipu)")
+    parser.add_argument("--database-url", help="Postgres URL (default: $QUIPU_DATABASE_URL)")
+    parser.add_argument("--nats-url", help="NATS URL (default: $QUIPU_NATS_URL)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start everything; embedded Postgres and NATS unless URLs are set")
+    up.add_argument("--host")
+    up.add_argument("--port", type=int)
+    up.set_defaults(func=cmd_up)
+
+    api = sub.add_parser("api", help="run the HTTP API only")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.set_defaults(func=cmd_api)
+
+    sub.add_parser("relay", help="run the notification-log relay only").set_defaults(func=cmd_relay)
+
+    proj = sub.add_parser("projector", help="run projectors (all, or NAMEs); 'projector rebuild NAME' rebuilds one")
+    proj.add_argument("names", nargs="*")
+    proj.set_defaults(func=cmd_projector)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--scopes", default="read,write")
+    create.add_argument("--name", default="cli")
+    lst = keys_sub.add_parser("list")
+    lst.add_argument("--tenant", required=True)
+    rev = keys_sub.add_parser("revoke")
+    rev.add_argument("--tenant", required=True)
+    rev.add_argument("key_id")
+    keys.set_defaults(func=cmd_keys)
+
+    events = sub.add_parser("events", help="live events")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    tail_p = events_sub.add_parser("tail", help="print events as they are published")
+    tail_p.add_argument("--tenant")
+    tail_p.add_argument("--kind")
+    tail_p.add_argument("--limit", type=int, default=0, help="stop after N events (0: run until Ctrl-C)")
+    events.set_defaults(func=cmd_events)
+
+    args = parser.parse_args(argv)
+    s = _settings(args)
+    configure_logging(s.log_format, s.log_level)
+    if args.command != "up" and not os.environ.get("QUIPU_DATABASE_URL") and not args.database_url:
+        runtime = _runtime(s)
+        if runtime:
+            args.database_url = args.database_url or runtime.get("database_url")
+            args.nats_url = args.nats_url or runtime.get("nats_url")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

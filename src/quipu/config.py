@@ -1,0 +1,26 @@
+"""Configuration from the environment (and CLI flags, which override it)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "quipu"
+
+
+@dataclass
+class Settings:
+    database_url: str | None = field(default_factory=lambda: os.environ.get("QUIPU_DATABASE_URL"))
+    nats_url: str | None = field(default_factory=lambda: os.environ.get("QUIPU_NATS_URL"))
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("QUIPU_DATA_DIR") or default_data_dir()))
+    host: str = field(default_factory=lambda: os.environ.get("QUIPU_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(os.environ.get("QUIPU_PORT", "8000")))
+    subject_prefix: str = field(default_factory=lambda: os.environ.get("QUIPU_SUBJECT_PREFIX", "quipu"))
+    pool_size: int = field(default_factory=lambda: int(os.environ.get("QUIPU_POOL_SIZE", "10")))
+    max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("QUIPU_MAX_BODY_BYTES", str(1 << 20))))
+    log_format: str = field(default_factory=lambda: os.environ.get("QUIPU_LOG_FORMAT", "auto"))
+    log_level: str = field(default_factory=lambda: os.environ.get("QUIPU_LOG_LEVEL", "info"))

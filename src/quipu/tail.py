@@ -1,0 +1,39 @@
+"""``quipu events tail``: print live events from JetStream as one JSON line each."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+import nats
+from nats.js.api import DeliverPolicy
+
+from bus.streams import ensure_event_stream
+from bus.subjects import Subjects
+
+
+async def tail(nats_url: str, subjects: Subjects, *, tenant: str | None, kind: str | None, limit: int = 0) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_event_stream(js, subjects)
+    if tenant and kind:
+        subject = subjects.event(tenant, kind)
+    elif tenant:
+        subject = subjects.tenant_events(tenant)
+    else:
+        subject = subjects.all_events
+    sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
+    seen = 0
+    try:
+        async for msg in sub.messages:
+            sys.stdout.write(msg.data.decode() + "\n")
+            sys.stdout.flush()
+            seen += 1
+            if limit and seen >= limit:
+                break
+    except asyncio.CancelledError:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()

@@ -1,0 +1,72 @@
+"""The composition root: the only module that knows how the parts fit together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from nats.aio.client import Client as NATS
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from api.context import ApiContext
+from bus.consumer import Projector
+from bus.relay import Relay
+from bus.subjects import Subjects
+from commands.access import AccessService
+from commands.store import EventStore, postgres_env
+from commands.workflows import WorkflowService
+from projections.registry import PROJECTIONS, projection
+
+
+def build_store(database_url: str, pool_size: int = 10) -> EventStore:
+    """Connects, and creates the write-side tables on first use."""
+    return EventStore(env=postgres_env(database_url, pool_size=pool_size))
+
+
+@dataclass
+class Wiring:
+    database_url: str
+    nats_url: str
+    subjects: Subjects
+    pool_size: int = 10
+    max_body_bytes: int = 1 << 20
+
+    @contextlib.asynccontextmanager
+    async def api_context(self) -> AsyncIterator[ApiContext]:
+        store = await asyncio.to_thread(build_store, self.database_url, self.pool_size)
+        pool = AsyncConnectionPool(
+            self.database_url, min_size=1, max_size=self.pool_size, open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+        )
+        await pool.open(wait=True, timeout=30)
+        nc = NATS()
+        with contextlib.suppress(Exception):
+            # Readiness reports NATS; the API still serves commands while NATS is down.
+            await nc.connect(self.nats_url, allow_reconnect=True, max_reconnect_attempts=-1,
+                             reconnect_time_wait=1, connect_timeout=2)
+
+        async def nats_ready() -> bool:
+            return nc.is_connected
+
+        try:
+            yield ApiContext(
+                store=store, workflows=WorkflowService(store), access=AccessService(store), pool=pool,
+                nats_ready=nats_ready, max_body_bytes=self.max_body_bytes,
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            await pool.close()
+            await asyncio.to_thread(store.close)
+
+    def relay(self, name: str = "default") -> Relay:
+        return Relay(self.database_url, self.nats_url, self.subjects, name=name)
+
+    def projectors(self, names: list[str] | None = None) -> list[Projector]:
+        return [
+            Projector(projection(n), self.database_url, self.nats_url, self.subjects)
+            for n in (names or sorted(PROJECTIONS))
+        ]

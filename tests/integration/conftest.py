@@ -1,0 +1,68 @@
+"""A running Quipu (API in-process over ASGI, relay and projectors as tasks) per test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.context import ApiContext
+from bus.subjects import Subjects
+from commands.access import issue_bootstrap_key
+from quipu.wiring import Wiring
+
+
+@dataclass
+class Running:
+    wiring: Wiring
+    ctx: ApiContext
+    client: httpx.AsyncClient
+    keys: dict[str, str]
+    stop: asyncio.Event
+
+    def auth(self, tenant: str = "acme") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[tenant]}"}
+
+    async def wait_for(self, check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await check():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("condition not reached in time")
+            await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running_quipu(database_url: str, nats_url: str, subjects: Subjects, *, background: bool = True) -> AsyncIterator[Running]:
+    wiring = Wiring(database_url, nats_url, subjects, pool_size=4, max_body_bytes=256 * 1024)
+    stop = asyncio.Event()
+    async with wiring.api_context() as ctx:
+        keys = {
+            tenant: await asyncio.to_thread(issue_bootstrap_key, ctx.store, tenant, ["read", "write", "admin"], "test")
+            for tenant in ("acme", "beta")
+        }
+        keys["acme-reader"] = await asyncio.to_thread(issue_bootstrap_key, ctx.store, "acme", ["read"], "reader")
+        tasks: list[asyncio.Task[Any]] = []
+        if background:
+            tasks.append(asyncio.create_task(wiring.relay().run(stop)))
+            tasks.extend(asyncio.create_task(p.run(stop)) for p in wiring.projectors())
+        app = create_app(ctx)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://quipu") as client:
+            try:
+                yield Running(wiring, ctx, client, keys, stop)
+            finally:
+                stop.set()
+                for t in tasks:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(t, 10)
+
+
+@pytest.fixture
+async def quipu(database_url: str, nats_url: str, subjects: Subjects) -> AsyncIterator[Running]:
+    async with running_quipu(database_url, nats_url, subjects) as running:
+        yield running
