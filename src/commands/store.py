@@ -11,6 +11,10 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper
 from eventsourcing.utils import get_topic
 
+import time
+
+from prometheus_client import Counter, Histogram
+
 from commands.errors import CausesRejected, ConcurrencyConflict
 from commands.mapper import MsgspecMapper
 from commands.recorder import CausalLinkError, DagRecorder
@@ -18,6 +22,9 @@ from domain.aggregate import Aggregate
 from domain.errors import NotFound
 
 _A = TypeVar("_A", bound=Aggregate)
+APPENDS = Counter("quipu_appends_total", "Events appended to the event store")
+APPEND_CONFLICTS = Counter("quipu_append_conflicts_total", "Appends refused by optimistic concurrency")
+APPEND_SECONDS = Histogram("quipu_append_seconds", "Latency of one append transaction")
 
 
 def postgres_env(database_url: str, *, pool_size: int = 5, schema: str = "public") -> dict[str, str]:
@@ -61,13 +68,17 @@ class EventStore(Application[UUID]):
 
     def save_all(self, *aggregates: Aggregate) -> list[int]:
         """Append every pending event of ``aggregates`` in one transaction, or nothing."""
+        started = time.perf_counter()
         try:
             recordings = self.save(*aggregates)
         except CausalLinkError as error:
             raise CausesRejected(str(error)) from error
         except IntegrityError as error:
             # The (originator_id, version) key was taken by a concurrent writer.
+            APPEND_CONFLICTS.inc()
             raise ConcurrencyConflict("the resource was changed concurrently; reload and retry") from error
+        APPEND_SECONDS.observe(time.perf_counter() - started)
+        APPENDS.inc(len(recordings))
         return [r.notification.id for r in recordings]
 
     def events_of(self, aggregate_id: UUID) -> Sequence[Any]:

@@ -18,6 +18,7 @@ from bus.subjects import Subjects
 from commands.access import AccessService
 from commands.store import EventStore, postgres_env
 from commands.workflows import WorkflowService
+from projections.applier import ensure_schema
 from projections.registry import PROJECTIONS, projection
 
 
@@ -42,6 +43,10 @@ class Wiring:
             kwargs={"autocommit": True, "row_factory": dict_row},
         )
         await pool.open(wait=True, timeout=30)
+        async with pool.connection() as conn:
+            # Read models exist before the first query, even if no projector ran yet.
+            for name in sorted(PROJECTIONS):
+                await ensure_schema(conn, projection(name))
         nc = NATS()
         with contextlib.suppress(Exception):
             # Readiness reports NATS; the API still serves commands while NATS is down.

@@ -1,0 +1,1 @@
+"""Quipu benchmarks: ``python -m bench [--quick]`` prints one markdown table."""
