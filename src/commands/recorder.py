@@ -63,6 +63,12 @@ class DagRecorder(PostgresApplicationRecorder):
             f"INSERT INTO {schema}.event_edges (parent_id, child_id) VALUES (%s, %s)"
         )
 
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        # Several API processes may start at once: serialise the DDL so trigger
+        # re-creation in one cannot collide with another's.
+        curs.execute(_sql("SELECT pg_advisory_xact_lock(hashtext('quipu-ddl'))"))
+        super()._create_table(curs)
+
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

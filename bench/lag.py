@@ -1,0 +1,133 @@
+"""2. Append -> read-model lag through Relay -> NATS JetStream -> 'workflows' Projector.
+
+Method: the appender thread records, per workflow id, the monotonic time at which
+``EventStore.save_all`` returned (the append transaction has committed by then). The
+projector's ``apply_batch`` is wrapped (in this process only, src/ is untouched) to record
+the monotonic time right after it returns, i.e. after the read-model transaction has
+committed and the rows are visible to every other connection. Lag = projector commit
+time - append commit time, per event, same clock. At the end every id is also checked
+to be present in rm_workflows.workflows from an independent connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+import bus.consumer as consumer_module
+from bench.common import Progress, log, new_workflow
+from bus.consumer import Projector
+from bus.relay import Relay
+from bus.subjects import Subjects
+from commands.store import EventStore
+from domain.envelope import EventEnvelope
+from projections.registry import projection
+
+TENANT = "benchlag"
+
+
+@dataclass
+class LagResult:
+    lags_ms: list[float]
+    target_rate: float
+    achieved_rate: float
+    missing: int
+
+
+async def _wait_caught_up(database_url: str, timeout: float) -> None:
+    """Until the projector's position reaches the head of the log (old events drained)."""
+    deadline = time.monotonic() + timeout
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            try:
+                cur = await conn.execute(
+                    "SELECT (SELECT coalesce(max(notification_id), 0) FROM quipu_events)"
+                    " - (SELECT notification_id FROM rm_workflows.tracking)"
+                )
+                row = await cur.fetchone()
+                if row and row[0] is not None and row[0] <= 0:
+                    return
+            except psycopg.errors.UndefinedTable:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError("projector did not catch up with the log")
+
+
+async def measure_async(store: EventStore, database_url: str, nats_url: str, rate: float, seconds: float) -> LagResult:
+    visible: dict[uuid.UUID, float] = {}
+    original = consumer_module.apply_batch
+
+    async def timed_apply(conn: Any, proj: Any, envelopes: Sequence[EventEnvelope], **kw: Any) -> int:
+        n = await original(conn, proj, envelopes, **kw)
+        now = time.monotonic()
+        for e in envelopes:
+            visible.setdefault(e.stream_id, now)
+        return n
+
+    consumer_module.apply_batch = timed_apply  # type: ignore[assignment]
+    stop = asyncio.Event()
+    subjects = Subjects(prefix="bench" + uuid.uuid4().hex[:8])
+    tasks = [
+        asyncio.create_task(Relay(database_url, nats_url, subjects).run(stop)),
+        asyncio.create_task(Projector(projection("workflows"), database_url, nats_url, subjects).run(stop)),
+    ]
+    try:
+        log("  lag: draining earlier events through relay + projector ...")
+        # One fresh event so the log is never empty, then wait for everything to be applied.
+        await asyncio.to_thread(store.save_all, new_workflow(TENANT))
+        await _wait_caught_up(database_url, timeout=300)
+
+        committed: dict[uuid.UUID, float] = {}
+        total = int(rate * seconds)
+        progress = Progress(f"lag: appending at {rate:.0f}/s", total)
+
+        def appender() -> None:
+            t0 = time.monotonic()
+            for i in range(total):
+                due = t0 + i / rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                wf = new_workflow(TENANT, i=i)
+                store.save_all(wf)
+                committed[wf.id] = time.monotonic()
+                progress.update(i + 1)
+
+        t0 = time.monotonic()
+        thread = threading.Thread(target=appender)
+        thread.start()
+        await asyncio.to_thread(thread.join)
+        elapsed = time.monotonic() - t0
+        progress.done()
+        deadline = time.monotonic() + 30
+        while any(k not in visible for k in committed) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        for t in tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(t, 15)
+        consumer_module.apply_batch = original  # type: ignore[assignment]
+
+    # Independent check: the rows really are in the read model.
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM rm_workflows.workflows WHERE tenant_id = %s AND workflow_id = ANY(%s)",
+            (TENANT, list(committed)),
+        )
+        row = await cur.fetchone()
+        present = int(row[0]) if row else 0
+    lags = [(visible[k] - t) * 1000 for k, t in committed.items() if k in visible]
+    return LagResult(lags, rate, len(committed) / elapsed, len(committed) - present)
+
+
+def measure(store: EventStore, database_url: str, nats_url: str, rate: float, seconds: float) -> LagResult:
+    return asyncio.run(measure_async(store, database_url, nats_url, rate, seconds))
