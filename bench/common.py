@@ -38,7 +38,7 @@ class Progress:
 
     def update(self, done: int) -> None:
         now = time.perf_counter()
-        if now - self._last < 0.25 and done < self.total:
+        if now - self._last < 1.0 and done < self.total:
             return
         self._last = now
         rate = done / max(now - self.t0, 1e-9)

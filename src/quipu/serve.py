@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Iterator
 
 import structlog
 import uvicorn
@@ -13,6 +14,15 @@ from api.app import create_app
 from quipu.wiring import Wiring
 
 log = structlog.get_logger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: signals belong to ``serve``, which stops every part in
+    order; uvicorn's own capture would re-raise Ctrl-C after shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def install_stop_handlers(stop: asyncio.Event) -> None:
@@ -47,8 +57,7 @@ async def serve(
             async with wiring.api_context() as ctx:
                 config = uvicorn.Config(create_app(ctx), host=host, port=port, log_config=None,
                                         access_log=False, lifespan="on")
-                server = uvicorn.Server(config)
-                server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+                server = _EmbeddedServer(config)
                 serving = asyncio.create_task(server.serve(), name="api")
                 while not server.started and not serving.done():
                     await asyncio.sleep(0.05)

@@ -70,7 +70,7 @@ def longest_depths(parents: list[list[int]]) -> list[int]:
 
 def lowest_common_ancestors(g: nx.DiGraph, a: int, b: int) -> set[int]:
     common = (nx.ancestors(g, a) | {a}) & (nx.ancestors(g, b) | {b})
-    return {c for c in common if not any(child in common for child in g.successors(c))}
+    return common
 
 
 async def build(quipu: Running, parents: list[list[int]]) -> list[str]:

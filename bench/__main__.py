@@ -1,0 +1,79 @@
+"""``python -m bench [--quick]``: start Postgres + NATS, measure, print one markdown table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import warnings
+
+import structlog
+
+from bench import append, dag, lag
+from bench.common import fmt, log, pct
+from bench.infra import infra
+from quipu.wiring import build_store
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    args = parser.parse_args()
+    if args.quick:
+        sizes = {"append_n": 400, "lag_rate": 500.0, "lag_s": 4.0, "dag_n": 10_000, "samples": 100}
+    else:
+        sizes = {"append_n": 3000, "lag_rate": 500.0, "lag_s": 10.0, "dag_n": 100_000, "samples": 200}
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.basicConfig(level=logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+    started = time.perf_counter()
+    with infra() as env:
+        store = build_store(env.database_url, pool_size=8)
+        try:
+            log("1/3 append throughput")
+            appends = append.measure(store, env.database_url, int(sizes["append_n"]))
+            log("2/3 append -> read-model lag")
+            lags = lag.measure(store, env.database_url, env.nats_url, sizes["lag_rate"], sizes["lag_s"])
+            log("3/3 DAG walks")
+            walks = dag.measure(store, env.database_url, int(sizes["dag_n"]), int(sizes["samples"]))
+        finally:
+            store.close()
+    total = time.perf_counter() - started
+
+    rows: list[tuple[str, str, str, str]] = []
+    for a in appends:
+        ratio = a.quipu_eps / a.raw_eps * 100
+        rows.append((
+            f"Append throughput, {a.threads} thread{'s' if a.threads > 1 else ''} (Workflow.create via save_all; "
+            f"baseline raw INSERT+COMMIT of {a.state_bytes}-byte rows)",
+            fmt(a.quipu_eps, "events/s"), fmt(a.raw_eps, "rows/s"),
+            f"{ratio:.0f}% / goal >= 50% {'OK' if ratio >= 50 else 'MISS'}",
+        ))
+    l50, l99 = pct(lags.lags_ms, 50), pct(lags.lags_ms, 99)
+    lag_note = (f"{len(lags.lags_ms)} events at {lags.achieved_rate:.0f}/s (target {lags.target_rate:.0f}/s)"
+                f"{'; ' + str(lags.missing) + ' missing from read model' if lags.missing else ''}")
+    rows.append((f"Append -> rm_workflows lag p50 ({lag_note})", fmt(l50, "ms"), "-",
+                 f"goal <= 10 ms {'OK' if l50 <= 10 else 'MISS'}"))
+    rows.append(("Append -> rm_workflows lag p99", fmt(l99, "ms"), "-",
+                 f"goal <= 50 ms {'OK' if l99 <= 50 else 'MISS'}"))
+    s50, s99 = pct(walks.select1_ms, 50), pct(walks.select1_ms, 99)
+    scale = f"{walks.events:,}-event DAG, max depth {walks.max_depth}"
+    for name, values, mean in (("Ancestors", walks.up_ms, walks.mean_returned_up),
+                               ("Descendants", walks.down_ms, walks.mean_returned_down)):
+        p50, p99 = pct(values, 50), pct(values, 99)
+        rows.append((f"{name} walk p50 ({scale}; max_depth=100, limit=100; avg {mean:.0f} returned; "
+                     f"baseline SELECT 1)", fmt(p50, "ms"), fmt(s50, "ms"), f"{p50 / s50:.0f}x"))
+        rows.append((f"{name} walk p99 (goal is for 1M events; measured at {walks.events:,})",
+                     fmt(p99, "ms"), fmt(s99, "ms"),
+                     f"{p99 / s99:.0f}x / goal p99 <= 20 ms {'OK' if p99 <= 20 else 'MISS'}"))
+
+    print(f"\nQuipu bench ({'quick' if args.quick else 'full'}; DAG build {walks.build_s:.0f} s; total {total:.0f} s)\n")
+    print("| figure | Quipu | baseline | ratio / goal |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()
