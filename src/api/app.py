@@ -10,7 +10,7 @@ import structlog
 from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware import AbstractMiddleware
+from litestar.middleware import AbstractMiddleware, DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import Message, Receive, Scope, Send
 from prometheus_client import Histogram
@@ -21,6 +21,7 @@ from api.auth import provide_principal
 from api.context import ApiContext
 from api.event_dag import EventDagController
 from api.problems import handle_exception
+from api.rate_limit import RateLimiter
 from api.workflows import WorkflowController
 
 log = structlog.get_logger(__name__)
@@ -70,7 +71,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
         ],
         dependencies={"ctx": Provide(provide_ctx), "principal": Provide(provide_principal)},
         exception_handlers={Exception: _exc},
-        middleware=[RequestContextMiddleware],
+        middleware=[RequestContextMiddleware, DefineMiddleware(RateLimiter, per_minute=ctx.rate_limit_per_minute)],
         openapi_config=OpenAPIConfig(title="Quipu", version="0.1.0", path="/docs"),
         request_max_body_size=ctx.max_body_bytes,
         debug=debug,

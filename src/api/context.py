@@ -20,3 +20,4 @@ class ApiContext:
     pool: AsyncConnectionPool  # async read connections: forensics and read models
     nats_ready: Callable[[], Awaitable[bool]]
     max_body_bytes: int = 1_048_576
+    rate_limit_per_minute: int = 6000

@@ -28,7 +28,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _wiring(s: Settings) -> Wiring:
     if not s.database_url or not s.nats_url:
         sys.exit("set QUIPU_DATABASE_URL and QUIPU_NATS_URL (or use 'quipu up' for the embedded default)")
-    return Wiring(s.database_url, s.nats_url, Subjects(s.subject_prefix), s.pool_size, s.max_body_bytes)
+    return Wiring.from_settings(s, s.database_url, s.nats_url)
 
 
 def cmd_up(args: argparse.Namespace) -> None:

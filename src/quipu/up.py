@@ -12,7 +12,6 @@ from typing import Any
 
 import structlog
 
-from bus.subjects import Subjects
 from commands.access import AccessService, issue_bootstrap_key
 from quipu.config import Settings
 from quipu.embedded import EmbeddedNats, EmbeddedPostgres
@@ -90,6 +89,5 @@ def run_up(settings: Settings) -> None:
             f"  written to {runtime_file}; Ctrl-C stops everything",
             flush=True,
         )
-        wiring = Wiring(database_url, nats_url, Subjects(settings.subject_prefix), settings.pool_size,
-                        settings.max_body_bytes)
+        wiring = Wiring.from_settings(settings, database_url, nats_url)
         asyncio.run(serve(wiring, host=settings.host, port=settings.port))

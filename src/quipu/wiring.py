@@ -20,6 +20,7 @@ from commands.store import EventStore, postgres_env
 from commands.workflows import WorkflowService
 from projections.applier import ensure_schema
 from projections.registry import PROJECTIONS, projection
+from quipu.config import Settings
 
 
 def build_store(database_url: str, pool_size: int = 10) -> EventStore:
@@ -34,6 +35,14 @@ class Wiring:
     subjects: Subjects
     pool_size: int = 10
     max_body_bytes: int = 1 << 20
+    rate_limit_per_minute: int = 6000
+
+    @classmethod
+    def from_settings(cls, settings: Settings, database_url: str, nats_url: str) -> Wiring:
+        return cls(
+            database_url, nats_url, Subjects(settings.subject_prefix), settings.pool_size,
+            settings.max_body_bytes, settings.rate_limit_per_minute,
+        )
 
     @contextlib.asynccontextmanager
     async def api_context(self) -> AsyncIterator[ApiContext]:
@@ -60,6 +69,7 @@ class Wiring:
             yield ApiContext(
                 store=store, workflows=WorkflowService(store), access=AccessService(store), pool=pool,
                 nats_ready=nats_ready, max_body_bytes=self.max_body_bytes,
+                rate_limit_per_minute=self.rate_limit_per_minute,
             )
         finally:
             with contextlib.suppress(Exception):

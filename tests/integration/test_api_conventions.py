@@ -91,3 +91,26 @@ async def test_api_keys_lifecycle_stores_only_hashes(quipu: Running, database_ur
     assert revoked.json()["revoked"] is True
     _problem(await c.get("/api/v1/tenants/current", headers={"Authorization": f"Bearer {secret}"}), 401)
     _problem(await c.post("/api/v1/api-keys", json={"name": "x", "scopes": ["root"]}, headers=h), 422)
+
+
+async def test_rate_limit_headers_and_429(database_url: str, nats_url: str, subjects: object) -> None:
+    from tests.integration.conftest import running_quipu
+
+    async with running_quipu(database_url, nats_url, subjects, background=False, rate_limit_per_minute=3) as q:  # type: ignore[arg-type]
+        seen = [await q.client.get("/api/v1/workflows", headers=q.auth()) for _ in range(4)]
+        assert [r.status_code for r in seen] == [200, 200, 200, 429]
+        assert seen[0].headers["x-ratelimit-limit"] == "3"
+        assert [r.headers["x-ratelimit-remaining"] for r in seen[:3]] == ["2", "1", "0"]
+        body = _problem(seen[3], 429)
+        assert int(seen[3].headers["retry-after"]) >= 1 and "retry" in str(body["detail"])
+        assert (await q.client.get("/health")).status_code == 200  # probes are never throttled
+
+
+async def test_database_outage_is_a_503_problem(database_url: str, nats_url: str, subjects: object) -> None:
+    from tests.integration.conftest import running_quipu
+
+    async with running_quipu(database_url, nats_url, subjects, background=False) as q:  # type: ignore[arg-type]
+        headers = q.auth()
+        await q.ctx.pool.close()  # reads now cannot get a connection
+        body = _problem(await q.client.get("/api/v1/workflows", headers=headers), 503)
+        assert body["type"].endswith("/unavailable")  # type: ignore[union-attr]
