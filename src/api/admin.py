@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.auth import Principal
@@ -46,7 +47,9 @@ class AdminController(Controller):
     tags = ["admin"]
 
     @get("/projections", operation_id="listProjections", opt={"scope": "admin"})
-    async def projections(self, ctx: ApiContext, principal: Principal) -> list[ProjectionStatus]:
+    async def projections(
+        self, ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+    ) -> list[ProjectionStatus]:
         """Each projector's position, lag (events and seconds) and parked errors."""
         out: list[ProjectionStatus] = []
         async with ctx.pool.connection() as conn:
@@ -55,16 +58,20 @@ class AdminController(Controller):
                 proj = cls()
                 try:
                     pos, updated = await position(conn, proj)
-                except Exception:  # noqa: BLE001 - a projector that never started has no schema
+                except Exception:
                     await conn.rollback()
                     pos, updated = 0, None
                 behind = await read_after(conn, pos, 1)
                 lag_s = (datetime.now(UTC) - behind[0].occurred_at).total_seconds() if behind else 0.0
-                cur = await conn.execute(
-                    "SELECT notification_id, event_id, kind, error, attempts, next_retry_at"
-                    " FROM projection_dead_letters WHERE projection = %s ORDER BY notification_id LIMIT 100",
-                    (proj.name,),
-                ) if await _has_dead_letters_table(conn) else None
+                cur = (
+                    await conn.execute(
+                        "SELECT notification_id, event_id, kind, error, attempts, next_retry_at"
+                        " FROM projection_dead_letters WHERE projection = %s ORDER BY notification_id LIMIT 100",
+                        (proj.name,),
+                    )
+                    if await _has_dead_letters_table(conn)
+                    else None
+                )
                 errors = [DeadLetter(**r) for r in await cur.fetchall()] if cur else []
                 lag_events = await _count_after(conn, pos) if behind else 0
                 out.append(ProjectionStatus(proj.name, pos, top, lag_events, max(lag_s, 0.0), updated, errors))
@@ -93,14 +100,14 @@ class HealthController(Controller):
         return Health("ok")
 
     @get("/ready", operation_id="ready")
-    async def ready(self, ctx: ApiContext) -> Response[Health]:
+    async def ready(self, ctx: NamedDependency[ApiContext]) -> Response[Health]:
         """Readiness: Postgres answers and NATS is connected."""
         checks: dict[str, str] = {}
         try:
             async with ctx.pool.connection(timeout=2) as conn:
                 await conn.execute("SELECT 1")
             checks["postgres"] = "ok"
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             checks["postgres"] = f"error: {type(error).__name__}"
         checks["nats"] = "ok" if await ctx.nats_ready() else "error: not connected"
         ok = all(v == "ok" for v in checks.values())

@@ -9,6 +9,8 @@ from uuid import UUID
 import anyio.to_thread
 import msgspec
 from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from api.auth import Principal
 from api.context import ApiContext
@@ -18,7 +20,9 @@ from domain.access import ApiKey
 
 class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=3)] = msgspec.field(default_factory=lambda: ["read"])
+    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=3)] = msgspec.field(
+        default_factory=lambda: ["read"]
+    )
 
 
 class ApiKeyOut(msgspec.Struct):
@@ -48,7 +52,9 @@ class ApiKeyController(Controller):
     tags = ["api-keys"]
 
     @post("/", operation_id="createApiKey", opt={"scope": "admin"}, status_code=201)
-    async def create(self, data: ApiKeyCreate, ctx: ApiContext, principal: Principal) -> ApiKeyCreated:
+    async def create(
+        self, data: JSONBody[ApiKeyCreate], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+    ) -> ApiKeyCreated:
         """Issue a key for the caller's tenant. The secret is in this response only."""
         key, secret = await anyio.to_thread.run_sync(
             lambda: ctx.access.issue(principal.context(), name=data.name, scopes=data.scopes)
@@ -57,13 +63,21 @@ class ApiKeyController(Controller):
         return ApiKeyCreated(o.id, o.name, o.scopes, o.prefix, o.revoked, o.created_at, key=secret)
 
     @get("/", operation_id="listApiKeys", opt={"scope": "admin"})
-    async def list_all(self, ctx: ApiContext, principal: Principal, limit: Limit = 50, offset: Offset = 0) -> Page[ApiKeyOut]:
+    async def list_all(
+        self,
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[ApiKeyOut]:
         """Keys of the caller's tenant (never their secrets)."""
         keys = await anyio.to_thread.run_sync(ctx.access.list, principal.tenant_id)
         return Page(items=[_out(k) for k in keys[offset : offset + limit]], total=len(keys), limit=limit, offset=offset)
 
     @post("/{key_id:uuid}/revoke", operation_id="revokeApiKey", opt={"scope": "admin"}, status_code=200)
-    async def revoke(self, key_id: UUID, ctx: ApiContext, principal: Principal) -> ApiKeyOut:
+    async def revoke(
+        self, key_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+    ) -> ApiKeyOut:
         """Revoke a key; it stops working on every API process within a few seconds."""
         key = await anyio.to_thread.run_sync(lambda: ctx.access.revoke(principal.context(), key_id))
         return _out(key)
@@ -74,6 +88,6 @@ class TenantController(Controller):
     tags = ["tenants"]
 
     @get("/current", operation_id="getCurrentTenant")
-    async def current(self, principal: Principal) -> TenantOut:
+    async def current(self, principal: NamedDependency[Principal]) -> TenantOut:
         """The tenant the presented key belongs to, and the key's scopes."""
         return TenantOut(principal.tenant_id, list(principal.scopes))

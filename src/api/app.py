@@ -10,9 +10,9 @@ import structlog
 from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware import AbstractMiddleware, DefineMiddleware
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.types import Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Histogram
 
 from api.admin import AdminController, HealthController
@@ -28,10 +28,16 @@ log = structlog.get_logger(__name__)
 REQUEST_SECONDS = Histogram("quipu_http_request_seconds", "HTTP request latency", ["method", "status"])
 
 
-class RequestContextMiddleware(AbstractMiddleware):
+class RequestContextMiddleware:
     """Binds a request id to every log line of the request and logs one line per request."""
 
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
         headers = dict(scope.get("headers", []))
         request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
@@ -53,8 +59,13 @@ class RequestContextMiddleware(AbstractMiddleware):
         finally:
             elapsed = time.perf_counter() - started
             REQUEST_SECONDS.labels(scope.get("method", "WS"), str(status)).observe(elapsed)
-            log.info("http_request", method=scope.get("method"), path=scope.get("path"), status=status,
-                     duration_ms=round(elapsed * 1000, 2))
+            log.info(
+                "http_request",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
 
 
 def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
@@ -66,12 +77,19 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
 
     return Litestar(
         route_handlers=[
-            WorkflowController, EventDagController, ApiKeyController, TenantController,
-            AdminController, HealthController,
+            WorkflowController,
+            EventDagController,
+            ApiKeyController,
+            TenantController,
+            AdminController,
+            HealthController,
         ],
         dependencies={"ctx": Provide(provide_ctx), "principal": Provide(provide_principal)},
         exception_handlers={Exception: _exc},
-        middleware=[RequestContextMiddleware, DefineMiddleware(RateLimiter, per_minute=ctx.rate_limit_per_minute)],
+        middleware=[
+            DefineMiddleware(RequestContextMiddleware),
+            DefineMiddleware(RateLimiter, per_minute=ctx.rate_limit_per_minute),
+        ],
         openapi_config=OpenAPIConfig(title="Quipu", version="0.1.0", path="/docs"),
         request_max_body_size=ctx.max_body_bytes,
         debug=debug,

@@ -12,6 +12,7 @@ from uuid import UUID
 import anyio.to_thread
 import structlog
 from litestar import Request
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
 from api.context import ApiContext
@@ -32,7 +33,7 @@ class Principal:
         return CommandContext(self.tenant_id, self.actor, tuple(caused_by or ()))
 
 
-async def provide_principal(request: Request[Any, Any, Any], ctx: ApiContext) -> Principal:
+async def provide_principal(request: Request[Any, Any, Any], ctx: NamedDependency[ApiContext]) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():

@@ -7,8 +7,9 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.auth import Principal
 from api.context import ApiContext
@@ -17,8 +18,8 @@ from commands import forensics
 from domain.envelope import EventEnvelope
 from domain.events import resolve_kind
 
-MaxDepth = Annotated[int, Parameter(ge=1, le=10_000, description="hops to walk")]
-Kinds = Annotated[list[str] | None, Parameter(description="only return these kinds (names or codes)")]
+MaxDepth = Annotated[int, QueryParameter(ge=1, le=10_000, description="hops to walk")]
+Kinds = Annotated[list[str] | None, QueryParameter(description="only return these kinds (names or codes)")]
 
 
 class RelatedEvent(msgspec.Struct):
@@ -27,7 +28,7 @@ class RelatedEvent(msgspec.Struct):
 
 
 class Walk(msgspec.Struct):
-    event_id: UUID
+    event_id: FromPath[UUID]
     items: list[RelatedEvent]
     total: int
     limit: int
@@ -55,14 +56,14 @@ class CausalPath(msgspec.Struct):
 
 
 class BrokenLinkOut(msgspec.Struct):
-    event_id: UUID
+    event_id: FromPath[UUID]
     reason: str
     expected: str
     actual: str
 
 
 class VerificationOut(msgspec.Struct):
-    event_id: UUID
+    event_id: FromPath[UUID]
     ok: bool
     checked: int
     first_broken: BrokenLinkOut | None
@@ -74,7 +75,12 @@ class EventDagController(Controller):
 
     @get("/", operation_id="getCorrelationDag")
     async def correlation(
-        self, ctx: ApiContext, principal: Principal, correlation_id: UUID, limit: Limit = 1000, offset: Offset = 0
+        self,
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        correlation_id: FromQuery[UUID],
+        limit: Limit = 1000,
+        offset: Offset = 0,
     ) -> CorrelationGraph:
         """One correlation's whole DAG (an execution, a workflow ...) as nodes and edges."""
         async with ctx.pool.connection() as conn:
@@ -84,53 +90,103 @@ class EventDagController(Controller):
         return CorrelationGraph(correlation_id, nodes, [Edge(p, c) for p, c in edges], total, limit, offset)
 
     @get("/{event_id:uuid}", operation_id="getEvent")
-    async def event(self, event_id: UUID, ctx: ApiContext, principal: Principal) -> EventEnvelope:
+    async def event(
+        self, event_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+    ) -> EventEnvelope:
         """One event's envelope."""
         async with ctx.pool.connection() as conn:
             return await forensics.get_event(conn, principal.tenant_id, event_id)
 
-    async def _walk(self, ctx: ApiContext, principal: Principal, event_id: UUID, *, upward: bool,
-                    max_depth: int, limit: int, kinds: list[str] | None) -> Walk:
+    async def _walk(
+        self,
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        event_id: FromPath[UUID],
+        *,
+        upward: bool,
+        max_depth: int,
+        limit: int,
+        kinds: list[str] | None,
+    ) -> Walk:
         resolved = [resolve_kind(k) for k in kinds or []]
         async with ctx.pool.connection() as conn:
-            found = await forensics.walk(conn, principal.tenant_id, event_id, upward=upward,
-                                         max_depth=max_depth, limit=limit, kinds=resolved)
+            found = await forensics.walk(
+                conn, principal.tenant_id, event_id, upward=upward, max_depth=max_depth, limit=limit, kinds=resolved
+            )
         return Walk(event_id, [RelatedEvent(r.distance, r.event) for r in found], len(found), limit)
 
     @get("/{event_id:uuid}/ancestors", operation_id="getAncestors")
-    async def ancestors(self, event_id: UUID, ctx: ApiContext, principal: Principal, max_depth: MaxDepth = 100,
-                        limit: Limit = 100, kinds: Kinds = None) -> Walk:
+    async def ancestors(
+        self,
+        event_id: FromPath[UUID],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        max_depth: MaxDepth = 100,
+        limit: Limit = 100,
+        kinds: Kinds = None,
+    ) -> Walk:
         """What caused this event: breadth-first up the parent links, nearest first."""
         return await self._walk(ctx, principal, event_id, upward=True, max_depth=max_depth, limit=limit, kinds=kinds)
 
     @get("/{event_id:uuid}/descendants", operation_id="getDescendants")
-    async def descendants(self, event_id: UUID, ctx: ApiContext, principal: Principal, max_depth: MaxDepth = 100,
-                          limit: Limit = 100, kinds: Kinds = None) -> Walk:
+    async def descendants(
+        self,
+        event_id: FromPath[UUID],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        max_depth: MaxDepth = 100,
+        limit: Limit = 100,
+        kinds: Kinds = None,
+    ) -> Walk:
         """What this event led to: breadth-first down the child links, nearest first."""
         return await self._walk(ctx, principal, event_id, upward=False, max_depth=max_depth, limit=limit, kinds=kinds)
 
     @get("/{event_id:uuid}/siblings", operation_id="getSiblings")
-    async def siblings(self, event_id: UUID, ctx: ApiContext, principal: Principal, limit: Limit = 100,
-                       offset: Offset = 0) -> Page[EventEnvelope]:
+    async def siblings(
+        self,
+        event_id: FromPath[UUID],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> Page[EventEnvelope]:
         """Events that share a parent with this one."""
         async with ctx.pool.connection() as conn:
             items, total = await forensics.siblings(conn, principal.tenant_id, event_id, limit=limit, offset=offset)
         return Page(items=items, total=total, limit=limit, offset=offset)
 
     @get("/by-kind/{kind:str}", operation_id="getEventsByKind")
-    async def by_kind(self, kind: str, ctx: ApiContext, principal: Principal,
-                      min_depth: Annotated[int | None, Parameter(ge=0)] = None,
-                      max_depth: Annotated[int | None, Parameter(ge=0)] = None,
-                      limit: Limit = 100, offset: Offset = 0) -> Page[EventEnvelope]:
+    async def by_kind(
+        self,
+        kind: FromPath[str],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        min_depth: Annotated[int | None, QueryParameter(ge=0)] = None,
+        max_depth: Annotated[int | None, QueryParameter(ge=0)] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> Page[EventEnvelope]:
         """Events of one kind (dotted name or numeric code such as 0xa001), by depth."""
         async with ctx.pool.connection() as conn:
-            items, total = await forensics.by_kind(conn, principal.tenant_id, resolve_kind(kind),
-                                                   min_depth=min_depth, max_depth=max_depth, limit=limit, offset=offset)
+            items, total = await forensics.by_kind(
+                conn,
+                principal.tenant_id,
+                resolve_kind(kind),
+                min_depth=min_depth,
+                max_depth=max_depth,
+                limit=limit,
+                offset=offset,
+            )
         return Page(items=items, total=total, limit=limit, offset=offset)
 
     @get("/path", operation_id="getCausalPath")
-    async def causal_path(self, ctx: ApiContext, principal: Principal,
-                   source: Annotated[UUID, Parameter(query="from")], target: Annotated[UUID, Parameter(query="to")]) -> CausalPath:
+    async def causal_path(
+        self,
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        source: Annotated[UUID, QueryParameter(name="from")],
+        target: Annotated[UUID, QueryParameter(name="to")],
+    ) -> CausalPath:
         """A shortest cause-to-effect chain from ``from`` to ``to`` (404 if ``from`` did not lead to ``to``)."""
         async with ctx.pool.connection() as conn:
             events = await forensics.causal_path(conn, principal.tenant_id, source, target)
@@ -139,19 +195,29 @@ class EventDagController(Controller):
         return CausalPath(source, target, len(events) - 1, events)
 
     @get("/common-ancestors", operation_id="getCommonAncestors")
-    async def common_ancestors(self, ctx: ApiContext, principal: Principal, a: UUID, b: UUID) -> Page[EventEnvelope]:
+    async def common_ancestors(
+        self,
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        a: FromQuery[UUID],
+        b: FromQuery[UUID],
+    ) -> Page[EventEnvelope]:
         """Lowest common ancestors of two events (an event counts as its own ancestor)."""
         async with ctx.pool.connection() as conn:
             items = await forensics.common_ancestors(conn, principal.tenant_id, a, b)
         return Page(items=items, total=len(items), limit=len(items), offset=0)
 
     @get("/{event_id:uuid}/verify", operation_id="verifyEvent")
-    async def verify(self, event_id: UUID, ctx: ApiContext, principal: Principal) -> VerificationOut:
+    async def verify(
+        self, event_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+    ) -> VerificationOut:
         """Recompute the hash chain over the event's whole ancestry; name the first broken link."""
         async with ctx.pool.connection() as conn:
             v = await forensics.verify(conn, principal.tenant_id, event_id)
         broken = v.first_broken
         return VerificationOut(
-            v.event_id, v.ok, v.checked,
+            v.event_id,
+            v.ok,
+            v.checked,
             BrokenLinkOut(broken.event_id, broken.reason, broken.expected, broken.actual) if broken else None,
         )

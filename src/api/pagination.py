@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 T = TypeVar("T")
 
-Limit = Annotated[int, Parameter(ge=1, le=1000, description="page size")]
-Offset = Annotated[int, Parameter(ge=0, description="items to skip")]
+Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="page size")]
+Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
 
 
 class Page(msgspec.Struct, Generic[T]):

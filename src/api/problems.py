@@ -19,10 +19,19 @@ log = structlog.get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 TITLES = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 409: "Conflict", 412: "Precondition Failed",
-    413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
-    429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    412: "Precondition Failed",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
     503: "Service Unavailable",
 }
 
@@ -43,8 +52,15 @@ class Problem(msgspec.Struct, omit_defaults=True):
     errors: list[FieldError] = []
 
 
-def problem_response(request: Request[Any, Any, Any], status: int, detail: str, *, code: str | None = None,
-                     errors: list[FieldError] | None = None, headers: dict[str, str] | None = None) -> Response[Problem]:
+def problem_response(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Problem]:
     trace_id = request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
     body = Problem(
         type=f"https://quipu.dev/problems/{code or TITLES.get(status, 'error').lower().replace(' ', '-')}",
@@ -68,15 +84,20 @@ def _validation_errors(extra: Any) -> list[FieldError]:
             # msgspec reports "… - at `$.nodes[0].id`": surface the JSON path as the field.
             if "at `$" in message:
                 message, _, path = message.partition(" - at `$")
-                field = (path.rstrip("`").lstrip(".") or "body")
+                field = path.rstrip("`").lstrip(".") or "body"
             errors.append(FieldError(field=field, message=message, code="invalid"))
     return errors
 
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     if isinstance(exc, ValidationFailed):
-        return problem_response(request, 422, str(exc) or "validation failed", code="validation",
-                                errors=[FieldError(p.field, p.message, p.code) for p in exc.problems])
+        return problem_response(
+            request,
+            422,
+            str(exc) or "validation failed",
+            code="validation",
+            errors=[FieldError(p.field, p.message, p.code) for p in exc.problems],
+        )
     if isinstance(exc, (CausesRejected, IdempotencyMismatch)):
         field = "caused_by" if isinstance(exc, CausesRejected) else "Idempotency-Key"
         code = "unknown_cause" if isinstance(exc, CausesRejected) else "idempotency_key_reused"
@@ -95,8 +116,9 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         detail = exc.detail or "invalid request"
         errors = _validation_errors(exc.extra)
         status = 415 if "content-type" in detail.lower() else 422
-        return problem_response(request, status, detail if not errors else "the request is invalid",
-                                code="validation", errors=errors)
+        return problem_response(
+            request, status, detail if not errors else "the request is invalid", code="validation", errors=errors
+        )
     if isinstance(exc, NotAuthorizedException):
         return problem_response(request, 401, exc.detail, headers={"WWW-Authenticate": 'Bearer realm="quipu"'})
     if isinstance(exc, PermissionDeniedException):
@@ -109,8 +131,9 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return problem_response(request, status, detail, headers=exc.headers)
     if _is_unavailable(exc):
         log.warning("dependency_unavailable", path=request.url.path, error=type(exc).__name__)
-        return problem_response(request, 503, "the database is unavailable; retry shortly",
-                                code="unavailable", headers={"Retry-After": "1"})
+        return problem_response(
+            request, 503, "the database is unavailable; retry shortly", code="unavailable", headers={"Retry-After": "1"}
+        )
     log.exception("unhandled_error", path=request.url.path)
     return problem_response(request, HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred; it has been logged")
 

@@ -80,14 +80,16 @@ async def _too_many(scope: Scope, send: Send, headers: list[tuple[bytes, bytes]]
             trace_id=str(request_id),
         )
     )
-    await send({
-        "type": "http.response.start",
-        "status": 429,
-        "headers": [
-            (b"content-type", b"application/problem+json"),
-            (b"retry-after", str(reset).encode()),
-            (b"content-length", str(len(body)).encode()),
-            *headers,
-        ],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"retry-after", str(reset).encode()),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

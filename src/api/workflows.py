@@ -9,7 +9,8 @@ from uuid import UUID
 import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from api.auth import Principal
 from api.context import ApiContext
@@ -19,8 +20,8 @@ from domain.workflow import Description, Name, Workflow
 from domain.workflow_graph import WorkflowDefinition
 from projections.workflows import list_workflows
 
-IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255, default=None)]
-IfMatch = Annotated[str | None, Parameter(header="If-Match", default=None)]
+IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)]
+IfMatch = Annotated[str | None, HeaderParameter(name="If-Match")]
 
 
 class WorkflowWrite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -59,9 +60,16 @@ class WorkflowSummary(msgspec.Struct):
 
 def _out(w: Workflow) -> WorkflowOut:
     return WorkflowOut(
-        id=w.id, name=w.name, description=w.description, version=w.version,
-        definition_version=w.definition_version, definition=w.definition, metadata=w.metadata,
-        created_at=w.created_on, updated_at=w.modified_on, last_event_id=w.last_event_id,
+        id=w.id,
+        name=w.name,
+        description=w.description,
+        version=w.version,
+        definition_version=w.definition_version,
+        definition=w.definition,
+        metadata=w.metadata,
+        created_at=w.created_on,
+        updated_at=w.modified_on,
+        last_event_id=w.last_event_id,
     )
 
 
@@ -78,7 +86,7 @@ def _expected(if_match: str | None) -> int | None:
         return -1  # never matches: a malformed If-Match must not be ignored
 
 
-def _input(data: WorkflowWrite) -> WorkflowInput:
+def _input(data: JSONBody[WorkflowWrite]) -> WorkflowInput:
     return WorkflowInput(data.name, data.description, data.definition, data.metadata)
 
 
@@ -88,7 +96,11 @@ class WorkflowController(Controller):
 
     @post("/", operation_id="createWorkflow", opt={"scope": "write"}, status_code=201)
     async def create(
-        self, request: Request[Any, Any, Any], data: WorkflowWrite, ctx: ApiContext, principal: Principal,
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[WorkflowWrite],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[WorkflowOut]:
         """Create a workflow definition (version 1). Safe to retry with ``Idempotency-Key``."""
@@ -105,31 +117,54 @@ class WorkflowController(Controller):
 
     @get("/", operation_id="listWorkflows")
     async def list_all(
-        self, ctx: ApiContext, principal: Principal, limit: Limit = 50, offset: Offset = 0,
-        name: Annotated[str | None, Parameter(max_length=200, description="substring of the name")] = None,
-        created_after: datetime | None = None, created_before: datetime | None = None,
-        sort: Literal["created_at", "updated_at", "name"] = "created_at",
-        order: Literal["asc", "desc"] = "desc",
+        self,
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        limit: Limit = 50,
+        offset: Offset = 0,
+        name: Annotated[str | None, QueryParameter(max_length=200, description="substring of the name")] = None,
+        created_after: FromQuery[datetime | None] = None,
+        created_before: FromQuery[datetime | None] = None,
+        sort: FromQuery[Literal["created_at", "updated_at", "name"]] = "created_at",
+        order: FromQuery[Literal["asc", "desc"]] = "desc",
     ) -> Page[WorkflowSummary]:
         """List live workflows (from the ``workflows`` read model) with filters, sort and paging."""
         async with ctx.pool.connection() as conn:
             rows, total = await list_workflows(
-                conn, principal.tenant_id, name_contains=name, created_after=created_after,
-                created_before=created_before, sort=sort, descending=order == "desc", limit=limit, offset=offset,
+                conn,
+                principal.tenant_id,
+                name_contains=name,
+                created_after=created_after,
+                created_before=created_before,
+                sort=sort,
+                descending=order == "desc",
+                limit=limit,
+                offset=offset,
             )
         items = [
-            WorkflowSummary(id=r.workflow_id, name=r.name, description=r.description, version=r.version,
-                            definition_version=r.definition_version, node_count=r.node_count,
-                            edge_count=r.edge_count, metadata=r.metadata, created_at=r.created_at,
-                            updated_at=r.updated_at)
+            WorkflowSummary(
+                id=r.workflow_id,
+                name=r.name,
+                description=r.description,
+                version=r.version,
+                definition_version=r.definition_version,
+                node_count=r.node_count,
+                edge_count=r.edge_count,
+                metadata=r.metadata,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
             for r in rows
         ]
         return Page(items=items, total=total, limit=limit, offset=offset)
 
     @get("/{workflow_id:uuid}", operation_id="getWorkflow")
     async def get_one(
-        self, workflow_id: UUID, ctx: ApiContext, principal: Principal,
-        version: Annotated[int | None, Parameter(ge=1, description="definition version")] = None,
+        self,
+        workflow_id: FromPath[UUID],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        version: Annotated[int | None, QueryParameter(ge=1, description="definition version")] = None,
     ) -> Response[WorkflowOut]:
         """A workflow from the event store (no lag); ``?version=`` returns an earlier version."""
         workflow = await anyio.to_thread.run_sync(
@@ -139,7 +174,12 @@ class WorkflowController(Controller):
 
     @put("/{workflow_id:uuid}", operation_id="updateWorkflow", opt={"scope": "write"})
     async def update(
-        self, workflow_id: UUID, data: WorkflowWrite, ctx: ApiContext, principal: Principal, if_match: IfMatch,
+        self,
+        workflow_id: FromPath[UUID],
+        data: JSONBody[WorkflowWrite],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        if_match: IfMatch,
     ) -> Response[WorkflowOut]:
         """Replace the definition: appends a new version; ``If-Match`` guards lost updates."""
         workflow = await anyio.to_thread.run_sync(
@@ -150,7 +190,13 @@ class WorkflowController(Controller):
         return Response(_out(workflow), headers=_etag(workflow))
 
     @delete("/{workflow_id:uuid}", operation_id="deleteWorkflow", opt={"scope": "write"}, status_code=204)
-    async def remove(self, workflow_id: UUID, ctx: ApiContext, principal: Principal, if_match: IfMatch) -> None:
+    async def remove(
+        self,
+        workflow_id: FromPath[UUID],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        if_match: IfMatch,
+    ) -> None:
         """Delete: appends a tombstone event; the history stays in the event DAG."""
         await anyio.to_thread.run_sync(
             lambda: ctx.workflows.delete(principal.context(), workflow_id, expected_version=_expected(if_match))
