@@ -46,3 +46,8 @@ async def provide_principal(request: Request[Any, Any, Any], ctx: NamedDependenc
         raise PermissionDeniedException(f"this API key lacks the '{needed}' scope")
     structlog.contextvars.bind_contextvars(tenant_id=key.tenant_id)
     return Principal(key.tenant_id, key.id, tuple(key.scopes))
+
+
+def bind_correlation(correlation_id: UUID) -> None:
+    """Every later log line of this request carries the correlation id."""
+    structlog.contextvars.bind_contextvars(correlation_id=str(correlation_id))

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from api.auth import Principal
+from api.auth import Principal, bind_correlation
 from api.context import ApiContext
 from api.pagination import Limit, Offset, Page
 from commands import forensics
@@ -83,6 +83,7 @@ class EventDagController(Controller):
         offset: Offset = 0,
     ) -> CorrelationGraph:
         """One correlation's whole DAG (an execution, a workflow ...) as nodes and edges."""
+        bind_correlation(correlation_id)
         async with ctx.pool.connection() as conn:
             nodes, edges, total = await forensics.correlation_graph(
                 conn, principal.tenant_id, correlation_id, limit=limit, offset=offset

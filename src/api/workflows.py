@@ -12,7 +12,7 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from api.auth import Principal
+from api.auth import Principal, bind_correlation
 from api.context import ApiContext
 from api.pagination import Limit, Offset, Page
 from commands.workflows import WorkflowInput
@@ -86,7 +86,7 @@ def _expected(if_match: str | None) -> int | None:
         return -1  # never matches: a malformed If-Match must not be ignored
 
 
-def _input(data: JSONBody[WorkflowWrite]) -> WorkflowInput:
+def _input(data: WorkflowWrite) -> WorkflowInput:
     return WorkflowInput(data.name, data.description, data.definition, data.metadata)
 
 
@@ -110,6 +110,7 @@ class WorkflowController(Controller):
                 principal.context(data.caused_by), _input(data), idempotency_key=idempotency_key, raw_body=raw
             )
         )
+        bind_correlation(workflow.correlation_id)
         headers = {**_etag(workflow), "Location": f"/api/v1/workflows/{workflow.id}"}
         if not created:
             headers["Idempotent-Replayed"] = "true"
@@ -167,6 +168,7 @@ class WorkflowController(Controller):
         version: Annotated[int | None, QueryParameter(ge=1, description="definition version")] = None,
     ) -> Response[WorkflowOut]:
         """A workflow from the event store (no lag); ``?version=`` returns an earlier version."""
+        bind_correlation(workflow_id)
         workflow = await anyio.to_thread.run_sync(
             lambda: ctx.workflows.get(principal.tenant_id, workflow_id, definition_version=version)
         )
@@ -182,6 +184,7 @@ class WorkflowController(Controller):
         if_match: IfMatch,
     ) -> Response[WorkflowOut]:
         """Replace the definition: appends a new version; ``If-Match`` guards lost updates."""
+        bind_correlation(workflow_id)
         workflow = await anyio.to_thread.run_sync(
             lambda: ctx.workflows.update(
                 principal.context(data.caused_by), workflow_id, _input(data), expected_version=_expected(if_match)
@@ -198,6 +201,7 @@ class WorkflowController(Controller):
         if_match: IfMatch,
     ) -> None:
         """Delete: appends a tombstone event; the history stays in the event DAG."""
+        bind_correlation(workflow_id)
         await anyio.to_thread.run_sync(
             lambda: ctx.workflows.delete(principal.context(), workflow_id, expected_version=_expected(if_match))
         )
