@@ -57,7 +57,7 @@ class Projector:
             try:
                 await self._run_once(stop)
                 backoff = 0.2
-            except (psycopg.OperationalError, NatsError, JetStreamError, OSError, asyncio.TimeoutError) as error:
+            except (TimeoutError, psycopg.OperationalError, NatsError, JetStreamError, OSError) as error:
                 log.warning("projector_retrying", projection=self.projection.name, error=str(error) or type(error).__name__)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)

@@ -58,7 +58,7 @@ class Relay:
             try:
                 await self._run_as_leader(stop)
                 backoff = 0.2
-            except (psycopg.OperationalError, NatsError, JetStreamError, OSError, asyncio.TimeoutError) as error:
+            except (TimeoutError, psycopg.OperationalError, NatsError, JetStreamError, OSError) as error:
                 log.warning("relay_retrying", error=str(error) or type(error).__name__, backoff=backoff)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)

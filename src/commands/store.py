@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
@@ -10,9 +11,6 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper
 from eventsourcing.utils import get_topic
-
-import time
-
 from prometheus_client import Counter, Histogram
 
 from commands.errors import CausesRejected, ConcurrencyConflict

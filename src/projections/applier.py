@@ -77,7 +77,7 @@ async def apply_batch(
                     async with conn.transaction():  # savepoint
                         await projection.apply(write, envelope)
                     applied += 1
-                except Exception as error:  # noqa: BLE001 - any handler bug is parked, not fatal
+                except Exception as error:  # any handler bug is parked, never fatal to the stream
                     await _park(conn, projection, envelope, error)
         if last is not None:
             await conn.execute(
@@ -133,7 +133,7 @@ async def retry_dead_letters(
                 async with conn.transaction(), conn.cursor() as write:
                     if envelope is not None:
                         await projection.apply(write, envelope)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 attempts = item["attempts"] + 1
                 await conn.execute(
                     "UPDATE public.projection_dead_letters SET attempts = %s, error = %s, next_retry_at = %s"
