@@ -1,8 +1,10 @@
 """Forensic queries over the event DAG checked against networkx, on random DAGs.
 
-Each hypothesis example builds a brand-new DAG through the HTTP API (one
-``workflow.created`` event per node, its parents named in ``caused_by``) and mirrors it
-in a ``networkx.DiGraph`` (edge parent -> child). Every example creates new events and
+Each hypothesis example builds a brand-new DAG through the HTTP API and mirrors it in a
+``networkx.DiGraph`` (edge parent -> child). A node is either a ``workflow.created``
+event whose parents are exactly its ``caused_by``, or a ``workflow.updated`` event of an
+earlier node's workflow, whose parents are that workflow's previous event followed by its
+``caused_by``. Every example creates new events and
 walks can only reach events of that example, so one running Quipu serves all examples.
 
 Hypothesis drives a sync function; it runs in a worker thread and hands the async work
@@ -12,6 +14,7 @@ to the session loop that also serves the API.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,9 +35,14 @@ MAX_NODES = 25
 MAX_PARENTS = 4
 
 
+CREATED, UPDATED = "workflow.created", "workflow.updated"
+
+
 @dataclass(frozen=True)
 class Case:
-    parents: list[list[int]]  # parents[i]: earlier nodes that node i names as causes
+    causes: list[list[int]]  # causes[i]: earlier nodes that node i names in caused_by
+    update_of: list[int | None]  # None: node i creates a workflow; j: it updates j's workflow
+    parents: list[list[int]]  # parents[i]: the parent links the event must end up with
     probes: list[int]  # nodes whose ancestry/descent/siblings are compared
     pairs: list[tuple[int, int]]  # (from, to) for paths and common ancestors
     cut: int  # a max_depth cut-off
@@ -44,14 +52,26 @@ class Case:
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     n = draw(st.integers(1, MAX_NODES))
-    parents = [
-        draw(st.lists(st.integers(0, i - 1), unique=True, max_size=min(MAX_PARENTS, i))) if i else []
-        for i in range(n)
-    ]
+    causes: list[list[int]] = []
+    update_of: list[int | None] = []
+    parents: list[list[int]] = []
+    workflow: list[int] = []  # node -> the node that created its workflow
+    latest: dict[int, int] = {}  # workflow -> its newest node
+    for i in range(n):
+        causes.append(draw(st.lists(st.integers(0, i - 1), unique=True, max_size=min(MAX_PARENTS, i))) if i else [])
+        target = draw(st.none() | st.integers(0, i - 1)) if i else None
+        update_of.append(target)
+        if target is None:
+            workflow.append(i)
+            parents.append(causes[i])
+        else:
+            workflow.append(workflow[target])
+            parents.append(list(dict.fromkeys([latest[workflow[target]], *causes[i]])))
+        latest[workflow[i]] = i
     node = st.integers(0, n - 1)
     probes = draw(st.lists(node, min_size=1, max_size=4, unique=True))
     pairs = draw(st.lists(st.tuples(node, node), min_size=1, max_size=4))
-    return Case(parents, probes, pairs, draw(st.integers(1, 4)), draw(st.integers(1, 6)))
+    return Case(causes, update_of, parents, probes, pairs, draw(st.integers(1, 4)), draw(st.integers(1, 6)))
 
 
 def mirror(parents: list[list[int]]) -> nx.DiGraph:
@@ -70,20 +90,23 @@ def longest_depths(parents: list[list[int]]) -> list[int]:
 
 def lowest_common_ancestors(g: nx.DiGraph, a: int, b: int) -> set[int]:
     common = (nx.ancestors(g, a) | {a}) & (nx.ancestors(g, b) | {b})
-    return common
+    return {c for c in common if not any(child in common for child in g.successors(c))}
 
 
-async def build(quipu: Running, parents: list[list[int]]) -> list[str]:
-    """Create the DAG through the API, in order; return the event id of each node."""
+async def build(quipu: Running, case: Case) -> list[str]:
+    """Append the DAG through the API, in order; return the event id of each node."""
     ids: list[str] = []
-    for i, ps in enumerate(parents):
-        r = await quipu.client.post(
-            "/api/v1/workflows",
-            json={"name": f"n{i}", "definition": DEFINITION, "caused_by": [ids[p] for p in ps]},
-            headers=quipu.auth(),
-        )
-        assert r.status_code == 201, r.text
+    workflow_of: list[str] = []
+    for i, (causes, target) in enumerate(zip(case.causes, case.update_of, strict=True)):
+        body = {"name": f"n{i}", "definition": DEFINITION, "caused_by": [ids[p] for p in causes]}
+        if target is None:
+            r = await quipu.client.post("/api/v1/workflows", json=body, headers=quipu.auth())
+            assert r.status_code == 201, r.text
+        else:
+            r = await quipu.client.put(f"/api/v1/workflows/{workflow_of[target]}", json=body, headers=quipu.auth())
+            assert r.status_code == 200, r.text
         ids.append(r.json()["last_event_id"])
+        workflow_of.append(r.json()["id"])
     return ids
 
 
@@ -95,6 +118,7 @@ class Checker:
         self.index = {e: i for i, e in enumerate(ids)}
         self.g = mirror(case.parents)
         self.depths = longest_depths(case.parents)
+        self.kinds = [CREATED if t is None else UPDATED for t in case.update_of]
         self.seen_envelopes: list[dict[str, Any]] = []
 
     async def get(self, url: str, status: int = 200) -> Any:
@@ -107,7 +131,7 @@ class Checker:
         assert envelope["event_id"] in self.index, "walk escaped the example's own events"
         return self.index[envelope["event_id"]]
 
-    async def walked(self, i: int, direction: str, **params: int) -> list[tuple[int, int]]:
+    async def walked(self, i: int, direction: str, **params: int | str) -> list[tuple[int, int]]:
         query = "&".join(f"{k}={v}" for k, v in params.items())
         body = await self.get(f"{API}/{self.ids[i]}/{direction}?{query}")
         assert body["event_id"] == self.ids[i] and body["total"] == len(body["items"])
@@ -120,7 +144,7 @@ class Checker:
     def expected(self, i: int, direction: str) -> dict[int, int]:
         """Reachable nodes with their shortest hop distance (BFS, parent -> child edges)."""
         graph = self.g.reverse(copy=False) if direction == "ancestors" else self.g
-        reach = nx.single_source_shortest_path_length(graph, i)
+        reach: dict[int, int] = dict(nx.single_source_shortest_path_length(graph, i))
         reach.pop(i)
         return reach
 
@@ -142,13 +166,26 @@ class Checker:
 
             limit = self.case.limit
             nearest = await self.walked(i, direction, max_depth=1000, limit=limit)
-            assert len(nearest) == min(limit, len(expected)), (direction, limit)
-            for n, d in nearest:
-                assert expected[n] == d
-            returned = {n for n, _ in nearest}
-            left_out = [d for n, d in expected.items() if n not in returned]
-            if nearest and left_out:
-                assert max(d for _, d in nearest) <= min(left_out), "limit did not keep the nearest"
+            self.check_nearest(nearest, expected, limit)
+
+            # A kind filter drops other kinds from the answer but still walks through them.
+            for kind, spelled in ((UPDATED, "0xa002"), (CREATED, CREATED)):
+                of_kind = {n: d for n, d in expected.items() if self.kinds[n] == kind}
+                filtered = await self.walked(i, direction, max_depth=1000, limit=1000, kinds=spelled)
+                assert dict(filtered) == of_kind, (direction, kind)
+                filtered = await self.walked(i, direction, max_depth=1000, limit=limit, kinds=spelled)
+                self.check_nearest(filtered, of_kind, limit)
+
+    @staticmethod
+    def check_nearest(nearest: list[tuple[int, int]], expected: dict[int, int], limit: int) -> None:
+        """``limit`` caps the answer at the nearest events: no left-out one is nearer."""
+        assert len(nearest) == min(limit, len(expected)), limit
+        for n, d in nearest:
+            assert expected[n] == d
+        returned = {n for n, _ in nearest}
+        left_out = [d for n, d in expected.items() if n not in returned]
+        if nearest and left_out:
+            assert max(d for _, d in nearest) <= min(left_out), "limit did not keep the nearest"
 
     async def check_siblings(self, i: int) -> None:
         expected = {c for p in self.g.predecessors(i) for c in self.g.successors(p)} - {i}
@@ -160,14 +197,14 @@ class Checker:
     async def check_path(self, a: int, b: int) -> None:
         url = f"{API}/path?from={self.ids[a]}&to={self.ids[b]}"
         if not nx.has_path(self.g, a, b):
-            body = await self.get(url, status=404)
+            await self.get(url, status=404)
             return
         body = await self.get(url)
         path = [self.node(e) for e in body["events"]]
         assert body["source"] == self.ids[a] and body["target"] == self.ids[b]
         assert path[0] == a and path[-1] == b
         assert body["length"] == len(path) - 1 == nx.shortest_path_length(self.g, a, b)
-        for parent, child in zip(path, path[1:], strict=False):
+        for parent, child in itertools.pairwise(path):
             assert self.g.has_edge(parent, child), (parent, child)
 
     async def check_common_ancestors(self, a: int, b: int) -> None:
@@ -183,7 +220,7 @@ class Checker:
             i = self.index[env["event_id"]]
             assert env["depth"] == self.depths[i], (i, env["depth"], self.depths[i])
             assert env["parent_ids"] == [self.ids[p] for p in self.case.parents[i]]
-            assert env["kind"] == "workflow.created"
+            assert env["kind"] == self.kinds[i]
 
     async def run(self) -> None:
         for i in self.case.probes:
@@ -194,7 +231,7 @@ class Checker:
             await self.check_path(b, a)
             await self.check_common_ancestors(a, b)
         # Every node's own envelope, so depth is checked for all of them.
-        for i, event_id in enumerate(self.ids):
+        for event_id in self.ids:
             self.node(await self.get(f"{API}/{event_id}"))
         self.check_envelopes()
 
@@ -210,11 +247,15 @@ async def test_forensic_queries_match_networkx_on_random_dags(
     async with running_quipu(database_url, nats_url, subjects, background=False) as quipu:
 
         async def example(case: Case) -> None:
-            ids = await build(quipu, case.parents)
+            ids = await build(quipu, case)
             await Checker(quipu, case, ids).run()
 
-        @settings(max_examples=25, deadline=None, database=None, derandomize=False,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @settings(
+            max_examples=25,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
         @given(case=cases())
         def property_holds(case: Case) -> None:
             on_loop(loop, example(case))
@@ -226,8 +267,9 @@ async def test_verify_detects_a_tampered_ancestor(quipu: Running, database_url: 
     c, h = quipu.client, quipu.auth()
 
     async def create(name: str, *causes: str) -> str:
-        r = await c.post("/api/v1/workflows", json={"name": name, "definition": DEFINITION,
-                                                     "caused_by": list(causes)}, headers=h)
+        r = await c.post(
+            "/api/v1/workflows", json={"name": name, "definition": DEFINITION, "caused_by": list(causes)}, headers=h
+        )
         assert r.status_code == 201, r.text
         return r.json()["last_event_id"]  # type: ignore[no-any-return]
 
@@ -272,8 +314,9 @@ async def test_verify_detects_a_tampered_ancestor(quipu: Running, database_url: 
             await conn.execute("ALTER TABLE quipu_events ENABLE TRIGGER USER")
         # The triggers are back: history is immutable again.
         try:
-            await conn.execute("UPDATE quipu_events SET state = state WHERE originator_id = %s",
-                               (state["originator_id"],))
+            await conn.execute(
+                "UPDATE quipu_events SET state = state WHERE originator_id = %s", (state["originator_id"],)
+            )
         except psycopg.errors.InsufficientPrivilege:
             pass
         else:
@@ -299,16 +342,16 @@ async def test_by_kind_accepts_names_and_codes_and_filters_depth(quipu: Running)
     ids: list[str] = []
     workflow_ids: list[str] = []
     for depth in range(4):  # a chain of creates at depths 0, 1, 2, 3
-        r = await c.post("/api/v1/workflows", json={"name": f"d{depth}", "definition": DEFINITION,
-                                                     "caused_by": ids[-1:]}, headers=h)
+        r = await c.post(
+            "/api/v1/workflows", json={"name": f"d{depth}", "definition": DEFINITION, "caused_by": ids[-1:]}, headers=h
+        )
         assert r.status_code == 201, r.text
         ids.append(r.json()["last_event_id"])
         workflow_ids.append(r.json()["id"])
     extra = await c.post("/api/v1/workflows", json={"name": "root2", "definition": DEFINITION}, headers=h)
     ids.append(extra.json()["last_event_id"])  # a second root, depth 0
     # An update is another kind and must not show up under workflow.created.
-    r = await c.put(f"/api/v1/workflows/{workflow_ids[0]}", json={"name": "d0 v2", "definition": DEFINITION},
-                    headers=h)
+    r = await c.put(f"/api/v1/workflows/{workflow_ids[0]}", json={"name": "d0 v2", "definition": DEFINITION}, headers=h)
     assert r.status_code == 200, r.text
     # Another tenant's events are invisible.
     await c.post("/api/v1/workflows", json={"name": "beta", "definition": DEFINITION}, headers=quipu.auth("beta"))
