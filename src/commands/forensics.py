@@ -92,20 +92,23 @@ async def walk(
     # Without a kind filter the walk can stop once it has `limit` nodes; with one it
     # must look further because some of what it finds is filtered out.
     budget = limit if not kinds else WALK_HARD_LIMIT
-    distances = await _distances(
-        conn, tenant_id, start, upward=upward, max_depth=max_depth, max_nodes=budget
+    # One round trip: walk, order and cut in SQL, and read stored state only for the
+    # rows returned.
+    cur = await conn.execute(
+        "WITH picked AS ("
+        " SELECT d.event_id, w.distance, d.notification_id, d.kind, d.depth, d.hash, d.stream_id, d.version"
+        " FROM quipu_walk(%(start)s, %(tenant)s, %(upward)s, %(max_depth)s, %(budget)s) w"
+        " JOIN event_dag d ON d.event_id = w.event_id"
+        " WHERE d.tenant_id = %(tenant)s AND (cardinality(%(kinds)s::text[]) = 0 OR d.kind = ANY(%(kinds)s::text[]))"
+        " ORDER BY w.distance, d.notification_id LIMIT %(limit)s)"
+        f" SELECT p.*, e.state FROM picked p JOIN {EVENTS_TABLE} e"
+        " ON e.originator_id = p.stream_id AND e.originator_version = p.version"
+        " ORDER BY p.distance, p.notification_id",
+        {"start": start, "tenant": tenant_id, "upward": upward, "max_depth": max_depth, "budget": budget,
+         "kinds": list(kinds), "limit": limit},
+        prepare=True,
     )
-    if not distances:
-        return []
-    query = _SELECT + " WHERE d.event_id = ANY(%s) AND d.tenant_id = %s"
-    params: list[Any] = [list(distances), tenant_id]
-    if kinds:
-        query += " AND d.kind = ANY(%s)"
-        params.append(list(kinds))
-    cur = await conn.execute(query, params)
-    rows = await cur.fetchall()
-    rows.sort(key=lambda r: (distances[r["event_id"]], r["notification_id"]))
-    return [Related(_envelope(r), distances[r["event_id"]]) for r in rows[:limit]]
+    return [Related(_envelope(r), r["distance"]) for r in await cur.fetchall()]
 
 
 async def siblings(conn: Conn, tenant_id: str, event_id: UUID, *, limit: int, offset: int) -> tuple[list[EventEnvelope], int]:

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 
+from domain import catalog  # noqa: F401 - registers every kind
 from domain.events import HEADER_FIELDS, event_class
 
 ENVELOPE_VERSION = 1

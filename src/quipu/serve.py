@@ -11,6 +11,7 @@ import structlog
 import uvicorn
 
 from api.app import create_app
+from quipu.tuning import tune_gc
 from quipu.wiring import Wiring
 
 log = structlog.get_logger(__name__)
@@ -58,6 +59,7 @@ async def serve(
                 config = uvicorn.Config(create_app(ctx), host=host, port=port, log_config=None,
                                         access_log=False, lifespan="on")
                 server = _EmbeddedServer(config)
+                tune_gc()
                 serving = asyncio.create_task(server.serve(), name="api")
                 while not server.started and not serving.done():
                     await asyncio.sleep(0.05)

@@ -1,0 +1,9 @@
+"""Imports every module that declares event kinds, so the kind registry is complete
+wherever events are decoded (relay, projectors, replays) — not only where an aggregate
+happens to be imported."""
+
+from __future__ import annotations
+
+from domain import access, workflow
+
+AGGREGATE_MODULES = (access, workflow)
