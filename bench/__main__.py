@@ -12,6 +12,7 @@ import structlog
 from bench import append, dag, lag
 from bench.common import fmt, log, pct
 from bench.infra import infra
+from quipu.tuning import tune_gc
 from quipu.wiring import build_store
 
 
@@ -28,6 +29,7 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
     started = time.perf_counter()
+    tune_gc()  # the same process tuning `quipu up` / `quipu api` apply
     with infra() as env:
         store = build_store(env.database_url, pool_size=8)
         try:
@@ -68,7 +70,8 @@ def main() -> None:
                      fmt(p99, "ms"), fmt(s99, "ms"),
                      f"{p99 / s99:.0f}x / goal p99 <= 20 ms {'OK' if p99 <= 20 else 'MISS'}"))
 
-    print(f"\nQuipu bench ({'quick' if args.quick else 'full'}; DAG build {walks.build_s:.0f} s; total {total:.0f} s)\n")
+    mode = "quick" if args.quick else "full"
+    print(f"\nQuipu bench ({mode}; DAG build {walks.build_s:.0f} s; total {total:.0f} s)\n")
     print("| figure | Quipu | baseline | ratio / goal |")
     print("|---|---|---|---|")
     for r in rows:

@@ -39,7 +39,7 @@ def _run_threads(threads: int, total: int, work: Callable[[int, Callable[[], Non
     def target() -> None:
         try:
             work(per, tick)
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             errors.append(e)
 
     ts = [threading.Thread(target=target) for _ in range(threads)]
@@ -62,7 +62,9 @@ def state_sample(store: EventStore) -> tuple[str, bytes]:
     return stored.topic, stored.state
 
 
-def measure(store: EventStore, database_url: str, n: int, thread_counts: tuple[int, ...] = (1, 8)) -> list[AppendResult]:
+def measure(
+    store: EventStore, database_url: str, n: int, thread_counts: tuple[int, ...] = (1, 8)
+) -> list[AppendResult]:
     topic, state = state_sample(store)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
