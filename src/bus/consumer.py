@@ -14,7 +14,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JetStreamError
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from bus.streams import ensure_event_stream
 from bus.subjects import Subjects
@@ -72,7 +72,10 @@ class Projector:
             try:
                 js = nc.jetstream(timeout=5)
                 await ensure_event_stream(js, self._subjects)
-                start, _ = await position(conn, self.projection)
+                # Catch up from the Postgres log first: covers a stream that no longer
+                # holds old events and read-model commits lost in a database crash
+                # after their messages were acked.
+                start = await self._catch_up_from_log(conn)
                 sub = await js.pull_subscribe(
                     self._subjects.all_events,
                     durable=self.durable_name,
@@ -105,6 +108,19 @@ class Projector:
             finally:
                 with contextlib.suppress(Exception):
                     await nc.close()
+
+    async def _catch_up_from_log(self, conn: AsyncConnection[DictRow]) -> int:
+        start, _ = await position(conn, self.projection)
+        current = start
+        while True:
+            batch = await read_after(conn, current, 1000)
+            if not batch:
+                break
+            await apply_batch(conn, self.projection, batch)
+            current = batch[-1].notification_id
+        if current > start:
+            log.info("projector_caught_up_from_log", projection=self.projection.name, start=start, position=current)
+        return current
 
     @staticmethod
     def _fetcher(conn: AsyncConnection[psycopg.rows.DictRow]):  # type: ignore[no-untyped-def]

@@ -10,24 +10,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import msgspec
 import psycopg
 import structlog
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
+from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 
 from bus.metrics import RELAY_LAG, RELAY_PUBLISHED
 from bus.publishing import headers_for
-from bus.streams import ensure_event_stream
+from bus.streams import ensure_event_stream, last_message_id
 from bus.subjects import Subjects
 from commands.log import head, read_after
+from domain.envelope import EventEnvelope
 
 log = structlog.get_logger(__name__)
 RELAY_LOCK_KEY = 0x5155_4950_5501  # "QUIPU" + 1: one active relay per database
+PUBLISH_ACK_TIMEOUT = 10.0
 _encoder = msgspec.json.Encoder()
 
 
@@ -107,33 +111,77 @@ class Relay:
             async for _ in conn.notifies():
                 self._wakeup.set()
 
-    async def _pump(self, conn: AsyncConnection[DictRow], js: object, stop: asyncio.Event) -> None:
-        position = await self._position(conn)
+    async def _pump(self, conn: AsyncConnection[DictRow], js: JetStreamContext, stop: asyncio.Event) -> None:
+        position, expected_last = await self._resume_point(conn, js)
         while not stop.is_set():
             batch = await read_after(conn, position, self._batch_size)
-            for envelope in batch:
-                await js.publish(  # type: ignore[attr-defined]
-                    self._subjects.event(envelope.tenant_id, envelope.kind),
-                    _encoder.encode(envelope),
-                    headers=headers_for(envelope),
-                )
             if batch:
+                await self._publish(js, batch, expected_last)
+                expected_last = str(batch[-1].event_id)
                 position = batch[-1].notification_id
-                await conn.execute(
-                    "INSERT INTO relay_position (name, notification_id) VALUES (%s, %s)"
-                    " ON CONFLICT (name) DO UPDATE SET notification_id = excluded.notification_id",
-                    (self._name, position),
-                )
+                await self._store_position(conn, position)
                 self.published += len(batch)
                 RELAY_PUBLISHED.inc(len(batch))
                 RELAY_LAG.set(max(0.0, time.time() - batch[-1].occurred_at.timestamp()))
+            else:
+                RELAY_LAG.set(0.0)
             if len(batch) < self._batch_size:
-                RELAY_LAG.set(0.0) if not batch else None
                 self._wakeup.clear()
                 if await head(conn) > position:
                     continue
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wait_any(stop), self._idle_wait)
+
+    async def _publish(self, js: JetStreamContext, batch: list[EventEnvelope], expected_last: str | None) -> None:
+        """Publish a batch pipelined, each message chained to its predecessor.
+
+        ``Nats-Expected-Last-Msg-Id`` makes JetStream refuse a message unless the
+        previous one is the stream's last, so a message lost in flight (a reconnect
+        replays the client's buffer) can never let a later one overtake it: the batch
+        fails and is re-sent from the stored position, repeats dropped by dedup
+        (which JetStream checks before the expectation).
+        """
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for envelope in batch:
+                headers = headers_for(envelope)
+                if expected_last is not None:
+                    headers["Nats-Expected-Last-Msg-Id"] = expected_last
+                expected_last = headers["Nats-Msg-Id"]
+                futures.append(
+                    await js.publish_async(
+                        self._subjects.event(envelope.tenant_id, envelope.kind),
+                        _encoder.encode(envelope),
+                        headers=headers,
+                    )
+                )
+            await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_ACK_TIMEOUT)
+        finally:
+            for future in futures:
+                future.cancel()
+
+    async def _resume_point(self, conn: AsyncConnection[DictRow], js: JetStreamContext) -> tuple[int, str | None]:
+        """Where to continue: the stored position, or further if the stream already holds
+        later events (acked, but the relay died before recording its position)."""
+        position = await self._position(conn)
+        last_id = await last_message_id(js, self._subjects.events_stream)
+        if last_id is not None:
+            cur = await conn.execute(
+                "SELECT notification_id FROM event_dag WHERE event_id::text = %s", (last_id,)
+            )
+            row = await cur.fetchone()
+            if row is not None and row["notification_id"] > position:
+                log.info("relay_fast_forward", stored=position, stream=row["notification_id"])
+                position = int(row["notification_id"])
+                await self._store_position(conn, position)
+        return position, last_id
+
+    async def _store_position(self, conn: AsyncConnection[DictRow], position: int) -> None:
+        await conn.execute(
+            "INSERT INTO relay_position (name, notification_id) VALUES (%s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET notification_id = excluded.notification_id",
+            (self._name, position),
+        )
 
     async def _wait_any(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]

@@ -25,3 +25,15 @@ async def ensure_event_stream(js: Any, subjects: Subjects) -> None:
         await js.stream_info(subjects.events_stream)
     except NotFoundError:
         await js.add_stream(config)
+
+
+async def last_message_id(js: Any, stream: str) -> str | None:
+    """The ``Nats-Msg-Id`` of the stream's newest message, or None when it is empty."""
+    info = await js.stream_info(stream)
+    if not info.state.last_seq:
+        return None
+    try:
+        message = await js.get_msg(stream, info.state.last_seq)
+    except NotFoundError:
+        return None
+    return (message.headers or {}).get("Nats-Msg-Id")
