@@ -14,6 +14,7 @@ from eventsourcing.utils import get_topic
 from prometheus_client import Counter, Histogram
 
 from commands.errors import CausesRejected, ConcurrencyConflict
+from commands.group_commit import GroupCommitter
 from commands.mapper import MsgspecMapper
 from commands.recorder import CausalLinkError, DagRecorder
 from domain.aggregate import Aggregate
@@ -51,6 +52,14 @@ class EventStore(Application[UUID]):
 
     name = "Quipu"  # tables are named quipu_events, quipu_snapshots
 
+    def __init__(self, env: Any = None) -> None:
+        super().__init__(env)
+        self.committer = GroupCommitter(self.recorder)
+
+    def close(self) -> None:
+        self.committer.close()
+        super().close()
+
     def construct_mapper(self) -> Mapper[UUID]:
         return MsgspecMapper(transcoder=None)  # type: ignore[arg-type]
 
@@ -65,10 +74,18 @@ class EventStore(Application[UUID]):
         return aggregate
 
     def save_all(self, *aggregates: Aggregate) -> list[int]:
-        """Append every pending event of ``aggregates`` in one transaction, or nothing."""
+        """Append every pending event of ``aggregates`` in one transaction, or nothing.
+
+        Concurrent callers are grouped into shared transactions (see group_commit); the
+        all-or-nothing guarantee holds per call.
+        """
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        if not events:
+            return []
+        stored = [self.mapper.to_stored_event(event) for event in events]
         started = time.perf_counter()
         try:
-            recordings = self.save(*aggregates)
+            ids = self.committer.append(stored)
         except CausalLinkError as error:
             raise CausesRejected(str(error)) from error
         except IntegrityError as error:
@@ -76,8 +93,8 @@ class EventStore(Application[UUID]):
             APPEND_CONFLICTS.inc()
             raise ConcurrencyConflict("the resource was changed concurrently; reload and retry") from error
         APPEND_SECONDS.observe(time.perf_counter() - started)
-        APPENDS.inc(len(recordings))
-        return [r.notification.id for r in recordings]
+        APPENDS.inc(len(ids))
+        return ids
 
     def events_of(self, aggregate_id: UUID) -> Sequence[Any]:
         """Every recorded event of one stream, in order."""
