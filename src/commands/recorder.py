@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 import msgspec
+import psycopg
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
@@ -74,8 +76,23 @@ class DagRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         assert notification_ids is not None
-        self._index(curs, stored_events, notification_ids)
+        try:
+            self._index(curs, stored_events, notification_ids)
+        except BaseException:
+            self._abort(curs)
+            raise
         return notification_ids
+
+    @staticmethod
+    def _abort(curs: Cursor[DictRow]) -> None:
+        """Make the database itself fail the transaction.
+
+        The library catches exceptions raised here and commits unless Postgres reported
+        an error, so a Python-side refusal alone would let the events commit without
+        their DAG rows. An aborted transaction turns that COMMIT into a ROLLBACK.
+        """
+        with contextlib.suppress(psycopg.Error), curs.connection.pipeline():
+            curs.execute(_sql("DO $$ BEGIN RAISE EXCEPTION 'quipu: append refused'; END $$"))
 
     def _index(
         self,

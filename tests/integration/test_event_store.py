@@ -87,7 +87,7 @@ async def test_a_command_appends_all_or_nothing(quipu: Running, database_url: st
     assert row == (0,)
 
 
-async def test_caused_by_must_name_existing_events_of_the_same_tenant(quipu: Running) -> None:
+async def test_caused_by_must_name_existing_events_of_the_same_tenant(quipu: Running, database_url: str) -> None:
     mine = await _create(quipu)
     theirs = await _create(quipu, tenant="beta")
     r = await quipu.client.post("/api/v1/workflows", json={"name": "w", "definition": DEFINITION,
@@ -96,6 +96,11 @@ async def test_caused_by_must_name_existing_events_of_the_same_tenant(quipu: Run
     r = await quipu.client.post("/api/v1/workflows", json={"name": "w", "definition": DEFINITION,
                                 "caused_by": [theirs["last_event_id"]]}, headers=quipu.auth())
     assert r.status_code == 422
+    with psycopg.connect(database_url) as conn:
+        # Nothing of the refused commands reached the log, not even without DAG rows.
+        events = conn.execute("SELECT count(*) FROM quipu_events").fetchone()
+        indexed = conn.execute("SELECT count(*) FROM event_dag").fetchone()
+    assert events == indexed
     child = await _create(quipu, caused_by=[mine["last_event_id"]])
     event = (await quipu.client.get(f"/api/v1/event-dag/{child['last_event_id']}", headers=quipu.auth())).json()
     assert event["parent_ids"] == [mine["last_event_id"]] and event["depth"] == 1
@@ -127,7 +132,10 @@ async def test_tenant_b_sees_nothing_of_tenant_a(quipu: Running) -> None:
 
 
 async def test_nats_subjects_are_tenant_scoped(quipu: Running, nats_client: object) -> None:
+    from bus.streams import ensure_event_stream
+
     js = nats_client.jetstream()  # type: ignore[attr-defined]
+    await ensure_event_stream(js, quipu.wiring.subjects)  # the relay may not have made it yet
     await _create(quipu, tenant="beta")
     wf = await _create(quipu)
     sub = await js.subscribe(f"{quipu.wiring.subjects.prefix}.ev.acme.workflow.>", ordered_consumer=True)

@@ -74,12 +74,14 @@ def test_a_failing_command_in_a_group_fails_alone(database_url: str) -> None:
             t.start()
         for t in threads:
             t.join()
-        assert all(isinstance(outcomes[f"good{i}"], list) for i in range(20))
+        assert all(isinstance(outcomes[f"good{i}"], list) for i in range(20)), outcomes
         assert isinstance(outcomes["bad"], CausesRejected)
         assert sorted(type(outcomes[k]).__name__ for k in ("a", "b")) == ["ConcurrencyConflict", "list"]
         assert store.load(Workflow, existing.id, "acme").version == 2
         with psycopg.connect(database_url) as conn:
             assert conn.execute("SELECT count(*) FROM event_dag WHERE stream_id = %s", (bad_cause.id,)).fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM quipu_events WHERE originator_id = %s", (bad_cause.id,)).fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM quipu_events").fetchone() == conn.execute("SELECT count(*) FROM event_dag").fetchone()
     finally:
         store.close()
 
