@@ -13,7 +13,7 @@ from domain.envelope import EventEnvelope, envelope_from_state
 _READ = (
     "SELECT d.kind, d.depth, d.hash, e.notification_id, e.state"
     f" FROM {EVENTS_TABLE} e JOIN event_dag d"
-    " ON d.stream_id = e.originator_id AND d.version = e.originator_version"
+    " ON d.notification_id = e.notification_id"
     " WHERE e.notification_id > %s"
 )
 

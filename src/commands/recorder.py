@@ -49,20 +49,21 @@ class DagRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = datastore.schema or "public"
-        self.sql_create_statements.extend(
-            _sql(s) for s in dag_schema_statements(schema)
-        )
+        self.sql_create_statements.extend(_sql(s) for s in dag_schema_statements(schema))
         self._select_parents = _sql(
-            f"SELECT event_id, tenant_id, depth, hash FROM {schema}.event_dag"
-            " WHERE event_id = ANY(%s)"
+            f"SELECT event_id, tenant_id, depth, hash FROM {schema}.event_dag WHERE event_id = ANY(%s)"
         )
-        self._insert_dag = _sql(
-            f"INSERT INTO {schema}.event_dag (event_id, notification_id, tenant_id, stream_id,"
+        # One statement for the whole batch: DAG rows and edges from parallel arrays
+        # (parent lists travel as uuid[] literals because SQL arrays cannot be ragged).
+        self._insert_index = _sql(
+            f"WITH dag AS (INSERT INTO {schema}.event_dag (event_id, notification_id, tenant_id, stream_id,"
             " version, kind, code, correlation_id, parent_ids, depth, hash, occurred_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        )
-        self._insert_edge = _sql(
-            f"INSERT INTO {schema}.event_edges (parent_id, child_id) VALUES (%s, %s)"
+            " SELECT e, n, t, s, v, k, c, r, p::uuid[], d, h, o FROM unnest("
+            "%(e)s::uuid[], %(n)s::bigint[], %(t)s::text[], %(s)s::uuid[], %(v)s::bigint[], %(k)s::text[],"
+            " %(c)s::int[], %(r)s::uuid[], %(p)s::text[], %(d)s::int[], %(h)s::text[], %(o)s::timestamptz[])"
+            " AS x(e, n, t, s, v, k, c, r, p, d, h, o))"
+            f" INSERT INTO {schema}.event_edges (parent_id, child_id)"
+            " SELECT parent, child FROM unnest(%(ep)s::uuid[], %(ec)s::uuid[]) AS y(parent, child)"
         )
 
     def _create_table(self, curs: Cursor[DictRow]) -> None:
@@ -108,40 +109,37 @@ class DagRecorder(PostgresApplicationRecorder):
             curs.execute(self._select_parents, (outside,), prepare=True)
             for row in curs.fetchall():
                 known[row["event_id"]] = (row["tenant_id"], row["depth"], row["hash"].strip())
-        dag_rows: list[tuple[Any, ...]] = []
-        edge_rows: list[tuple[UUID, UUID]] = []
-        for stored, header, notification_id in zip(
-            stored_events, headers, notification_ids, strict=True
-        ):
+        columns: dict[str, list[Any]] = {
+            key: [] for key in ("e", "n", "t", "s", "v", "k", "c", "r", "p", "d", "h", "o", "ep", "ec")
+        }
+        for stored, header, notification_id in zip(stored_events, headers, notification_ids, strict=True):
             parents: list[tuple[str, int, str]] = []
             for parent_id in header.parent_ids:
                 parent = known.get(parent_id)
                 if parent is None or parent[0] != header.tenant_id:
                     raise CausalLinkError(f"unknown parent event {parent_id}")
                 parents.append(parent)
-                edge_rows.append((parent_id, header.event_id))
+                columns["ep"].append(parent_id)
+                columns["ec"].append(header.event_id)
             depth = depth_from([p[1] for p in parents])
             digest = event_hash(stored.state, depth, [p[2] for p in parents])
             known[header.event_id] = (header.tenant_id, depth, digest)
-            dag_rows.append(
-                (
-                    header.event_id,
-                    notification_id,
-                    header.tenant_id,
-                    stored.originator_id,
-                    stored.originator_version,
-                    stored.topic,
-                    event_class(stored.topic).CODE,
-                    header.correlation_id,
-                    header.parent_ids,
-                    depth,
-                    digest,
-                    header.timestamp,
-                )
-            )
-        curs.executemany(self._insert_dag, dag_rows)
-        if edge_rows:
-            curs.executemany(self._insert_edge, edge_rows)
+            for key, value in (
+                ("e", header.event_id),
+                ("n", notification_id),
+                ("t", header.tenant_id),
+                ("s", stored.originator_id),
+                ("v", stored.originator_version),
+                ("k", stored.topic),
+                ("c", event_class(stored.topic).CODE),
+                ("r", header.correlation_id),
+                ("p", "{" + ",".join(map(str, header.parent_ids)) + "}"),
+                ("d", depth),
+                ("h", digest),
+                ("o", header.timestamp),
+            ):
+                columns[key].append(value)
+        curs.execute(self._insert_index, columns, prepare=True)
 
 
 def _sql(text: str) -> SQL:

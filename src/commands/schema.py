@@ -21,8 +21,7 @@ def dag_schema_statements(schema: str) -> list[str]:
             parent_ids uuid[] NOT NULL,
             depth integer NOT NULL,
             hash char(64) NOT NULL,
-            occurred_at timestamptz NOT NULL,
-            UNIQUE (stream_id, version)
+            occurred_at timestamptz NOT NULL
         )""",
         f"CREATE INDEX IF NOT EXISTS event_dag_correlation_idx"
         f" ON {s}.event_dag (tenant_id, correlation_id, notification_id)",
