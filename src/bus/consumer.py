@@ -65,6 +65,8 @@ class Projector:
 
     async def _run_once(self, stop: asyncio.Event) -> None:
         async with await AsyncConnection.connect(self._database_url, autocommit=True, row_factory=dict_row) as conn:
+            if not await self._become_active(conn, stop):
+                return
             await ensure_schema(conn, self.projection)
             nc = NATS()
             await nc.connect(self._nats_url, allow_reconnect=True, max_reconnect_attempts=-1,
@@ -108,6 +110,20 @@ class Projector:
             finally:
                 with contextlib.suppress(Exception):
                     await nc.close()
+
+    async def _become_active(self, conn: AsyncConnection[DictRow], stop: asyncio.Event) -> bool:
+        """One active instance per projection (fail-over, not work-sharing): two instances
+        sharing the durable consumer would split the stream and, skipping what is at or
+        below the other's position, lose events. The lock lives as long as the session."""
+        key = f"quipu-projector:{self._subjects.prefix}:{self.projection.name}"
+        while not stop.is_set():
+            cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s)) AS ok", (key,))
+            row = await cur.fetchone()
+            if row and row["ok"]:
+                return True
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+        return False
 
     async def _catch_up_from_log(self, conn: AsyncConnection[DictRow]) -> int:
         start, _ = await position(conn, self.projection)

@@ -21,7 +21,8 @@ from projections.base import Handler, Projection
 from projections.workflows import WorkflowsProjection
 from quipu.rebuild import rebuild_projection
 from quipu.wiring import build_store
-from tests.integration.conftest import Running
+from bus.subjects import Subjects
+from tests.integration.conftest import Running, running_quipu
 
 DEFINITION = {"nodes": [{"id": "fetch", "agent_type": "http"}, {"id": "sum"}], "edges": [{"from": "fetch", "to": "sum"}]}
 
@@ -198,3 +199,39 @@ async def test_admin_projections_status(quipu: Running) -> None:
     assert wf["errors"] == []
     assert (await quipu.client.get("/api/v1/admin/projections", headers=quipu.auth("acme-reader"))).status_code == 403
     assert (await quipu.client.get("/api/v1/admin/projections")).status_code == 401
+
+
+async def test_a_second_projector_instance_stands_by(database_url: str, nats_url: str, subjects: Subjects) -> None:
+    """Two instances of one projection never share the stream: one applies, one waits."""
+    import asyncio
+
+    from bus.consumer import Projector
+    from bus.relay import Relay
+    from projections.registry import projection
+
+    async with running_quipu(database_url, nats_url, subjects, background=False) as q:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(Relay(database_url, nats_url, subjects).run(stop))]
+        tasks += [asyncio.create_task(Projector(projection("workflows"), database_url, nats_url, subjects).run(stop))
+                  for _ in range(2)]
+        # A fast burst from many writers: large, interleaved batches for both instances.
+        def burst(n: int) -> None:
+            store = q.ctx.store
+            for i in range(n):
+                store.save_all(_workflow(f"burst-{i}"))
+
+        await asyncio.gather(*[asyncio.to_thread(burst, 150) for _ in range(4)])
+
+        async def all_listed() -> bool:
+            page = (await q.client.get("/api/v1/workflows?limit=1", headers=q.auth())).json()
+            return bool(page["total"] == 600)
+
+        await q.wait_for(all_listed)
+        stop.set()
+        for t in tasks:
+            await asyncio.wait_for(t, 15)
+
+
+def _workflow(name: str) -> Workflow:
+    return Workflow.create(CommandContext("acme", "test"), workflow_id=uuid7(), name=name, description="",
+                           definition=WorkflowDefinition(nodes=[Node(id="a")]), metadata={})
