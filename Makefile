@@ -20,6 +20,8 @@ run: $(STAMP)
 	$(BIN)/quipu up
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

@@ -46,29 +46,54 @@ def main() -> None:
     rows: list[tuple[str, str, str, str]] = []
     for a in appends:
         ratio = a.quipu_eps / a.raw_eps * 100
-        rows.append((
-            f"Append throughput, {a.threads} thread{'s' if a.threads > 1 else ''} (Workflow.create via save_all; "
-            f"baseline raw INSERT+COMMIT of {a.state_bytes}-byte rows)",
-            fmt(a.quipu_eps, "events/s"), fmt(a.raw_eps, "rows/s"),
-            f"{ratio:.0f}% / goal >= 50% {'OK' if ratio >= 50 else 'MISS'}",
-        ))
+        rows.append(
+            (
+                f"Append throughput, {a.threads} thread{'s' if a.threads > 1 else ''} (Workflow.create via save_all; "
+                f"baseline raw INSERT+COMMIT of {a.state_bytes}-byte rows)",
+                fmt(a.quipu_eps, "events/s"),
+                fmt(a.raw_eps, "rows/s"),
+                f"{ratio:.0f}% / goal >= 50% {'OK' if ratio >= 50 else 'MISS'}",
+            )
+        )
     l50, l99 = pct(lags.lags_ms, 50), pct(lags.lags_ms, 99)
-    lag_note = (f"{len(lags.lags_ms)} events at {lags.achieved_rate:.0f}/s (target {lags.target_rate:.0f}/s)"
-                f"{'; ' + str(lags.missing) + ' missing from read model' if lags.missing else ''}")
-    rows.append((f"Append -> rm_workflows lag p50 ({lag_note})", fmt(l50, "ms"), "-",
-                 f"goal <= 10 ms {'OK' if l50 <= 10 else 'MISS'}"))
-    rows.append(("Append -> rm_workflows lag p99", fmt(l99, "ms"), "-",
-                 f"goal <= 50 ms {'OK' if l99 <= 50 else 'MISS'}"))
+    lag_note = (
+        f"{len(lags.lags_ms)} events at {lags.achieved_rate:.0f}/s (target {lags.target_rate:.0f}/s)"
+        f"{'; ' + str(lags.missing) + ' missing from read model' if lags.missing else ''}"
+    )
+    rows.append(
+        (
+            f"Append -> rm_workflows lag p50 ({lag_note})",
+            fmt(l50, "ms"),
+            "-",
+            f"goal <= 10 ms {'OK' if l50 <= 10 else 'MISS'}",
+        )
+    )
+    rows.append(
+        ("Append -> rm_workflows lag p99", fmt(l99, "ms"), "-", f"goal <= 50 ms {'OK' if l99 <= 50 else 'MISS'}")
+    )
     s50, s99 = pct(walks.select1_ms, 50), pct(walks.select1_ms, 99)
     scale = f"{walks.events:,}-event DAG, max depth {walks.max_depth}"
-    for name, values, mean in (("Ancestors", walks.up_ms, walks.mean_returned_up),
-                               ("Descendants", walks.down_ms, walks.mean_returned_down)):
+    for name, values, mean in (
+        ("Ancestors", walks.up_ms, walks.mean_returned_up),
+        ("Descendants", walks.down_ms, walks.mean_returned_down),
+    ):
         p50, p99 = pct(values, 50), pct(values, 99)
-        rows.append((f"{name} walk p50 ({scale}; max_depth=100, limit=100; avg {mean:.0f} returned; "
-                     f"baseline SELECT 1)", fmt(p50, "ms"), fmt(s50, "ms"), f"{p50 / s50:.0f}x"))
-        rows.append((f"{name} walk p99 (goal is for 1M events; measured at {walks.events:,})",
-                     fmt(p99, "ms"), fmt(s99, "ms"),
-                     f"{p99 / s99:.0f}x / goal p99 <= 20 ms {'OK' if p99 <= 20 else 'MISS'}"))
+        rows.append(
+            (
+                f"{name} walk p50 ({scale}; max_depth=100, limit=100; avg {mean:.0f} returned; baseline SELECT 1)",
+                fmt(p50, "ms"),
+                fmt(s50, "ms"),
+                f"{p50 / s50:.0f}x",
+            )
+        )
+        rows.append(
+            (
+                f"{name} walk p99 (goal is for 1M events; measured at {walks.events:,})",
+                fmt(p99, "ms"),
+                fmt(s99, "ms"),
+                f"{p99 / s99:.0f}x / goal p99 <= 20 ms {'OK' if p99 <= 20 else 'MISS'}",
+            )
+        )
 
     mode = "quick" if args.quick else "full"
     print(f"\nQuipu bench ({mode}; DAG build {walks.build_s:.0f} s; total {total:.0f} s)\n")

@@ -89,8 +89,14 @@ async def _time_queries(database_url: str, ids: list[uuid.UUID], samples: int, r
             progress.update(k + 1)
         progress.done()
     return DagResult(
-        int(row["n"]), int(row["d"]), 0.0, out["up"], out["down"], out["one"],
-        returned["up"] / samples, returned["down"] / samples,
+        int(row["n"]),
+        int(row["d"]),
+        0.0,
+        out["up"],
+        out["down"],
+        out["one"],
+        returned["up"] / samples,
+        returned["down"] / samples,
     )
 
 

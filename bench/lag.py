@@ -42,7 +42,7 @@ class LagResult:
     missing: int
 
 
-async def _wait_caught_up(database_url: str, timeout: float) -> None:  # noqa: ASYNC109
+async def _wait_caught_up(database_url: str, timeout: float) -> None:
     """Until the projector's position reaches the head of the log (old events drained)."""
     deadline = time.monotonic() + timeout
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -108,7 +108,7 @@ async def measure_async(store: EventStore, database_url: str, nats_url: str, rat
         elapsed = time.monotonic() - t0
         progress.done()
         deadline = time.monotonic() + 30
-        while any(k not in visible for k in committed) and time.monotonic() < deadline:  # noqa: ASYNC110
+        while any(k not in visible for k in committed) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
     finally:
         stop.set()

@@ -37,8 +37,9 @@ def postgres_admin_url(infra_dir: Path) -> Iterator[str]:
         return
     from quipu.embedded import EmbeddedPostgres
 
-    pg = EmbeddedPostgres(infra_dir / "pg", extra_settings={"fsync": "off", "synchronous_commit": "off",
-                                                             "full_page_writes": "off"})
+    pg = EmbeddedPostgres(
+        infra_dir / "pg", extra_settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+    )
     yield pg.start()
     pg.stop(mode="immediate")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool
 
 from commands.access import AccessService
@@ -17,7 +19,7 @@ class ApiContext:
     store: EventStore
     workflows: WorkflowService
     access: AccessService
-    pool: AsyncConnectionPool  # async read connections: forensics and read models
+    pool: AsyncConnectionPool[AsyncConnection[DictRow]]  # async read connections: forensics and read models
     nats_ready: Callable[[], Awaitable[bool]]
     max_body_bytes: int = 1_048_576
     rate_limit_per_minute: int = 6000

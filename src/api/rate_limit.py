@@ -12,7 +12,8 @@ import math
 import time
 from typing import Any
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 EXEMPT = ("/health", "/ready", "/metrics")
 WINDOW_SECONDS = 60
@@ -33,7 +34,7 @@ class RateLimiter:
         return f"ip:{client[0] if client else '?'}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.per_minute <= 0 or scope["path"].startswith(EXEMPT):
+        if scope["type"] != ScopeType.HTTP or self.per_minute <= 0 or scope["path"].startswith(EXEMPT):
             await self.app(scope, receive, send)
             return
         now = time.time()
@@ -80,16 +81,15 @@ async def _too_many(scope: Scope, send: Send, headers: list[tuple[bytes, bytes]]
             trace_id=str(request_id),
         )
     )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"retry-after", str(reset).encode()),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 429,
+        "headers": [
+            (b"content-type", b"application/problem+json"),
+            (b"retry-after", str(reset).encode()),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -58,7 +58,9 @@ class Projector:
                 await self._run_once(stop)
                 backoff = 0.2
             except (TimeoutError, psycopg.OperationalError, NatsError, JetStreamError, OSError) as error:
-                log.warning("projector_retrying", projection=self.projection.name, error=str(error) or type(error).__name__)
+                log.warning(
+                    "projector_retrying", projection=self.projection.name, error=str(error) or type(error).__name__
+                )
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -69,8 +71,13 @@ class Projector:
                 return
             await ensure_schema(conn, self.projection)
             nc = NATS()
-            await nc.connect(self._nats_url, allow_reconnect=True, max_reconnect_attempts=-1,
-                             reconnect_time_wait=0.5, connect_timeout=2)
+            await nc.connect(
+                self._nats_url,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                connect_timeout=2,
+            )
             try:
                 js = nc.jetstream(timeout=5)
                 await ensure_event_stream(js, self._subjects)

@@ -69,9 +69,7 @@ class Relay:
                 backoff = min(backoff * 2, 5.0)
 
     async def _run_as_leader(self, stop: asyncio.Event) -> None:
-        async with await AsyncConnection.connect(
-            self._database_url, autocommit=True, row_factory=dict_row
-        ) as conn:
+        async with await AsyncConnection.connect(self._database_url, autocommit=True, row_factory=dict_row) as conn:
             while not stop.is_set():
                 cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (RELAY_LOCK_KEY,))
                 row = await cur.fetchone()
@@ -87,7 +85,10 @@ class Relay:
             )
             nc = NATS()
             await nc.connect(
-                self._nats_url, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                self._nats_url,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
                 connect_timeout=2,
             )
             try:
@@ -166,9 +167,7 @@ class Relay:
         position = await self._position(conn)
         last_id = await last_message_id(js, self._subjects.events_stream)
         if last_id is not None:
-            cur = await conn.execute(
-                "SELECT notification_id FROM event_dag WHERE event_id::text = %s", (last_id,)
-            )
+            cur = await conn.execute("SELECT notification_id FROM event_dag WHERE event_id::text = %s", (last_id,))
             row = await cur.fetchone()
             if row is not None and row["notification_id"] > position:
                 log.info("relay_fast_forward", stored=position, stream=row["notification_id"])
@@ -192,8 +191,6 @@ class Relay:
                 w.cancel()
 
     async def _position(self, conn: AsyncConnection[DictRow]) -> int:
-        cur = await conn.execute(
-            "SELECT notification_id FROM relay_position WHERE name = %s", (self._name,)
-        )
+        cur = await conn.execute("SELECT notification_id FROM relay_position WHERE name = %s", (self._name,))
         row = await cur.fetchone()
         return int(row["notification_id"]) if row else 0

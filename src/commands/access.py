@@ -61,7 +61,7 @@ class AccessService:
             return hit[1]
         key_id = key_id_for(key_hash)
         try:
-            aggregate = self._store.repository.get(key_id)
+            aggregate: object = self._store.repository.get(key_id)
         except AggregateNotFoundError:
             aggregate = None
         key = aggregate if isinstance(aggregate, ApiKey) and not aggregate.revoked else None
@@ -75,9 +75,7 @@ class AccessService:
 def issue_bootstrap_key(store: EventStore, tenant_id: str, scopes: list[str], name: str) -> str:
     """For the CLI: create a key for ``tenant_id`` without an existing credential."""
     check_tenant_id(tenant_id)
-    _, secret = AccessService(store).issue(
-        CommandContext(tenant_id, "cli"), name=name, scopes=scopes
-    )
+    _, secret = AccessService(store).issue(CommandContext(tenant_id, "cli"), name=name, scopes=scopes)
     return secret
 
 

@@ -56,9 +56,7 @@ async def get_event(conn: Conn, tenant_id: str, event_id: UUID) -> EventEnvelope
 
 
 async def _require(conn: Conn, tenant_id: str, event_id: UUID) -> None:
-    cur = await conn.execute(
-        "SELECT 1 FROM event_dag WHERE event_id = %s AND tenant_id = %s", (event_id, tenant_id)
-    )
+    cur = await conn.execute("SELECT 1 FROM event_dag WHERE event_id = %s AND tenant_id = %s", (event_id, tenant_id))
     if await cur.fetchone() is None:
         raise NotFound(f"event {event_id} not found")
 
@@ -104,14 +102,23 @@ async def walk(
         f" SELECT p.*, e.state FROM picked p JOIN {EVENTS_TABLE} e"
         " ON e.originator_id = p.stream_id AND e.originator_version = p.version"
         " ORDER BY p.distance, p.notification_id",
-        {"start": start, "tenant": tenant_id, "upward": upward, "max_depth": max_depth, "budget": budget,
-         "kinds": list(kinds), "limit": limit},
+        {
+            "start": start,
+            "tenant": tenant_id,
+            "upward": upward,
+            "max_depth": max_depth,
+            "budget": budget,
+            "kinds": list(kinds),
+            "limit": limit,
+        },
         prepare=True,
     )
     return [Related(_envelope(r), r["distance"]) for r in await cur.fetchall()]
 
 
-async def siblings(conn: Conn, tenant_id: str, event_id: UUID, *, limit: int, offset: int) -> tuple[list[EventEnvelope], int]:
+async def siblings(
+    conn: Conn, tenant_id: str, event_id: UUID, *, limit: int, offset: int
+) -> tuple[list[EventEnvelope], int]:
     """Events that share at least one parent with ``event_id`` (itself excluded)."""
     await _require(conn, tenant_id, event_id)
     cur = await conn.execute(
@@ -123,8 +130,7 @@ async def siblings(conn: Conn, tenant_id: str, event_id: UUID, *, limit: int, of
     total_row = await cur.fetchone()
     assert total_row is not None
     cur = await conn.execute(
-        _SELECT
-        + " WHERE d.event_id IN (SELECT DISTINCT e2.child_id FROM event_edges e2"
+        _SELECT + " WHERE d.event_id IN (SELECT DISTINCT e2.child_id FROM event_edges e2"
         " JOIN event_dag me ON me.event_id = %s WHERE e2.parent_id = ANY(me.parent_ids)"
         " AND e2.child_id <> me.event_id) AND d.tenant_id = %s"
         " ORDER BY d.notification_id LIMIT %s OFFSET %s",
@@ -161,9 +167,7 @@ async def by_kind(
 
 
 async def _children(conn: Conn, parent: UUID) -> list[UUID]:
-    cur = await conn.execute(
-        "SELECT child_id FROM event_edges WHERE parent_id = %s ORDER BY child_id", (parent,)
-    )
+    cur = await conn.execute("SELECT child_id FROM event_edges WHERE parent_id = %s ORDER BY child_id", (parent,))
     return [r["child_id"] for r in await cur.fetchall()]
 
 
@@ -173,9 +177,7 @@ async def causal_path(conn: Conn, tenant_id: str, source: UUID, target: UUID) ->
     await _require(conn, tenant_id, target)
     if source == target:
         return [await get_event(conn, tenant_id, source)]
-    to_target = await _distances(
-        conn, tenant_id, target, upward=True, max_depth=1_000_000, max_nodes=WALK_HARD_LIMIT
-    )
+    to_target = await _distances(conn, tenant_id, target, upward=True, max_depth=1_000_000, max_nodes=WALK_HARD_LIMIT)
     if source not in to_target:
         return None
     to_target[target] = 0
@@ -234,9 +236,7 @@ async def verify(conn: Conn, tenant_id: str, event_id: UUID) -> Verification:
     ancestry = set(
         await _distances(conn, tenant_id, event_id, upward=True, max_depth=1_000_000, max_nodes=10 * WALK_HARD_LIMIT)
     ) | {event_id}
-    cur = await conn.execute(
-        _SELECT + " WHERE d.event_id = ANY(%s) ORDER BY d.notification_id", (list(ancestry),)
-    )
+    cur = await conn.execute(_SELECT + " WHERE d.event_id = ANY(%s) ORDER BY d.notification_id", (list(ancestry),))
     rows = await cur.fetchall()
     recorded = {r["event_id"]: r for r in rows}
     for row in rows:
@@ -246,10 +246,14 @@ async def verify(conn: Conn, tenant_id: str, event_id: UUID) -> Verification:
             return Verification(event_id, len(rows), False, BrokenLink(row["event_id"], "missing_parent", missing, ""))
         depth = depth_from([p["depth"] for p in parents if p is not None])
         if depth != row["depth"]:
-            return Verification(event_id, len(rows), False, BrokenLink(row["event_id"], "depth_mismatch", str(depth), str(row["depth"])))
+            return Verification(
+                event_id, len(rows), False, BrokenLink(row["event_id"], "depth_mismatch", str(depth), str(row["depth"]))
+            )
         expected = event_hash(bytes(row["state"]), depth, [p["hash"].strip() for p in parents if p is not None])
         if expected != row["hash"].strip():
-            return Verification(event_id, len(rows), False, BrokenLink(row["event_id"], "hash_mismatch", expected, row["hash"].strip()))
+            return Verification(
+                event_id, len(rows), False, BrokenLink(row["event_id"], "hash_mismatch", expected, row["hash"].strip())
+            )
     return Verification(event_id, len(rows), True, None)
 
 
@@ -266,8 +270,7 @@ async def correlation_graph(
     if total["n"] == 0:
         raise NotFound(f"correlation {correlation_id} not found")
     cur = await conn.execute(
-        _SELECT + " WHERE d.tenant_id = %s AND d.correlation_id = %s"
-        " ORDER BY d.notification_id LIMIT %s OFFSET %s",
+        _SELECT + " WHERE d.tenant_id = %s AND d.correlation_id = %s ORDER BY d.notification_id LIMIT %s OFFSET %s",
         (tenant_id, correlation_id, limit, offset),
     )
     rows = await cur.fetchall()

@@ -13,7 +13,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Composed
 
 from commands.schema import dag_schema_statements
 from domain.events import event_class
@@ -49,7 +49,7 @@ class DagRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = datastore.schema or "public"
-        self.sql_create_statements.extend(_sql(s) for s in dag_schema_statements(schema))
+        self.sql_create_statements.extend(Composed([_sql(s)]) for s in dag_schema_statements(schema))
         self._select_parents = _sql(
             f"SELECT event_id, tenant_id, depth, hash FROM {schema}.event_dag WHERE event_id = ANY(%s)"
         )
@@ -144,4 +144,4 @@ class DagRecorder(PostgresApplicationRecorder):
 
 def _sql(text: str) -> SQL:
     # Table names come from configuration, not from users; SQL() marks them as trusted.
-    return SQL(text)  # type: ignore[arg-type]
+    return SQL(text)

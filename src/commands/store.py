@@ -66,7 +66,7 @@ class EventStore(Application[UUID]):
     def load(self, cls: type[_A], aggregate_id: UUID, tenant_id: str, *, version: int | None = None) -> _A:
         """The aggregate as of ``version`` (latest if None); 404 for another tenant's."""
         try:
-            aggregate = self.repository.get(aggregate_id, version=version)
+            aggregate: Any = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             raise NotFound(f"{cls.CATEGORY or cls.__name__} {aggregate_id} not found") from None
         if not isinstance(aggregate, cls) or aggregate.tenant_id != tenant_id:

@@ -74,9 +74,7 @@ class WorkflowService:
         except NotFound:
             return None
         if first.request_hash != body_hash:
-            raise IdempotencyMismatch(
-                "this Idempotency-Key was already used with a different request body"
-            )
+            raise IdempotencyMismatch("this Idempotency-Key was already used with a different request body")
         return first
 
     def update(
@@ -89,9 +87,7 @@ class WorkflowService:
     ) -> Workflow:
         workflow = self.get(ctx.tenant_id, workflow_id)
         if expected_version is not None and expected_version != workflow.version:
-            raise PreconditionFailed(
-                f"If-Match expected version {expected_version}, current is {workflow.version}"
-            )
+            raise PreconditionFailed(f"If-Match expected version {expected_version}, current is {workflow.version}")
         causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
         workflow.update(
             CommandContext(ctx.tenant_id, ctx.actor, causes),
@@ -103,14 +99,10 @@ class WorkflowService:
         self._store.save_all(workflow)
         return workflow
 
-    def delete(
-        self, ctx: CommandContext, workflow_id: UUID, *, expected_version: int | None = None
-    ) -> Workflow:
+    def delete(self, ctx: CommandContext, workflow_id: UUID, *, expected_version: int | None = None) -> Workflow:
         workflow = self.get(ctx.tenant_id, workflow_id)
         if expected_version is not None and expected_version != workflow.version:
-            raise PreconditionFailed(
-                f"If-Match expected version {expected_version}, current is {workflow.version}"
-            )
+            raise PreconditionFailed(f"If-Match expected version {expected_version}, current is {workflow.version}")
         causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
         workflow.delete(CommandContext(ctx.tenant_id, ctx.actor, causes))
         self._store.save_all(workflow)

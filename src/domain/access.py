@@ -95,7 +95,7 @@ class ApiKey(Aggregate):
 
     def allows(self, scope: Scope) -> bool:
         # admin implies write implies read
-        return not self.revoked and any(SCOPES.index(s) >= SCOPES.index(scope) for s in self.scopes)  # type: ignore[arg-type]
+        return not self.revoked and any(SCOPES.index(s) >= SCOPES.index(scope) for s in self.scopes)
 
     def apply(self, event: DomainEvent) -> None:
         if isinstance(event, ApiKeyIssued):

@@ -41,6 +41,7 @@ class Aggregate:
     created_on: datetime
     modified_on: datetime
     last_event_id: UUID | None
+    _pending: list[DomainEvent]
 
     @classmethod
     def blank(cls, first: DomainEvent) -> Self:
@@ -53,7 +54,7 @@ class Aggregate:
         self.created_on = first.timestamp
         self.modified_on = first.timestamp
         self.last_event_id = None
-        self._pending: list[DomainEvent] = []
+        self._pending = []
         return self
 
     # -- the eventsourcing protocol -------------------------------------------------

@@ -34,9 +34,7 @@ class EventEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     envelope_version: int = ENVELOPE_VERSION
 
 
-def envelope_from_state(
-    state: bytes, kind: str, *, depth: int, hash_: str, notification_id: int
-) -> EventEnvelope:
+def envelope_from_state(state: bytes, kind: str, *, depth: int, hash_: str, notification_id: int) -> EventEnvelope:
     """Build the envelope from the stored (canonical) event bytes and its DAG row."""
     raw: dict[str, Any] = msgspec.json.decode(state)
     return EventEnvelope(

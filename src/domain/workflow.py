@@ -128,6 +128,4 @@ class Workflow(Aggregate):
 def _check(definition: WorkflowDefinition) -> None:
     problems = structural_problems(definition)
     if problems:
-        raise ValidationFailed(
-            [type(p)(f"definition.{p.field}", p.message, p.code) for p in problems]
-        )
+        raise ValidationFailed([type(p)(f"definition.{p.field}", p.message, p.code) for p in problems])

@@ -24,7 +24,9 @@ class Node(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
 
 
-class Edge(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename={"source": "from", "target": "to"}):
+class Edge(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename={"source": "from", "target": "to"}
+):
     """A dependency: ``to`` may start once ``from`` has completed (and ``condition`` holds)."""
 
     source: NodeId
@@ -45,9 +47,7 @@ def structural_problems(definition: WorkflowDefinition) -> list[FieldProblem]:
     seen: set[str] = set()
     for i, node in enumerate(definition.nodes):
         if node.id in seen:
-            problems.append(
-                FieldProblem(f"nodes[{i}].id", f"duplicate node id '{node.id}'", "duplicate_id")
-            )
+            problems.append(FieldProblem(f"nodes[{i}].id", f"duplicate node id '{node.id}'", "duplicate_id"))
         seen.add(node.id)
     if not definition.nodes:
         problems.append(FieldProblem("nodes", "a workflow needs at least one node", "empty"))
@@ -55,22 +55,16 @@ def structural_problems(definition: WorkflowDefinition) -> list[FieldProblem]:
     for i, edge in enumerate(definition.edges):
         for end, name in ((edge.source, "from"), (edge.target, "to")):
             if end not in seen:
-                problems.append(
-                    FieldProblem(f"edges[{i}].{name}", f"unknown node '{end}'", "dangling_edge")
-                )
+                problems.append(FieldProblem(f"edges[{i}].{name}", f"unknown node '{end}'", "dangling_edge"))
         if edge.source == edge.target:
             problems.append(FieldProblem(f"edges[{i}]", "an edge may not loop on itself", "cycle"))
         key = (edge.source, edge.target)
         if key in edge_keys:
-            problems.append(
-                FieldProblem(f"edges[{i}]", f"duplicate edge {key[0]} -> {key[1]}", "duplicate_edge")
-            )
+            problems.append(FieldProblem(f"edges[{i}]", f"duplicate edge {key[0]} -> {key[1]}", "duplicate_edge"))
         edge_keys.add(key)
     cycle = find_cycle(definition)
     if cycle:
-        problems.append(
-            FieldProblem("edges", "the graph has a cycle: " + " -> ".join(cycle), "cycle")
-        )
+        problems.append(FieldProblem("edges", "the graph has a cycle: " + " -> ".join(cycle), "cycle"))
     return problems
 
 

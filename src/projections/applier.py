@@ -34,11 +34,11 @@ async def ensure_schema(conn: AsyncConnection[DictRow], projection: Projection, 
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('quipu-ddl'))")
         for stmt in OPS_DDL:
-            await conn.execute(stmt)  # type: ignore[arg-type]
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # type: ignore[arg-type]
-        await conn.execute(f"SET LOCAL search_path TO {schema}")  # type: ignore[arg-type]
+            await conn.execute(stmt)
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await conn.execute(f"SET LOCAL search_path TO {schema}")
         for stmt in (*projection.ddl, *TRACKING_DDL):
-            await conn.execute(stmt)  # type: ignore[arg-type]
+            await conn.execute(stmt)
 
 
 async def lock_projection(conn: AsyncConnection[DictRow], projection: Projection) -> None:
@@ -64,8 +64,11 @@ async def apply_batch(
         await conn.execute(
             "SELECT CASE WHEN %(live)s THEN pg_advisory_xact_lock(hashtext(%(key)s)) END,"
             " set_config('search_path', %(path)s, true), set_config('synchronous_commit', 'off', true)",
-            {"live": schema == projection.schema(), "key": "quipu-projection:" + projection.name,
-             "path": f"{schema}, public"},
+            {
+                "live": schema == projection.schema(),
+                "key": "quipu-projection:" + projection.name,
+                "path": f"{schema}, public",
+            },
             prepare=True,
         )
         cur = await conn.execute("SELECT notification_id FROM tracking FOR UPDATE")
@@ -103,7 +106,7 @@ async def _apply_all_or_isolate(
             for envelope in envelopes:
                 await projection.apply(write, envelope)
         return len(envelopes)
-    except Exception:  # noqa: BLE001 - isolate below; each failure is recorded there
+    except Exception:
         applied = 0
         async with conn.cursor() as write:
             for envelope in envelopes:
@@ -116,7 +119,9 @@ async def _apply_all_or_isolate(
         return applied
 
 
-async def _park(conn: AsyncConnection[DictRow], projection: Projection, envelope: EventEnvelope, error: Exception) -> None:
+async def _park(
+    conn: AsyncConnection[DictRow], projection: Projection, envelope: EventEnvelope, error: Exception
+) -> None:
     PROJECTION_ERRORS.labels(projection.name).inc()
     log.error(
         "projection_event_failed",
@@ -131,8 +136,12 @@ async def _park(conn: AsyncConnection[DictRow], projection: Projection, envelope
         " ON CONFLICT (projection, notification_id) DO UPDATE SET error = excluded.error,"
         " attempts = projection_dead_letters.attempts + 1, next_retry_at = excluded.next_retry_at",
         (
-            projection.name, envelope.notification_id, envelope.event_id, envelope.kind,
-            repr(error)[:4000], datetime.now(UTC) + timedelta(seconds=backoff_seconds(1)),
+            projection.name,
+            envelope.notification_id,
+            envelope.event_id,
+            envelope.kind,
+            repr(error)[:4000],
+            datetime.now(UTC) + timedelta(seconds=backoff_seconds(1)),
         ),
     )
 
@@ -154,7 +163,7 @@ async def retry_dead_letters(
         envelope = await fetch(item["notification_id"])
         async with conn.transaction():
             await lock_projection(conn, projection)
-            await conn.execute(f"SET LOCAL search_path TO {projection.schema()}, public")  # type: ignore[arg-type]
+            await conn.execute(f"SET LOCAL search_path TO {projection.schema()}, public")
             try:
                 async with conn.transaction(), conn.cursor() as write:
                     if envelope is not None:
@@ -165,9 +174,11 @@ async def retry_dead_letters(
                     "UPDATE public.projection_dead_letters SET attempts = %s, error = %s, next_retry_at = %s"
                     " WHERE projection = %s AND notification_id = %s",
                     (
-                        attempts, repr(error)[:4000],
+                        attempts,
+                        repr(error)[:4000],
                         datetime.now(UTC) + timedelta(seconds=backoff_seconds(attempts)),
-                        projection.name, item["notification_id"],
+                        projection.name,
+                        item["notification_id"],
                     ),
                 )
                 continue
@@ -180,8 +191,6 @@ async def retry_dead_letters(
 
 
 async def position(conn: AsyncConnection[DictRow], projection: Projection) -> tuple[int, datetime | None]:
-    cur = await conn.execute(
-        f"SELECT notification_id, updated_at FROM {projection.schema()}.tracking"  # type: ignore[arg-type]
-    )
+    cur = await conn.execute(f"SELECT notification_id, updated_at FROM {projection.schema()}.tracking")
     row = await cur.fetchone()
     return (int(row["notification_id"]), row["updated_at"]) if row else (0, None)

@@ -37,7 +37,7 @@ async def rebuild(
     """Rebuild ``projection``; returns the notification id the new model is at."""
     live = projection.schema()
     fresh = f"{live}__rebuild"
-    await conn.execute(f"DROP SCHEMA IF EXISTS {fresh} CASCADE")  # type: ignore[arg-type]
+    await conn.execute(f"DROP SCHEMA IF EXISTS {fresh} CASCADE")
     await ensure_schema(conn, projection, fresh)
     # Parked events are retried by the rebuild itself; what still fails is parked again.
     await conn.execute("DELETE FROM public.projection_dead_letters WHERE projection = %s", (projection.name,))
@@ -57,11 +57,11 @@ async def rebuild(
         async for batch in source(position, final):
             await apply_batch(conn, projection, batch, schema=fresh)
             position = batch[-1].notification_id
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {live}")  # type: ignore[arg-type]
-        await conn.execute(f"DROP SCHEMA IF EXISTS {live}__old CASCADE")  # type: ignore[arg-type]
-        await conn.execute(f"ALTER SCHEMA {live} RENAME TO {live}__old")  # type: ignore[arg-type]
-        await conn.execute(f"ALTER SCHEMA {fresh} RENAME TO {live}")  # type: ignore[arg-type]
-        await conn.execute(f"DROP SCHEMA {live}__old CASCADE")  # type: ignore[arg-type]
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {live}")
+        await conn.execute(f"DROP SCHEMA IF EXISTS {live}__old CASCADE")
+        await conn.execute(f"ALTER SCHEMA {live} RENAME TO {live}__old")
+        await conn.execute(f"ALTER SCHEMA {fresh} RENAME TO {live}")
+        await conn.execute(f"DROP SCHEMA {live}__old CASCADE")
     if progress:
         progress(max(position, target), max(position, target))
     log.info("projection_rebuilt", projection=projection.name, position=position, events=done)

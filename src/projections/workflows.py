@@ -22,9 +22,16 @@ async def _created(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
         " definition_version, node_count, edge_count, metadata, created_at, updated_at, deleted)"
         " VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, false)",
         (
-            e.tenant_id, e.stream_id, p["name"], p["description"], e.version,
-            len(p["definition"]["nodes"]), len(p["definition"].get("edges", [])),
-            Jsonb(p.get("metadata", {})), e.occurred_at, e.occurred_at,
+            e.tenant_id,
+            e.stream_id,
+            p["name"],
+            p["description"],
+            e.version,
+            len(p["definition"]["nodes"]),
+            len(p["definition"].get("edges", [])),
+            Jsonb(p.get("metadata", {})),
+            e.occurred_at,
+            e.occurred_at,
         ),
     )
 
@@ -36,17 +43,23 @@ async def _updated(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
         " node_count = %s, edge_count = %s, metadata = %s, updated_at = %s"
         " WHERE tenant_id = %s AND workflow_id = %s",
         (
-            p["name"], p["description"], e.version, p["definition_version"],
-            len(p["definition"]["nodes"]), len(p["definition"].get("edges", [])),
-            Jsonb(p.get("metadata", {})), e.occurred_at, e.tenant_id, e.stream_id,
+            p["name"],
+            p["description"],
+            e.version,
+            p["definition_version"],
+            len(p["definition"]["nodes"]),
+            len(p["definition"].get("edges", [])),
+            Jsonb(p.get("metadata", {})),
+            e.occurred_at,
+            e.tenant_id,
+            e.stream_id,
         ),
     )
 
 
 async def _deleted(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
     await cur.execute(
-        "UPDATE workflows SET deleted = true, version = %s, updated_at = %s"
-        " WHERE tenant_id = %s AND workflow_id = %s",
+        "UPDATE workflows SET deleted = true, version = %s, updated_at = %s WHERE tenant_id = %s AND workflow_id = %s",
         (e.version, e.occurred_at, e.tenant_id, e.stream_id),
     )
 
@@ -114,11 +127,6 @@ async def list_workflows(
     total = await cur.fetchone()
     assert total is not None
     order = f" ORDER BY {sort} {'DESC' if descending else 'ASC'}, workflow_id"
-    cur = await conn.execute(
-        f"SELECT * FROM {table}" + where + order + " LIMIT %s OFFSET %s", [*params, limit, offset]
-    )
-    rows = [
-        WorkflowRow(**{k: r[k] for k in WorkflowRow.__dataclass_fields__})
-        for r in await cur.fetchall()
-    ]
+    cur = await conn.execute(f"SELECT * FROM {table}" + where + order + " LIMIT %s OFFSET %s", [*params, limit, offset])
+    rows = [WorkflowRow(**{k: r[k] for k in WorkflowRow.__dataclass_fields__}) for r in await cur.fetchall()]
     return rows, int(total["n"])

@@ -77,8 +77,17 @@ def cmd_keys(args: argparse.Namespace) -> None:
             print(issue_bootstrap_key(store, args.tenant, scopes, args.name))
         elif args.keys_command == "list":
             for key in AccessService(store).list(args.tenant):
-                print(json.dumps({"id": str(key.id), "name": key.name, "scopes": key.scopes,
-                                  "prefix": key.key_prefix, "revoked": key.revoked}))
+                print(
+                    json.dumps(
+                        {
+                            "id": str(key.id),
+                            "name": key.name,
+                            "scopes": key.scopes,
+                            "prefix": key.key_prefix,
+                            "revoked": key.revoked,
+                        }
+                    )
+                )
         elif args.keys_command == "revoke":
             from uuid import UUID
 

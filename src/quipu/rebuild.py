@@ -38,8 +38,10 @@ class ProgressBar:
 
 async def rebuild_projection(database_url: str, name: str, progress: ProgressBar | None = None) -> int:
     proj = projection(name)
-    async with await AsyncConnection.connect(database_url, autocommit=True, row_factory=dict_row) as conn, \
-            await AsyncConnection.connect(database_url, autocommit=True, row_factory=dict_row) as reader:
+    async with (
+        await AsyncConnection.connect(database_url, autocommit=True, row_factory=dict_row) as conn,
+        await AsyncConnection.connect(database_url, autocommit=True, row_factory=dict_row) as reader,
+    ):
 
         def source(after: int, upto: int) -> AsyncIterator[list[EventEnvelope]]:
             return batches(reader, after, upto)

@@ -56,12 +56,13 @@ async def serve(
     try:
         if api:
             async with wiring.api_context() as ctx:
-                config = uvicorn.Config(create_app(ctx), host=host, port=port, log_config=None,
-                                        access_log=False, lifespan="on")
+                config = uvicorn.Config(
+                    create_app(ctx), host=host, port=port, log_config=None, access_log=False, lifespan="on"
+                )
                 server = _EmbeddedServer(config)
                 tune_gc()
                 serving = asyncio.create_task(server.serve(), name="api")
-                while not server.started and not serving.done():
+                while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
                     await asyncio.sleep(0.05)
                 if serving.done():
                     await serving  # raises the bind error, for instance

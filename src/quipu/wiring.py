@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
-from psycopg.rows import dict_row
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from api.context import ApiContext
@@ -40,15 +41,23 @@ class Wiring:
     @classmethod
     def from_settings(cls, settings: Settings, database_url: str, nats_url: str) -> Wiring:
         return cls(
-            database_url, nats_url, Subjects(settings.subject_prefix), settings.pool_size,
-            settings.max_body_bytes, settings.rate_limit_per_minute,
+            database_url,
+            nats_url,
+            Subjects(settings.subject_prefix),
+            settings.pool_size,
+            settings.max_body_bytes,
+            settings.rate_limit_per_minute,
         )
 
     @contextlib.asynccontextmanager
     async def api_context(self) -> AsyncIterator[ApiContext]:
         store = await asyncio.to_thread(build_store, self.database_url, self.pool_size)
         pool = AsyncConnectionPool(
-            self.database_url, min_size=1, max_size=self.pool_size, open=False,
+            self.database_url,
+            connection_class=AsyncConnection[DictRow],
+            min_size=1,
+            max_size=self.pool_size,
+            open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
         )
         await pool.open(wait=True, timeout=30)
@@ -59,16 +68,21 @@ class Wiring:
         nc = NATS()
         with contextlib.suppress(Exception):
             # Readiness reports NATS; the API still serves commands while NATS is down.
-            await nc.connect(self.nats_url, allow_reconnect=True, max_reconnect_attempts=-1,
-                             reconnect_time_wait=1, connect_timeout=2)
+            await nc.connect(
+                self.nats_url, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=1, connect_timeout=2
+            )
 
         async def nats_ready() -> bool:
             return nc.is_connected
 
         try:
             yield ApiContext(
-                store=store, workflows=WorkflowService(store), access=AccessService(store), pool=pool,
-                nats_ready=nats_ready, max_body_bytes=self.max_body_bytes,
+                store=store,
+                workflows=WorkflowService(store),
+                access=AccessService(store),
+                pool=pool,
+                nats_ready=nats_ready,
+                max_body_bytes=self.max_body_bytes,
                 rate_limit_per_minute=self.rate_limit_per_minute,
             )
         finally:

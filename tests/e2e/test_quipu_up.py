@@ -24,7 +24,10 @@ def _start(data_dir: Path, port: int) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUIPU_")}
     return subprocess.Popen(
         [*QUIPU, "--data-dir", str(data_dir), "up", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
 
 
@@ -68,11 +71,16 @@ def test_up_prints_urls_serves_and_keeps_data_across_restarts(data_dir: Path) ->
         assert ":5432/" not in runtime["database_url"] and not runtime["nats_url"].endswith(":4222")
         headers = {"Authorization": f"Bearer {runtime['api_key']}"}
         base = f"http://127.0.0.1:{port}/api/v1"
-        tail = subprocess.Popen([*QUIPU, "--data-dir", str(data_dir), "events", "tail", "--limit", "1"],
-                                stdout=subprocess.PIPE, text=True)
+        tail = subprocess.Popen(
+            [*QUIPU, "--data-dir", str(data_dir), "events", "tail", "--limit", "1"], stdout=subprocess.PIPE, text=True
+        )
         time.sleep(1.5)  # let the tail subscribe before the event is published
-        created = httpx.post(f"{base}/workflows", headers=headers, timeout=10,
-                             json={"name": "e2e", "definition": {"nodes": [{"id": "a"}]}}).json()
+        created = httpx.post(
+            f"{base}/workflows",
+            headers=headers,
+            timeout=10,
+            json={"name": "e2e", "definition": {"nodes": [{"id": "a"}]}},
+        ).json()
         out, _ = tail.communicate(timeout=30)
         assert json.loads(out.splitlines()[0])["event_id"] == created["last_event_id"]
         assert (httpx.get(f"http://127.0.0.1:{port}/docs/openapi.json", timeout=10)).status_code == 200

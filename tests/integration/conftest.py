@@ -39,10 +39,21 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_quipu(
-    database_url: str, nats_url: str, subjects: Subjects, *, background: bool = True, rate_limit_per_minute: int = 100_000
+    database_url: str,
+    nats_url: str,
+    subjects: Subjects,
+    *,
+    background: bool = True,
+    rate_limit_per_minute: int = 100_000,
 ) -> AsyncIterator[Running]:
-    wiring = Wiring(database_url, nats_url, subjects, pool_size=4, max_body_bytes=256 * 1024,
-                    rate_limit_per_minute=rate_limit_per_minute)
+    wiring = Wiring(
+        database_url,
+        nats_url,
+        subjects,
+        pool_size=4,
+        max_body_bytes=256 * 1024,
+        rate_limit_per_minute=rate_limit_per_minute,
+    )
     stop = asyncio.Event()
     async with wiring.api_context() as ctx:
         keys = {

@@ -21,7 +21,9 @@ async def test_missing_bad_and_under_scoped_keys(quipu: Running) -> None:
     c = quipu.client
     _problem(await c.get("/api/v1/workflows"), 401)
     _problem(await c.get("/api/v1/workflows", headers={"Authorization": "Bearer qk_nope"}), 401)
-    r = await c.post("/api/v1/workflows", json={"name": "w", "definition": DEFINITION}, headers=quipu.auth("acme-reader"))
+    r = await c.post(
+        "/api/v1/workflows", json={"name": "w", "definition": DEFINITION}, headers=quipu.auth("acme-reader")
+    )
     _problem(r, 403)
     assert (await c.get("/api/v1/workflows", headers=quipu.auth("acme-reader"))).status_code == 200
     _problem(await c.get("/api/v1/admin/projections", headers=quipu.auth("acme-reader")), 403)
@@ -29,13 +31,19 @@ async def test_missing_bad_and_under_scoped_keys(quipu: Running) -> None:
 
 async def test_unknown_fields_wrong_types_and_broken_json_are_422(quipu: Running) -> None:
     c, h = quipu.client, quipu.auth()
-    body = _problem(await c.post("/api/v1/workflows", json={"name": "w", "definition": DEFINITION, "colour": 1}, headers=h), 422)
+    body = _problem(
+        await c.post("/api/v1/workflows", json={"name": "w", "definition": DEFINITION, "colour": 1}, headers=h), 422
+    )
     assert body["errors"]
     body = _problem(await c.post("/api/v1/workflows", json={"name": 5, "definition": DEFINITION}, headers=h), 422)
     assert body["errors"][0]["field"] == "name"
-    body = _problem(await c.post("/api/v1/workflows", json={"name": "w", "definition": {"nodes": [{"id": "a b"}]}}, headers=h), 422)
+    body = _problem(
+        await c.post("/api/v1/workflows", json={"name": "w", "definition": {"nodes": [{"id": "a b"}]}}, headers=h), 422
+    )
     assert "nodes[0].id" in body["errors"][0]["field"]
-    body = _problem(await c.post("/api/v1/workflows", content=b"{not json", headers={**h, "Content-Type": "application/json"}), 400)
+    body = _problem(
+        await c.post("/api/v1/workflows", content=b"{not json", headers={**h, "Content-Type": "application/json"}), 400
+    )
     assert "malformed" in str(body["detail"])
     _problem(await c.get("/api/v1/workflows?limit=0", headers=h), 422)
     _problem(await c.get("/api/v1/workflows?sort=password", headers=h), 422)
@@ -53,8 +61,14 @@ async def test_not_found_method_not_allowed_and_body_limit(quipu: Running) -> No
 async def test_conflict_on_deleted_workflow_and_bad_if_match(quipu: Running) -> None:
     c, h = quipu.client, quipu.auth()
     wf = (await c.post("/api/v1/workflows", json={"name": "w", "definition": DEFINITION}, headers=h)).json()
-    _problem(await c.put(f"/api/v1/workflows/{wf['id']}", json={"name": "x", "definition": DEFINITION},
-                         headers={**h, "If-Match": "garbage"}), 412)
+    _problem(
+        await c.put(
+            f"/api/v1/workflows/{wf['id']}",
+            json={"name": "x", "definition": DEFINITION},
+            headers={**h, "If-Match": "garbage"},
+        ),
+        412,
+    )
     assert (await c.delete(f"/api/v1/workflows/{wf['id']}", headers=h)).status_code == 204
     _problem(await c.delete(f"/api/v1/workflows/{wf['id']}", headers=h), 404)
 
@@ -84,8 +98,9 @@ async def test_api_keys_lifecycle_stores_only_hashes(quipu: Running, database_ur
     listed = (await c.get("/api/v1/api-keys", headers=h)).json()
     assert all("key" not in k for k in listed["items"]) and listed["total"] >= 3
     with psycopg.connect(database_url) as conn:
-        leaked = conn.execute("SELECT count(*) FROM quipu_events WHERE position(%s in convert_from(state, 'UTF8')) > 0",
-                              (secret,)).fetchone()
+        leaked = conn.execute(
+            "SELECT count(*) FROM quipu_events WHERE position(%s in convert_from(state, 'UTF8')) > 0", (secret,)
+        ).fetchone()
     assert leaked == (0,)
     revoked = await c.post(f"/api/v1/api-keys/{created.json()['id']}/revoke", headers=h)
     assert revoked.json()["revoked"] is True

@@ -76,9 +76,7 @@ def test_postgres_extensions_and_persistence(postgres: EmbeddedPostgres) -> None
     # Restart on the same data dir: same port, data still there.
     assert postgres.start() == url
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT body FROM notes WHERE id = 1").fetchone() == (
-            "survives restarts",
-        )
+        assert conn.execute("SELECT body FROM notes WHERE id = 1").fetchone() == ("survives restarts",)
 
 
 def test_postgres_restarts_after_kill(postgres: EmbeddedPostgres) -> None:

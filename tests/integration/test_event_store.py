@@ -18,15 +18,18 @@ DEFINITION = {"nodes": [{"id": "a"}]}
 
 
 async def _create(quipu: Running, tenant: str = "acme", **extra: object) -> dict[str, object]:
-    r = await quipu.client.post("/api/v1/workflows", json={"name": "w", "definition": DEFINITION, **extra},
-                                headers=quipu.auth(tenant))
+    r = await quipu.client.post(
+        "/api/v1/workflows", json={"name": "w", "definition": DEFINITION, **extra}, headers=quipu.auth(tenant)
+    )
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("table", ["quipu_events", "event_dag", "event_edges"])
 @pytest.mark.parametrize("statement", ["UPDATE {t} SET {c} = {c}", "DELETE FROM {t}", "TRUNCATE {t} CASCADE"])
-async def test_database_refuses_to_change_history(quipu: Running, database_url: str, table: str, statement: str) -> None:
+async def test_database_refuses_to_change_history(
+    quipu: Running, database_url: str, table: str, statement: str
+) -> None:
     first = await _create(quipu)
     await _create(quipu, caused_by=[first["last_event_id"]])
     column = {"quipu_events": "topic", "event_dag": "kind", "event_edges": "parent_id"}[table]
@@ -58,8 +61,9 @@ async def test_racing_http_updates_get_409_never_a_lost_update(quipu: Running) -
     wf = await _create(quipu)
 
     async def put(name: str) -> int:
-        r = await quipu.client.put(f"/api/v1/workflows/{wf['id']}", json={"name": name, "definition": DEFINITION},
-                                   headers=quipu.auth())
+        r = await quipu.client.put(
+            f"/api/v1/workflows/{wf['id']}", json={"name": name, "definition": DEFINITION}, headers=quipu.auth()
+        )
         return r.status_code
 
     codes = await asyncio.gather(*[put(f"n{i}") for i in range(6)])
@@ -90,11 +94,17 @@ async def test_a_command_appends_all_or_nothing(quipu: Running, database_url: st
 async def test_caused_by_must_name_existing_events_of_the_same_tenant(quipu: Running, database_url: str) -> None:
     mine = await _create(quipu)
     theirs = await _create(quipu, tenant="beta")
-    r = await quipu.client.post("/api/v1/workflows", json={"name": "w", "definition": DEFINITION,
-                                "caused_by": [str(uuid.uuid4())]}, headers=quipu.auth())
+    r = await quipu.client.post(
+        "/api/v1/workflows",
+        json={"name": "w", "definition": DEFINITION, "caused_by": [str(uuid.uuid4())]},
+        headers=quipu.auth(),
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "caused_by"
-    r = await quipu.client.post("/api/v1/workflows", json={"name": "w", "definition": DEFINITION,
-                                "caused_by": [theirs["last_event_id"]]}, headers=quipu.auth())
+    r = await quipu.client.post(
+        "/api/v1/workflows",
+        json={"name": "w", "definition": DEFINITION, "caused_by": [theirs["last_event_id"]]},
+        headers=quipu.auth(),
+    )
     assert r.status_code == 422
     with psycopg.connect(database_url) as conn:
         # Nothing of the refused commands reached the log, not even without DAG rows.

@@ -54,8 +54,14 @@ def test_a_failing_command_in_a_group_fails_alone(database_url: str) -> None:
         stale_b = store.load(Workflow, existing.id, "acme")
         stale_a.update(CTX, name="a", description="", definition=DEF, metadata={})
         stale_b.update(CTX, name="b", description="", definition=DEF, metadata={})
-        bad_cause = Workflow.create(CommandContext("acme", "test", (uuid.uuid4(),)), workflow_id=uuid.uuid4(),
-                                    name="x", description="", definition=DEF, metadata={})
+        bad_cause = Workflow.create(
+            CommandContext("acme", "test", (uuid.uuid4(),)),
+            workflow_id=uuid.uuid4(),
+            name="x",
+            description="",
+            definition=DEF,
+            metadata={},
+        )
         good = [_new() for _ in range(20)]
         barrier = threading.Barrier(23)
         outcomes: dict[str, object] = {}
@@ -64,12 +70,15 @@ def test_a_failing_command_in_a_group_fails_alone(database_url: str) -> None:
             barrier.wait()
             try:
                 outcomes[name] = store.save_all(aggregate)
-            except Exception as error:  # noqa: BLE001 - recorded for the assertions
+            except Exception as error:
                 outcomes[name] = error
 
         threads = [threading.Thread(target=run, args=(f"good{i}", g)) for i, g in enumerate(good)]
-        threads += [threading.Thread(target=run, args=("a", stale_a)), threading.Thread(target=run, args=("b", stale_b)),
-                    threading.Thread(target=run, args=("bad", bad_cause))]
+        threads += [
+            threading.Thread(target=run, args=("a", stale_a)),
+            threading.Thread(target=run, args=("b", stale_b)),
+            threading.Thread(target=run, args=("bad", bad_cause)),
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -79,9 +88,16 @@ def test_a_failing_command_in_a_group_fails_alone(database_url: str) -> None:
         assert sorted(type(outcomes[k]).__name__ for k in ("a", "b")) == ["ConcurrencyConflict", "list"]
         assert store.load(Workflow, existing.id, "acme").version == 2
         with psycopg.connect(database_url) as conn:
-            assert conn.execute("SELECT count(*) FROM event_dag WHERE stream_id = %s", (bad_cause.id,)).fetchone() == (0,)
-            assert conn.execute("SELECT count(*) FROM quipu_events WHERE originator_id = %s", (bad_cause.id,)).fetchone() == (0,)
-            assert conn.execute("SELECT count(*) FROM quipu_events").fetchone() == conn.execute("SELECT count(*) FROM event_dag").fetchone()
+            assert conn.execute("SELECT count(*) FROM event_dag WHERE stream_id = %s", (bad_cause.id,)).fetchone() == (
+                0,
+            )
+            assert conn.execute(
+                "SELECT count(*) FROM quipu_events WHERE originator_id = %s", (bad_cause.id,)
+            ).fetchone() == (0,)
+            assert (
+                conn.execute("SELECT count(*) FROM quipu_events").fetchone()
+                == conn.execute("SELECT count(*) FROM event_dag").fetchone()
+            )
     finally:
         store.close()
 

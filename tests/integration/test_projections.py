@@ -10,6 +10,7 @@ import pytest
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 
+from bus.subjects import Subjects
 from commands.log import head, read_after
 from domain.aggregate import CommandContext
 from domain.envelope import EventEnvelope
@@ -21,21 +22,31 @@ from projections.base import Handler, Projection
 from projections.workflows import WorkflowsProjection
 from quipu.rebuild import rebuild_projection
 from quipu.wiring import build_store
-from bus.subjects import Subjects
 from tests.integration.conftest import Running, running_quipu
 
-DEFINITION = {"nodes": [{"id": "fetch", "agent_type": "http"}, {"id": "sum"}], "edges": [{"from": "fetch", "to": "sum"}]}
+DEFINITION = {
+    "nodes": [{"id": "fetch", "agent_type": "http"}, {"id": "sum"}],
+    "edges": [{"from": "fetch", "to": "sum"}],
+}
 
 
 def _append_workflows(database_url: str, names: list[str]) -> None:
     store = build_store(database_url, pool_size=1)
     try:
         ctx = CommandContext("acme", "test")
-        store.save_all(*[
-            Workflow.create(ctx, workflow_id=uuid7(), name=n, description="", definition=WorkflowDefinition(
-                nodes=[Node(id="a")]), metadata={})
-            for n in names
-        ])
+        store.save_all(
+            *[
+                Workflow.create(
+                    ctx,
+                    workflow_id=uuid7(),
+                    name=n,
+                    description="",
+                    definition=WorkflowDefinition(nodes=[Node(id="a")]),
+                    metadata={},
+                )
+                for n in names
+            ]
+        )
     finally:
         store.close()
 
@@ -63,16 +74,27 @@ async def test_redelivered_batch_changes_nothing(database_url: str, conn: AsyncC
     assert await apply_batch(conn, proj, envelopes[:4]) == 4
     # A redelivery of everything (the first four again plus two new ones) applies only the new.
     assert await apply_batch(conn, proj, envelopes) == 2
-    snapshot = [dict(r) for r in await (await conn.execute("SELECT * FROM rm_workflows.workflows ORDER BY workflow_id")).fetchall()]
-    tracking = dict(await (await conn.execute("SELECT notification_id, applied FROM rm_workflows.tracking")).fetchone() or {})
+    snapshot = [
+        dict(r)
+        for r in await (await conn.execute("SELECT * FROM rm_workflows.workflows ORDER BY workflow_id")).fetchall()
+    ]
+    tracking = dict(
+        await (await conn.execute("SELECT notification_id, applied FROM rm_workflows.tracking")).fetchone() or {}
+    )
     assert tracking == {"notification_id": envelopes[-1].notification_id, "applied": 6}
     assert len(snapshot) == 6
     # The exact same batch again: nothing applied, nothing changed.
     assert await apply_batch(conn, proj, envelopes) == 0
     assert await apply_batch(conn, proj, envelopes[2:3]) == 0
-    again = [dict(r) for r in await (await conn.execute("SELECT * FROM rm_workflows.workflows ORDER BY workflow_id")).fetchall()]
+    again = [
+        dict(r)
+        for r in await (await conn.execute("SELECT * FROM rm_workflows.workflows ORDER BY workflow_id")).fetchall()
+    ]
     assert again == snapshot
-    assert dict(await (await conn.execute("SELECT notification_id, applied FROM rm_workflows.tracking")).fetchone() or {}) == tracking
+    assert (
+        dict(await (await conn.execute("SELECT notification_id, applied FROM rm_workflows.tracking")).fetchone() or {})
+        == tracking
+    )
 
 
 async def _caught_up(quipu: Running) -> bool:
@@ -86,16 +108,22 @@ async def test_rebuild_equals_incremental(quipu: Running, database_url: str) -> 
     c, h = quipu.client, quipu.auth()
     ids = []
     for i in range(8):
-        r = await c.post("/api/v1/workflows", json={"name": f"wf-{i}", "definition": DEFINITION,
-                                                    "metadata": {"i": i}}, headers=h)
+        r = await c.post(
+            "/api/v1/workflows", json={"name": f"wf-{i}", "definition": DEFINITION, "metadata": {"i": i}}, headers=h
+        )
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
-    r = await c.post("/api/v1/workflows", json={"name": "beta-wf", "definition": DEFINITION}, headers=quipu.auth("beta"))
+    r = await c.post(
+        "/api/v1/workflows", json={"name": "beta-wf", "definition": DEFINITION}, headers=quipu.auth("beta")
+    )
     assert r.status_code == 201
     for wid in ids[:3]:
         changed = {**DEFINITION, "nodes": [*DEFINITION["nodes"], {"id": "notify"}]}
-        r = await c.put(f"/api/v1/workflows/{wid}", json={"name": "renamed", "definition": changed},
-                        headers={**h, "If-Match": '"1"'})
+        r = await c.put(
+            f"/api/v1/workflows/{wid}",
+            json={"name": "renamed", "definition": changed},
+            headers={**h, "If-Match": '"1"'},
+        )
         assert r.status_code == 200, r.text
     for wid in ids[2:4]:
         assert (await c.delete(f"/api/v1/workflows/{wid}", headers=h)).status_code == 204
@@ -133,7 +161,9 @@ class Flaky(Projection):
 
     name: ClassVar[str] = "flaky_test"
     broken: ClassVar[bool] = True
-    ddl: ClassVar[list[str]] = ["CREATE TABLE IF NOT EXISTS seen (notification_id bigint PRIMARY KEY, name text NOT NULL)"]
+    ddl: ClassVar[list[str]] = [
+        "CREATE TABLE IF NOT EXISTS seen (notification_id bigint PRIMARY KEY, name text NOT NULL)"
+    ]
 
     @staticmethod
     async def _created(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
@@ -153,7 +183,10 @@ async def test_failing_handler_is_parked_and_retried(database_url: str, conn: As
     bad = next(e for e in envelopes if e.payload["name"] == "bad")
 
     assert await apply_batch(conn, proj, envelopes) == 4
-    names = [r["name"] for r in await (await conn.execute("SELECT name FROM rm_flaky_test.seen ORDER BY notification_id")).fetchall()]
+    names = [
+        r["name"]
+        for r in await (await conn.execute("SELECT name FROM rm_flaky_test.seen ORDER BY notification_id")).fetchall()
+    ]
     assert names == ["ok-1", "ok-2", "ok-3", "ok-4"]  # later events applied, bad one's write undone
     assert await _one(conn, "SELECT notification_id FROM rm_flaky_test.tracking") == envelopes[-1].notification_id
     rows = await (await conn.execute("SELECT * FROM projection_dead_letters")).fetchall()
@@ -182,12 +215,16 @@ async def test_failing_handler_is_parked_and_retried(database_url: str, conn: As
     finally:
         Flaky.broken = True
     assert await _one(conn, "SELECT count(*) FROM projection_dead_letters") == 0
-    assert await _one(conn, "SELECT name FROM rm_flaky_test.seen WHERE notification_id = %s", bad.notification_id) == "bad"
+    assert (
+        await _one(conn, "SELECT name FROM rm_flaky_test.seen WHERE notification_id = %s", bad.notification_id) == "bad"
+    )
     assert await _one(conn, "SELECT count(*) FROM rm_flaky_test.seen") == 5
 
 
 async def test_admin_projections_status(quipu: Running) -> None:
-    r = await quipu.client.post("/api/v1/workflows", json={"name": "one", "definition": DEFINITION}, headers=quipu.auth())
+    r = await quipu.client.post(
+        "/api/v1/workflows", json={"name": "one", "definition": DEFINITION}, headers=quipu.auth()
+    )
     assert r.status_code == 201
     await quipu.wait_for(lambda: _caught_up(quipu))
     r = await quipu.client.get("/api/v1/admin/projections", headers=quipu.auth("acme"))
@@ -212,8 +249,11 @@ async def test_a_second_projector_instance_stands_by(database_url: str, nats_url
     async with running_quipu(database_url, nats_url, subjects, background=False) as q:
         stop = asyncio.Event()
         tasks = [asyncio.create_task(Relay(database_url, nats_url, subjects).run(stop))]
-        tasks += [asyncio.create_task(Projector(projection("workflows"), database_url, nats_url, subjects).run(stop))
-                  for _ in range(2)]
+        tasks += [
+            asyncio.create_task(Projector(projection("workflows"), database_url, nats_url, subjects).run(stop))
+            for _ in range(2)
+        ]
+
         # A fast burst from many writers: large, interleaved batches for both instances.
         def burst(n: int) -> None:
             store = q.ctx.store
@@ -233,5 +273,11 @@ async def test_a_second_projector_instance_stands_by(database_url: str, nats_url
 
 
 def _workflow(name: str) -> Workflow:
-    return Workflow.create(CommandContext("acme", "test"), workflow_id=uuid7(), name=name, description="",
-                           definition=WorkflowDefinition(nodes=[Node(id="a")]), metadata={})
+    return Workflow.create(
+        CommandContext("acme", "test"),
+        workflow_id=uuid7(),
+        name=name,
+        description="",
+        definition=WorkflowDefinition(nodes=[Node(id="a")]),
+        metadata={},
+    )

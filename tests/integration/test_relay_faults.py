@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -67,8 +68,14 @@ class Appender:
     def _run(self) -> None:
         while self.count < self.total:
             wfs = [
-                Workflow.create(CTX, workflow_id=uuid7(), name=f"wf-{self.count + i}", description="",
-                                definition=DEFINITION, metadata={})
+                Workflow.create(
+                    CTX,
+                    workflow_id=uuid7(),
+                    name=f"wf-{self.count + i}",
+                    description="",
+                    definition=DEFINITION,
+                    metadata={},
+                )
                 for i in range(min(self.per_save, self.total - self.count))
             ]
             self.store.save_all(*wfs)  # must keep succeeding whatever NATS does
@@ -91,7 +98,8 @@ def _query(database_url: str, sql: str) -> int:
 
 async def relay_position(database_url: str) -> int:
     return await asyncio.to_thread(
-        _query, database_url,
+        _query,
+        database_url,
         "SELECT max(notification_id) FROM relay_position WHERE to_regclass('relay_position') IS NOT NULL",
     )
 
@@ -100,8 +108,12 @@ async def wait_relayed(database_url: str, at_least: int | None = None, timeout: 
     """Until the relay's stored position reached ``at_least`` (default: the log head)."""
     async with asyncio.timeout(timeout):
         while True:
-            target = at_least if at_least is not None else await asyncio.to_thread(
-                _query, database_url, "SELECT coalesce(max(notification_id), 0) FROM quipu_events"
+            target = (
+                at_least
+                if at_least is not None
+                else await asyncio.to_thread(
+                    _query, database_url, "SELECT coalesce(max(notification_id), 0) FROM quipu_events"
+                )
             )
             with contextlib.suppress(psycopg.errors.UndefinedTable):
                 if await relay_position(database_url) >= target:
@@ -127,7 +139,8 @@ async def stream_contents(nats_url: str, subjects: Subjects) -> list[tuple[str, 
         info = await js.stream_info(subjects.events_stream)
         expected = info.state.messages
         sub = await js.pull_subscribe(
-            subjects.all_events, stream=subjects.events_stream,
+            subjects.all_events,
+            stream=subjects.events_stream,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
         )
         out: list[tuple[str, int]] = []
@@ -163,20 +176,28 @@ async def assert_exactly_once_in_order(database_url: str, nats_url: str, subject
     assert len(set(ids)) == len(ids), "an event was published twice"
     assert set(ids) == {event_id for event_id, _ in expected}
     nids = [n for _, n in published]
-    assert all(a < b for a, b in zip(nids, nids[1:], strict=False)), "notification ids not increasing"
+    assert all(a < b for a, b in itertools.pairwise(nids)), "notification ids not increasing"
     assert published == expected
     return len(published)
 
 
 @contextlib.asynccontextmanager
-async def relay_process(database_url: str, nats_url: str, subjects: Subjects, log_path: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
+async def relay_process(
+    database_url: str, nats_url: str, subjects: Subjects, log_path: Path
+) -> AsyncIterator[subprocess.Popen[bytes]]:
     """``quipu relay`` as a real OS process (killed on exit whatever happened)."""
-    env = {**os.environ, "QUIPU_DATABASE_URL": database_url, "QUIPU_NATS_URL": nats_url,
-           "QUIPU_SUBJECT_PREFIX": subjects.prefix, "QUIPU_LOG_FORMAT": "json"}
+    env = {
+        **os.environ,
+        "QUIPU_DATABASE_URL": database_url,
+        "QUIPU_NATS_URL": nats_url,
+        "QUIPU_SUBJECT_PREFIX": subjects.prefix,
+        "QUIPU_LOG_FORMAT": "json",
+    }
     quipu_bin = Path(sys.executable).with_name("quipu")
     with log_path.open("ab") as out:
-        proc = subprocess.Popen([str(quipu_bin), "relay"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [str(quipu_bin), "relay"], env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     try:
         yield proc
     finally:

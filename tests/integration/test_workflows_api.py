@@ -19,13 +19,19 @@ async def test_create_get_update_versions_and_delete(quipu: Running) -> None:
     wf = r.json()
     assert wf["definition_version"] == 1 and r.headers["etag"] == '"1"'
     changed = {**DEFINITION, "nodes": [*DEFINITION["nodes"], {"id": "notify"}]}
-    r = await c.put(f"/api/v1/workflows/{wf['id']}", json={"name": "digest v2", "definition": changed},
-                    headers={**h, "If-Match": '"1"'})
+    r = await c.put(
+        f"/api/v1/workflows/{wf['id']}",
+        json={"name": "digest v2", "definition": changed},
+        headers={**h, "If-Match": '"1"'},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["definition_version"] == 2
     # A stale If-Match is refused and nothing is appended.
-    r = await c.put(f"/api/v1/workflows/{wf['id']}", json={"name": "lost", "definition": DEFINITION},
-                    headers={**h, "If-Match": '"1"'})
+    r = await c.put(
+        f"/api/v1/workflows/{wf['id']}",
+        json={"name": "lost", "definition": DEFINITION},
+        headers={**h, "If-Match": '"1"'},
+    )
     assert r.status_code == 412 and r.headers["content-type"].startswith("application/problem+json")
     old = (await c.get(f"/api/v1/workflows/{wf['id']}?version=1", headers=h)).json()
     assert old["name"] == "digest" and len(old["definition"]["nodes"]) == 2
@@ -69,7 +75,9 @@ async def test_list_comes_from_the_projection_with_filters_and_paging(quipu: Run
     for i in range(5):
         r = await c.post("/api/v1/workflows", json={"name": f"wf-{i}", "definition": DEFINITION}, headers=h)
         assert r.status_code == 201
-    await c.post("/api/v1/workflows", json={"name": "other tenant", "definition": DEFINITION}, headers=quipu.auth("beta"))
+    await c.post(
+        "/api/v1/workflows", json={"name": "other tenant", "definition": DEFINITION}, headers=quipu.auth("beta")
+    )
 
     async def listed() -> bool:
         r = await c.get("/api/v1/workflows?limit=2&sort=name&order=asc", headers=h)
@@ -84,10 +92,14 @@ async def test_list_comes_from_the_projection_with_filters_and_paging(quipu: Run
 
 
 async def test_invalid_definitions_get_every_problem_at_once(quipu: Running) -> None:
-    bad = {"nodes": [{"id": "a"}, {"id": "a"}, {"id": "b"}],
-           "edges": [{"from": "a", "to": "zzz"}, {"from": "b", "to": "a"}, {"from": "a", "to": "b"}]}
+    bad = {
+        "nodes": [{"id": "a"}, {"id": "a"}, {"id": "b"}],
+        "edges": [{"from": "a", "to": "zzz"}, {"from": "b", "to": "a"}, {"from": "a", "to": "b"}],
+    }
     r = await quipu.client.post("/api/v1/workflows", json={"name": "bad", "definition": bad}, headers=quipu.auth())
     assert r.status_code == 422
     codes = {e["code"] for e in r.json()["errors"]}
     assert {"duplicate_id", "dangling_edge", "cycle"} <= codes
-    assert (await quipu.client.get("/api/v1/event-dag/by-kind/workflow.created", headers=quipu.auth())).json()["total"] == 0
+    assert (await quipu.client.get("/api/v1/event-dag/by-kind/workflow.created", headers=quipu.auth())).json()[
+        "total"
+    ] == 0

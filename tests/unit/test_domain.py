@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import msgspec
@@ -76,8 +77,12 @@ def test_replay_refuses_out_of_order_versions() -> None:
 def test_structural_problems_are_all_reported() -> None:
     bad = WorkflowDefinition(
         nodes=[Node(id="a"), Node(id="a"), Node(id="b"), Node(id="c")],
-        edges=[Edge(source="a", target="x"), Edge(source="b", target="c"), Edge(source="c", target="b"),
-               Edge(source="c", target="c")],
+        edges=[
+            Edge(source="a", target="x"),
+            Edge(source="b", target="c"),
+            Edge(source="c", target="b"),
+            Edge(source="c", target="c"),
+        ],
     )
     codes = sorted(p.code for p in structural_problems(bad))
     assert codes == ["cycle", "cycle", "dangling_edge", "duplicate_id"]
@@ -92,13 +97,14 @@ def test_find_cycle_agrees_with_networkx(n: int, data: st.DataObject) -> None:
 
     pairs = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n))
     edges = [(f"n{a}", f"n{b}") for a, b in pairs if a != b]
-    d = WorkflowDefinition(nodes=[Node(id=f"n{i}") for i in range(n)],
-                           edges=[Edge(source=a, target=b) for a, b in dict.fromkeys(edges)])
+    d = WorkflowDefinition(
+        nodes=[Node(id=f"n{i}") for i in range(n)], edges=[Edge(source=a, target=b) for a, b in dict.fromkeys(edges)]
+    )
     g = nx.DiGraph(edges)
     g.add_nodes_from(f"n{i}" for i in range(n))
     cycle = find_cycle(d)
     assert bool(cycle) == (not nx.is_directed_acyclic_graph(g))
-    for a, b in zip(cycle, cycle[1:], strict=False):
+    for a, b in itertools.pairwise(cycle):
         assert g.has_edge(a, b)
 
 
