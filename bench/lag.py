@@ -1,11 +1,11 @@
 """2. Append -> read-model lag through Relay -> NATS JetStream -> 'workflows' Projector.
 
-Method: the appender thread records, per workflow id, the monotonic time at which
+Method: the appender thread records, per workflow id, the wall-clock time at which
 ``EventStore.save_all`` returned (the append transaction has committed by then). The
 projector's ``apply_batch`` is wrapped (in this process only, src/ is untouched) to record
-the monotonic time right after it returns, i.e. after the read-model transaction has
+the wall-clock time right after it returns, i.e. after the read-model transaction has
 committed and the rows are visible to every other connection. Lag = projector commit
-time - append commit time, per event, same clock. At the end every id is also checked
+time - append commit time, per event, on the one machine clock. At the end every id is also checked
 to be present in rm_workflows.workflows from an independent connection.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
+import multiprocessing
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 import bus.consumer as consumer_module
-from bench.common import Progress, log, new_workflow
+from bench.common import log, new_workflow
 from bus.consumer import Projector
 from bus.relay import Relay
 from bus.subjects import Subjects
@@ -67,7 +67,7 @@ async def measure_async(store: EventStore, database_url: str, nats_url: str, rat
 
     async def timed_apply(conn: Any, proj: Any, envelopes: Sequence[EventEnvelope], **kw: Any) -> int:
         n = await original(conn, proj, envelopes, **kw)
-        now = time.monotonic()
+        now = time.time()  # wall clock: comparable across processes on one machine
         for e in envelopes:
             visible.setdefault(e.stream_id, now)
         return n
@@ -85,28 +85,15 @@ async def measure_async(store: EventStore, database_url: str, nats_url: str, rat
         await asyncio.to_thread(store.save_all, new_workflow(TENANT))
         await _wait_caught_up(database_url, timeout=300)
 
-        committed: dict[uuid.UUID, float] = {}
+        # The load comes from another process, as clients would: an in-process appender
+        # would compete with the relay and projector for the GIL and measure itself.
         total = int(rate * seconds)
-        progress = Progress(f"lag: appending at {rate:.0f}/s", total)
-
-        def appender() -> None:
-            t0 = time.monotonic()
-            for i in range(total):
-                due = t0 + i / rate
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                wf = new_workflow(TENANT, i=i)
-                store.save_all(wf)
-                committed[wf.id] = time.monotonic()
-                progress.update(i + 1)
-
+        log(f"  lag: appending {total} events at {rate:.0f}/s from a separate process ...")
         t0 = time.monotonic()
-        thread = threading.Thread(target=appender)
-        thread.start()
-        await asyncio.to_thread(thread.join)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            stamped = await asyncio.to_thread(pool.apply, _append_paced, (database_url, rate, total))
         elapsed = time.monotonic() - t0
-        progress.done()
+        committed = {uuid.UUID(k): v for k, v in stamped}
         deadline = time.monotonic() + 30
         while any(k not in visible for k in committed) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -127,6 +114,26 @@ async def measure_async(store: EventStore, database_url: str, nats_url: str, rat
         present = int(row[0]) if row else 0
     lags = [(visible[k] - t) * 1000 for k, t in committed.items() if k in visible]
     return LagResult(lags, rate, len(committed) / elapsed, len(committed) - present)
+
+
+def _append_paced(database_url: str, rate: float, total: int) -> list[tuple[str, float]]:
+    """Child process: append ``total`` workflows at ``rate``; return (id, commit time)."""
+    from quipu.wiring import build_store
+
+    store = build_store(database_url, 2)
+    stamped: list[tuple[str, float]] = []
+    try:
+        t0 = time.monotonic()
+        for i in range(total):
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            wf = new_workflow(TENANT, i=i)
+            store.save_all(wf)
+            stamped.append((str(wf.id), time.time()))
+    finally:
+        store.close()
+    return stamped
 
 
 def measure(store: EventStore, database_url: str, nats_url: str, rate: float, seconds: float) -> LagResult:

@@ -29,11 +29,21 @@ def infra_dir() -> Iterator[Path]:
         yield path
 
 
+def _docker_requested() -> bool:
+    return os.environ.get("QUIPU_TEST_DOCKER", "") not in ("", "0")
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url(infra_dir: Path) -> Iterator[str]:
     url = os.environ.get("QUIPU_TEST_DATABASE_URL")
     if url:
         yield url
+        return
+    if _docker_requested():  # testcontainers, where a Docker engine exists
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("pgvector/pgvector:pg17", driver=None) as container:
+            yield container.get_connection_url()
         return
     from quipu.embedded import EmbeddedPostgres
 
@@ -48,6 +58,13 @@ def postgres_admin_url(infra_dir: Path) -> Iterator[str]:
 def embedded_nats(infra_dir: Path) -> Iterator[object | None]:
     if os.environ.get("QUIPU_TEST_NATS_URL"):
         yield None
+        return
+    if _docker_requested():
+        from testcontainers.nats import NatsContainer
+
+        with NatsContainer("nats:2.10", jetstream=True) as container:
+            os.environ["QUIPU_TEST_NATS_URL"] = container.nats_uri()
+            yield None
         return
     from quipu.embedded import EmbeddedNats
 

@@ -80,6 +80,9 @@ class Relay:
             if stop.is_set():
                 return
             log.info("relay_active", relay=self._name)
+            # Position writes need not wait for the WAL flush: after a crash the relay
+            # re-derives its position from the stream's last message (_resume_point).
+            await conn.execute("SET synchronous_commit TO off")
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS relay_position (name text PRIMARY KEY, notification_id bigint NOT NULL)"
             )
