@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from litestar import Litestar, Request
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -68,6 +69,21 @@ class RequestContextMiddleware:
             )
 
 
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def require_json_body(request: Request[Any, Any, State]) -> None:
+    """Bodies are JSON. Anything else is refused with 415 instead of being guessed at."""
+    if request.method not in BODY_METHODS:
+        return
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if has_body and media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(
+            status_code=415, detail=f"send the body as application/json, not '{media_type or 'no content type'}'"
+        )
+
+
 def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
     async def provide_ctx() -> ApiContext:
         return ctx
@@ -86,6 +102,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
         ],
         dependencies={"ctx": Provide(provide_ctx), "principal": Provide(provide_principal)},
         exception_handlers={Exception: _exc},
+        before_request=require_json_body,
         middleware=[
             DefineMiddleware(RequestContextMiddleware),
             DefineMiddleware(RateLimiter, per_minute=ctx.rate_limit_per_minute),

@@ -129,3 +129,12 @@ async def test_database_outage_is_a_503_problem(database_url: str, nats_url: str
         await q.ctx.pool.close()  # reads now cannot get a connection
         body = _problem(await q.client.get("/api/v1/workflows", headers=headers), 503)
         assert body["type"].endswith("/unavailable")  # type: ignore[union-attr]
+
+
+async def test_wrong_content_type_is_415(quipu: Running) -> None:
+    r = await quipu.client.post(
+        "/api/v1/workflows",
+        content=b"name=w",
+        headers={**quipu.auth(), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    _problem(r, 415)
