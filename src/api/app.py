@@ -9,8 +9,8 @@ from typing import Any
 import structlog
 from litestar import Litestar, Request
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException
 from litestar.di import Provide
+from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
