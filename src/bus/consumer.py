@@ -8,14 +8,12 @@ import contextlib
 import msgspec
 import psycopg
 import structlog
-from nats.aio.client import Client as NATS
-from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import Error as JetStreamError
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 
+from bus.runtime import become_leader, connect_nats, run_until_stopped
 from bus.streams import ensure_event_stream
 from bus.subjects import Subjects
 from commands.log import read_after
@@ -52,32 +50,22 @@ class Projector:
         return f"{self._subjects.events_stream}_proj_{self.projection.name}"
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                await self._run_once(stop)
-                backoff = 0.2
-            except (TimeoutError, psycopg.OperationalError, NatsError, JetStreamError, OSError) as error:
-                log.warning(
-                    "projector_retrying", projection=self.projection.name, error=str(error) or type(error).__name__
-                )
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, 5.0)
+        await run_until_stopped(stop, self._run_once, "projector_retrying", projection=self.projection.name)
 
     async def _run_once(self, stop: asyncio.Event) -> None:
-        async with await AsyncConnection.connect(self._database_url, autocommit=True, row_factory=dict_row) as conn:
-            if not await self._become_active(conn, stop):
+        async with await AsyncConnection.connect(
+            self._database_url,
+            autocommit=True,
+            row_factory=dict_row,
+            application_name=f"quipu-projector:{self.projection.name}",
+        ) as conn:
+            # One active instance per projection (fail-over, not work-sharing): two sharing
+            # the durable consumer would split the stream and, skipping what is at or below
+            # the other's position, lose events.
+            if not await become_leader(conn, f"quipu-projector:{self._subjects.prefix}:{self.projection.name}", stop):
                 return
             await ensure_schema(conn, self.projection)
-            nc = NATS()
-            await nc.connect(
-                self._nats_url,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                connect_timeout=2,
-            )
+            nc = await connect_nats(self._nats_url)
             try:
                 js = nc.jetstream(timeout=5)
                 await ensure_event_stream(js, self._subjects)
@@ -117,20 +105,6 @@ class Projector:
             finally:
                 with contextlib.suppress(Exception):
                     await nc.close()
-
-    async def _become_active(self, conn: AsyncConnection[DictRow], stop: asyncio.Event) -> bool:
-        """One active instance per projection (fail-over, not work-sharing): two instances
-        sharing the durable consumer would split the stream and, skipping what is at or
-        below the other's position, lose events. The lock lives as long as the session."""
-        key = f"quipu-projector:{self._subjects.prefix}:{self.projection.name}"
-        while not stop.is_set():
-            cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s)) AS ok", (key,))
-            row = await cur.fetchone()
-            if row and row["ok"]:
-                return True
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
-        return False
 
     async def _catch_up_from_log(self, conn: AsyncConnection[DictRow]) -> int:
         start, _ = await position(conn, self.projection)

@@ -13,24 +13,20 @@ import time
 from typing import Any
 
 import msgspec
-import psycopg
 import structlog
-from nats.aio.client import Client as NATS
-from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
-from nats.js.errors import Error as JetStreamError
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 
 from bus.metrics import RELAY_LAG, RELAY_PUBLISHED
 from bus.publishing import headers_for
+from bus.runtime import become_leader, connect_nats, run_until_stopped
 from bus.streams import ensure_event_stream, last_message_id
 from bus.subjects import Subjects
 from commands.log import head, read_after
 from domain.envelope import EventEnvelope
 
 log = structlog.get_logger(__name__)
-RELAY_LOCK_KEY = 0x5155_4950_5501  # "QUIPU" + 1: one active relay per database
 PUBLISH_ACK_TIMEOUT = 10.0
 _encoder = msgspec.json.Encoder()
 
@@ -42,14 +38,15 @@ class Relay:
         nats_url: str,
         subjects: Subjects,
         *,
-        name: str = "default",
+        name: str | None = None,
         batch_size: int = 500,
         idle_wait: float = 1.0,
     ) -> None:
         self._database_url = database_url
         self._nats_url = nats_url
         self._subjects = subjects
-        self._name = name
+        # One relay position (and one leader) per subject scheme sharing this database.
+        self._name = name or subjects.prefix
         self._batch_size = batch_size
         self._idle_wait = idle_wait
         self._wakeup = asyncio.Event()
@@ -57,27 +54,13 @@ class Relay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; survives Postgres and NATS outages by retrying."""
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                await self._run_as_leader(stop)
-                backoff = 0.2
-            except (TimeoutError, psycopg.OperationalError, NatsError, JetStreamError, OSError) as error:
-                log.warning("relay_retrying", error=str(error) or type(error).__name__, backoff=backoff)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, 5.0)
+        await run_until_stopped(stop, self._run_as_leader, "relay_retrying", relay=self._name)
 
     async def _run_as_leader(self, stop: asyncio.Event) -> None:
-        async with await AsyncConnection.connect(self._database_url, autocommit=True, row_factory=dict_row) as conn:
-            while not stop.is_set():
-                cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (RELAY_LOCK_KEY,))
-                row = await cur.fetchone()
-                if row and row["ok"]:
-                    break
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
-            if stop.is_set():
+        async with await AsyncConnection.connect(
+            self._database_url, autocommit=True, row_factory=dict_row, application_name="quipu-relay"
+        ) as conn:
+            if not await become_leader(conn, f"quipu-relay:{self._name}", stop):
                 return
             log.info("relay_active", relay=self._name)
             # Position writes need not wait for the WAL flush: after a crash the relay
@@ -86,14 +69,7 @@ class Relay:
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS relay_position (name text PRIMARY KEY, notification_id bigint NOT NULL)"
             )
-            nc = NATS()
-            await nc.connect(
-                self._nats_url,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                connect_timeout=2,
-            )
+            nc = await connect_nats(self._nats_url)
             try:
                 js = nc.jetstream(timeout=5)
                 await ensure_event_stream(js, self._subjects)

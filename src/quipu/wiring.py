@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from api.context import ApiContext
 from bus.consumer import Projector
 from bus.relay import Relay
+from bus.runtime import RETRYABLE, connect_nats
 from bus.subjects import Subjects
 from commands.access import AccessService
 from commands.store import EventStore, postgres_env
@@ -65,15 +66,17 @@ class Wiring:
             # Read models exist before the first query, even if no projector ran yet.
             for name in sorted(PROJECTIONS):
                 await ensure_schema(conn, projection(name))
-        nc = NATS()
-        with contextlib.suppress(Exception):
-            # Readiness reports NATS; the API still serves commands while NATS is down.
-            await nc.connect(
-                self.nats_url, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=1, connect_timeout=2
-            )
+        # Readiness reports NATS; the API still serves commands while NATS is down, and
+        # connects lazily if NATS was not there at start.
+        clients: list[NATS] = []
+        with contextlib.suppress(*RETRYABLE):
+            clients.append(await connect_nats(self.nats_url))
 
         async def nats_ready() -> bool:
-            return nc.is_connected
+            if not clients:
+                with contextlib.suppress(*RETRYABLE):
+                    clients.append(await asyncio.wait_for(connect_nats(self.nats_url), 3))
+            return bool(clients) and clients[0].is_connected
 
         try:
             yield ApiContext(
@@ -86,13 +89,14 @@ class Wiring:
                 rate_limit_per_minute=self.rate_limit_per_minute,
             )
         finally:
-            with contextlib.suppress(Exception):
-                await nc.close()
+            for client in clients:
+                with contextlib.suppress(Exception):
+                    await client.close()
             await pool.close()
             await asyncio.to_thread(store.close)
 
-    def relay(self, name: str = "default") -> Relay:
-        return Relay(self.database_url, self.nats_url, self.subjects, name=name)
+    def relay(self) -> Relay:
+        return Relay(self.database_url, self.nats_url, self.subjects)
 
     def projectors(self, names: list[str] | None = None) -> list[Projector]:
         return [

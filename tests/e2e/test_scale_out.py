@@ -143,8 +143,8 @@ def test_two_apis_two_relays_and_a_projector(infra: tuple[str, str], tmp_path: P
         # Kill the active relay; the standby takes over and nothing is lost or doubled.
         with psycopg.connect(database_url) as conn:
             active = conn.execute(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = %s",
-                (0x5155_4950_5501 & 0xFFFFFFFF,),
+                "SELECT DISTINCT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid"
+                " WHERE a.application_name = 'quipu-relay' AND l.locktype = 'advisory' AND l.granted"
             ).fetchall()
         assert len(active) == 1
         leader = [r for r in relays if _owns(r, active[0][0], database_url)]
