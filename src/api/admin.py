@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 from uuid import UUID
 
 import msgspec
@@ -13,9 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.auth import Principal
 from api.context import ApiContext
-from commands.log import head, read_after
-from projections.applier import position
+from commands.log import backlog, head
 from projections.registry import PROJECTIONS
+from projections.status import projector_state
 
 
 class DeadLetter(msgspec.Struct):
@@ -55,39 +54,13 @@ class AdminController(Controller):
         async with ctx.pool.connection() as conn:
             top = await head(conn)
             for cls in PROJECTIONS.values():
-                proj = cls()
-                try:
-                    pos, updated = await position(conn, proj)
-                except Exception:
-                    await conn.rollback()
-                    pos, updated = 0, None
-                behind = await read_after(conn, pos, 1)
-                lag_s = (datetime.now(UTC) - behind[0].occurred_at).total_seconds() if behind else 0.0
-                cur = (
-                    await conn.execute(
-                        "SELECT notification_id, event_id, kind, error, attempts, next_retry_at"
-                        " FROM projection_dead_letters WHERE projection = %s ORDER BY notification_id LIMIT 100",
-                        (proj.name,),
-                    )
-                    if await _has_dead_letters_table(conn)
-                    else None
+                state = await projector_state(conn, cls())
+                lag_events, lag_seconds = await backlog(conn, state.position)
+                errors = [DeadLetter(**vars(d)) for d in state.dead_letters]
+                out.append(
+                    ProjectionStatus(cls.name, state.position, top, lag_events, lag_seconds, state.updated_at, errors)
                 )
-                errors = [DeadLetter(**r) for r in await cur.fetchall()] if cur else []
-                lag_events = await _count_after(conn, pos) if behind else 0
-                out.append(ProjectionStatus(proj.name, pos, top, lag_events, max(lag_s, 0.0), updated, errors))
         return out
-
-
-async def _has_dead_letters_table(conn: Any) -> bool:
-    cur = await conn.execute("SELECT to_regclass('public.projection_dead_letters') IS NOT NULL AS ok")
-    row = await cur.fetchone()
-    return bool(row and row["ok"])
-
-
-async def _count_after(conn: Any, pos: int) -> int:
-    cur = await conn.execute("SELECT count(*) AS n FROM event_dag WHERE notification_id > %s", (pos,))
-    row = await cur.fetchone()
-    return int(row["n"]) if row else 0
 
 
 class HealthController(Controller):

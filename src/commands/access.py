@@ -11,7 +11,6 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.store import EventStore
 from domain.access import ApiKey, check_tenant_id, hash_key, key_id_for, new_secret
 from domain.aggregate import CommandContext
-from domain.errors import NotFound
 
 # A revoked key stops working within this many seconds on every API process.
 AUTH_CACHE_SECONDS = 5.0
@@ -77,6 +76,3 @@ def issue_bootstrap_key(store: EventStore, tenant_id: str, scopes: list[str], na
     check_tenant_id(tenant_id)
     _, secret = AccessService(store).issue(CommandContext(tenant_id, "cli"), name=name, scopes=scopes)
     return secret
-
-
-__all__ = ["AccessService", "NotFound", "issue_bootstrap_key"]

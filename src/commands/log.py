@@ -65,3 +65,15 @@ async def batches(
             return
         yield batch
         position = batch[-1].notification_id
+
+
+async def backlog(conn: AsyncConnection[DictRow], after: int) -> tuple[int, float]:
+    """Events recorded after ``after``: how many, and the age in seconds of the oldest."""
+    cur = await conn.execute(
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(occurred_at)), 0) AS age"
+        " FROM event_dag WHERE notification_id > %s",
+        (after,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["n"]), max(0.0, float(row["age"]))
