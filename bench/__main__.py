@@ -7,6 +7,7 @@ import logging
 import time
 import warnings
 
+import psycopg
 import structlog
 
 from bench import append, dag, lag
@@ -14,6 +15,14 @@ from bench.common import fmt, log, pct
 from bench.infra import infra
 from quipu.tuning import tune_gc
 from quipu.wiring import build_store
+
+
+def quiesce(database_url: str) -> None:
+    """Start each phase on a settled database: flush the previous phase's dirty pages now,
+    so its checkpoint does not stall the next phase's commits."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        conn.execute("VACUUM ANALYZE")
 
 
 def main() -> None:
@@ -35,8 +44,10 @@ def main() -> None:
         try:
             log("1/3 append throughput")
             appends = append.measure(store, env.database_url, int(sizes["append_n"]))
+            quiesce(env.database_url)
             log("2/3 append -> read-model lag")
             lags = lag.measure(store, env.database_url, env.nats_url, sizes["lag_rate"], sizes["lag_s"])
+            quiesce(env.database_url)
             log("3/3 DAG walks")
             walks = dag.measure(store, env.database_url, int(sizes["dag_n"]), int(sizes["samples"]))
         finally:

@@ -61,6 +61,25 @@ async def _wait_caught_up(database_url: str, timeout: float) -> None:
     raise TimeoutError("projector did not catch up with the log")
 
 
+async def _wait_consumer_idle(nats_url: str, projector: Projector, subjects: Subjects, timeout: float) -> None:
+    """Until the projector's durable consumer has nothing left to deliver (steady state)."""
+    import nats
+
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                info = await js.consumer_info(subjects.events_stream, projector.durable_name)
+                if info.num_pending == 0 and info.num_ack_pending == 0:
+                    return
+            await asyncio.sleep(0.05)
+        raise TimeoutError("projector consumer did not drain")
+    finally:
+        await nc.close()
+
+
 async def measure_async(store: EventStore, database_url: str, nats_url: str, rate: float, seconds: float) -> LagResult:
     visible: dict[uuid.UUID, float] = {}
     original = consumer_module.apply_batch
@@ -75,15 +94,17 @@ async def measure_async(store: EventStore, database_url: str, nats_url: str, rat
     consumer_module.apply_batch = timed_apply  # type: ignore[assignment]
     stop = asyncio.Event()
     subjects = Subjects(prefix="bench" + uuid.uuid4().hex[:8])
+    projector = Projector(projection("workflows"), database_url, nats_url, subjects)
     tasks = [
         asyncio.create_task(Relay(database_url, nats_url, subjects).run(stop)),
-        asyncio.create_task(Projector(projection("workflows"), database_url, nats_url, subjects).run(stop)),
+        asyncio.create_task(projector.run(stop)),
     ]
     try:
         log("  lag: draining earlier events through relay + projector ...")
         # One fresh event so the log is never empty, then wait for everything to be applied.
         await asyncio.to_thread(store.save_all, new_workflow(TENANT))
         await _wait_caught_up(database_url, timeout=300)
+        await _wait_consumer_idle(nats_url, projector, subjects, timeout=300)
 
         # The load comes from another process, as clients would: an in-process appender
         # would compete with the relay and projector for the GIL and measure itself.

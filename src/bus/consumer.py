@@ -8,6 +8,7 @@ import contextlib
 import msgspec
 import psycopg
 import structlog
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from psycopg import AsyncConnection
@@ -72,13 +73,15 @@ class Projector:
                 # Catch up from the Postgres log first: covers a stream that no longer
                 # holds old events and read-model commits lost in a database crash
                 # after their messages were acked.
-                start = await self._catch_up_from_log(conn)
+                start = applied_upto = await self._catch_up_from_log(conn)
                 sub = await js.pull_subscribe(
                     self._subjects.all_events,
                     durable=self.durable_name,
                     stream=self._subjects.events_stream,
                     config=ConsumerConfig(
-                        ack_policy=AckPolicy.EXPLICIT,
+                        # One active puller (leadership), in order: acking the last
+                        # message of a batch acknowledges the whole batch.
+                        ack_policy=AckPolicy.ALL,
                         deliver_policy=DeliverPolicy.ALL,
                         max_ack_pending=self._batch_size * 4,
                         ack_wait=30,
@@ -93,12 +96,17 @@ class Projector:
                     except NatsTimeout:
                         msgs = []
                     if msgs:
-                        envelopes = sorted((_decode(m.data) for m in msgs), key=lambda e: e.notification_id)
-                        await apply_batch(conn, self.projection, envelopes)
+                        # Messages at or below what is applied (after a catch-up from the
+                        # log or a rebuild) are acked unread: a backlog of them must not
+                        # delay what is new. apply_batch re-checks against the database.
+                        fresh = [m for m in msgs if _notification_id(m) > applied_upto]
+                        if fresh:
+                            envelopes = sorted((_decode(m.data) for m in fresh), key=lambda e: e.notification_id)
+                            await apply_batch(conn, self.projection, envelopes)
+                            applied_upto = max(applied_upto, envelopes[-1].notification_id)
                         # Ack only after commit: a crash before this line means redelivery,
                         # which the tracking position turns into a no-op.
-                        for m in msgs:
-                            await m.ack()
+                        await msgs[-1].ack()
                     if loop.time() >= next_retry:
                         await retry_dead_letters(conn, self.projection, self._fetcher(conn))
                         next_retry = loop.time() + self._dead_letter_interval
@@ -126,3 +134,8 @@ class Projector:
             return batch[0] if batch else None
 
         return fetch
+
+
+def _notification_id(msg: Msg) -> int:
+    header = (msg.headers or {}).get("Quipu-Notification-Id")
+    return int(header) if header else _decode(msg.data).notification_id
