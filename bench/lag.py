@@ -137,21 +137,32 @@ async def measure_async(store: EventStore, database_url: str, nats_url: str, rat
     return LagResult(lags, rate, len(committed) / elapsed, len(committed) - present)
 
 
-def _append_paced(database_url: str, rate: float, total: int) -> list[tuple[str, float]]:
-    """Child process: append ``total`` workflows at ``rate``; return (id, commit time)."""
+def _append_paced(database_url: str, rate: float, total: int, writers: int = 4) -> list[tuple[str, float]]:
+    """Child process: ``writers`` threads append ``total`` workflows at ``rate`` in all (as
+    concurrent clients would; group commit serves them); returns (id, commit time)."""
+    import threading
+
     from quipu.wiring import build_store
 
-    store = build_store(database_url, 2)
+    store = build_store(database_url, writers)
     stamped: list[tuple[str, float]] = []
-    try:
-        t0 = time.monotonic()
-        for i in range(total):
+    t0 = time.monotonic()
+
+    def writer(k: int) -> None:
+        for i in range(k, total, writers):
             delay = t0 + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             wf = new_workflow(TENANT, i=i)
             store.save_all(wf)
             stamped.append((str(wf.id), time.time()))
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(writers)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     finally:
         store.close()
     return stamped
