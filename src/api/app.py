@@ -17,12 +17,14 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Histogram
 
 from api.admin import AdminController, HealthController
+from api.analysis import AnalysisController
 from api.api_keys import ApiKeyController, TenantController
 from api.auth import provide_principal
 from api.context import ApiContext
 from api.event_dag import EventDagController
 from api.problems import handle_exception
 from api.rate_limit import RateLimiter
+from api.workflow_parts import WorkflowPartsController
 from api.workflows import WorkflowController
 
 log = structlog.get_logger(__name__)
@@ -94,6 +96,8 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
     return Litestar(
         route_handlers=[
             WorkflowController,
+            WorkflowPartsController,
+            AnalysisController,
             EventDagController,
             ApiKeyController,
             TenantController,

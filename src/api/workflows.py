@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
+from api.definitions import DefinitionInput
 from api.pagination import Limit, Offset, Page
 from commands.workflows import WorkflowInput
 from domain.workflow import Description, Name, Workflow
@@ -26,7 +27,7 @@ IfMatch = Annotated[str | None, HeaderParameter(name="If-Match")]
 
 class WorkflowWrite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name
-    definition: WorkflowDefinition
+    definition: DefinitionInput
     description: Description = ""
     metadata: dict[str, Any] = {}
     caused_by: Annotated[list[UUID], msgspec.Meta(max_length=100)] = []
@@ -58,7 +59,7 @@ class WorkflowSummary(msgspec.Struct):
     updated_at: datetime
 
 
-def _out(w: Workflow) -> WorkflowOut:
+def workflow_out(w: Workflow) -> WorkflowOut:
     return WorkflowOut(
         id=w.id,
         name=w.name,
@@ -73,11 +74,11 @@ def _out(w: Workflow) -> WorkflowOut:
     )
 
 
-def _etag(w: Workflow) -> dict[str, str]:
+def etag_for(w: Workflow) -> dict[str, str]:
     return {"ETag": f'"{w.version}"'}
 
 
-def _expected(if_match: str | None) -> int | None:
+def expected_version(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     try:
@@ -87,7 +88,7 @@ def _expected(if_match: str | None) -> int | None:
 
 
 def _input(data: WorkflowWrite) -> WorkflowInput:
-    return WorkflowInput(data.name, data.description, data.definition, data.metadata)
+    return WorkflowInput(data.name, data.description, data.definition.canonical(), data.metadata)
 
 
 class WorkflowController(Controller):
@@ -111,10 +112,10 @@ class WorkflowController(Controller):
             )
         )
         bind_correlation(workflow.correlation_id)
-        headers = {**_etag(workflow), "Location": f"/api/v1/workflows/{workflow.id}"}
+        headers = {**etag_for(workflow), "Location": f"/api/v1/workflows/{workflow.id}"}
         if not created:
             headers["Idempotent-Replayed"] = "true"
-        return Response(_out(workflow), status_code=201, headers=headers)
+        return Response(workflow_out(workflow), status_code=201, headers=headers)
 
     @get("/", operation_id="listWorkflows")
     async def list_all(
@@ -172,7 +173,7 @@ class WorkflowController(Controller):
         workflow = await anyio.to_thread.run_sync(
             lambda: ctx.workflows.get(principal.tenant_id, workflow_id, definition_version=version)
         )
-        return Response(_out(workflow), headers=_etag(workflow))
+        return Response(workflow_out(workflow), headers=etag_for(workflow))
 
     @put("/{workflow_id:uuid}", operation_id="updateWorkflow", opt={"scope": "write"})
     async def update(
@@ -187,10 +188,13 @@ class WorkflowController(Controller):
         bind_correlation(workflow_id)
         workflow = await anyio.to_thread.run_sync(
             lambda: ctx.workflows.update(
-                principal.context(data.caused_by), workflow_id, _input(data), expected_version=_expected(if_match)
+                principal.context(data.caused_by),
+                workflow_id,
+                _input(data),
+                expected_version=expected_version(if_match),
             )
         )
-        return Response(_out(workflow), headers=_etag(workflow))
+        return Response(workflow_out(workflow), headers=etag_for(workflow))
 
     @delete("/{workflow_id:uuid}", operation_id="deleteWorkflow", opt={"scope": "write"}, status_code=204)
     async def remove(
@@ -203,5 +207,5 @@ class WorkflowController(Controller):
         """Delete: appends a tombstone event; the history stays in the event DAG."""
         bind_correlation(workflow_id)
         await anyio.to_thread.run_sync(
-            lambda: ctx.workflows.delete(principal.context(), workflow_id, expected_version=_expected(if_match))
+            lambda: ctx.workflows.delete(principal.context(), workflow_id, expected_version=expected_version(if_match))
         )

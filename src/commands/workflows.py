@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -13,7 +14,7 @@ from commands.store import EventStore
 from domain.aggregate import CommandContext
 from domain.errors import NotFound
 from domain.ids import uuid7
-from domain.workflow import Workflow, WorkflowCreated, WorkflowUpdated
+from domain.workflow import DEFINITION_CHANGES, Workflow, WorkflowCreated
 from domain.workflow_graph import WorkflowDefinition
 
 
@@ -26,8 +27,10 @@ class WorkflowInput:
 
 
 class WorkflowService:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, *, agent_types: frozenset[str] | None = None) -> None:
         self._store = store
+        # When configured, nodes may only name these agent types.
+        self.agent_types = agent_types
 
     def create(
         self,
@@ -56,6 +59,7 @@ class WorkflowService:
             definition=data.definition,
             metadata=data.metadata,
             request_hash=body_hash,
+            agent_types=self.agent_types,
         )
         try:
             self._store.save_all(workflow)
@@ -95,7 +99,25 @@ class WorkflowService:
             description=data.description,
             definition=data.definition,
             metadata=data.metadata,
+            agent_types=self.agent_types,
         )
+        self._store.save_all(workflow)
+        return workflow
+
+    def edit(
+        self,
+        ctx: CommandContext,
+        workflow_id: UUID,
+        change: Callable[[Workflow, CommandContext], None],
+        *,
+        expected_version: int | None = None,
+    ) -> Workflow:
+        """A partial edit (node or edge); ``change`` calls one of the aggregate's commands."""
+        workflow = self.get(ctx.tenant_id, workflow_id)
+        if expected_version is not None and expected_version != workflow.version:
+            raise PreconditionFailed(f"If-Match expected version {expected_version}, current is {workflow.version}")
+        causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
+        change(workflow, CommandContext(ctx.tenant_id, ctx.actor, causes))
         self._store.save_all(workflow)
         return workflow
 
@@ -118,6 +140,6 @@ class WorkflowService:
         for event in self._store.events_of(workflow_id):
             if isinstance(event, WorkflowCreated) and definition_version == 1:
                 return self._store.load(Workflow, workflow_id, tenant_id, version=event.originator_version)
-            if isinstance(event, WorkflowUpdated) and event.definition_version == definition_version:
+            if isinstance(event, DEFINITION_CHANGES) and event.definition_version == definition_version:
                 return self._store.load(Workflow, workflow_id, tenant_id, version=event.originator_version)
         raise NotFound(f"workflow {workflow_id} has no version {definition_version}")

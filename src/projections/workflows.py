@@ -64,6 +64,17 @@ async def _deleted(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
     )
 
 
+async def _edited(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    """Partial edits: keep counts and versions in step (node/edge added or removed)."""
+    nodes = {"workflow.node_added": 1, "workflow.node_removed": -1}.get(e.kind, 0)
+    edges = {"workflow.edge_added": 1, "workflow.edge_removed": -1}.get(e.kind, 0)
+    await cur.execute(
+        "UPDATE workflows SET version = %s, definition_version = %s, node_count = node_count + %s,"
+        " edge_count = edge_count + %s, updated_at = %s WHERE tenant_id = %s AND workflow_id = %s",
+        (e.version, e.payload["definition_version"], nodes, edges, e.occurred_at, e.tenant_id, e.stream_id),
+    )
+
+
 class WorkflowsProjection(Projection):
     name: ClassVar[str] = "workflows"
     ddl: ClassVar[list[str]] = [
@@ -79,6 +90,16 @@ class WorkflowsProjection(Projection):
         "workflow.created": _created,
         "workflow.updated": _updated,
         "workflow.deleted": _deleted,
+        **dict.fromkeys(
+            (
+                "workflow.node_added",
+                "workflow.node_updated",
+                "workflow.node_removed",
+                "workflow.edge_added",
+                "workflow.edge_removed",
+            ),
+            _edited,
+        ),
     }
 
 

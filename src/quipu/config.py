@@ -25,5 +25,12 @@ class Settings:
     rate_limit_per_minute: int = field(
         default_factory=lambda: int(os.environ.get("QUIPU_RATE_LIMIT_PER_MINUTE", "6000"))
     )
+    agent_types: frozenset[str] | None = field(
+        default_factory=lambda: (
+            frozenset(t.strip() for t in os.environ["QUIPU_AGENT_TYPES"].split(",") if t.strip())
+            if os.environ.get("QUIPU_AGENT_TYPES")
+            else None
+        )
+    )
     log_format: str = field(default_factory=lambda: os.environ.get("QUIPU_LOG_FORMAT", "auto"))
     log_level: str = field(default_factory=lambda: os.environ.get("QUIPU_LOG_LEVEL", "info"))

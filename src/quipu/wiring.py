@@ -38,6 +38,7 @@ class Wiring:
     pool_size: int = 10
     max_body_bytes: int = 1 << 20
     rate_limit_per_minute: int = 6000
+    agent_types: frozenset[str] | None = None  # the registry of agent types, when configured
 
     @classmethod
     def from_settings(cls, settings: Settings, database_url: str, nats_url: str) -> Wiring:
@@ -48,6 +49,7 @@ class Wiring:
             settings.pool_size,
             settings.max_body_bytes,
             settings.rate_limit_per_minute,
+            settings.agent_types,
         )
 
     @contextlib.asynccontextmanager
@@ -81,7 +83,7 @@ class Wiring:
         try:
             yield ApiContext(
                 store=store,
-                workflows=WorkflowService(store),
+                workflows=WorkflowService(store, agent_types=self.agent_types),
                 access=AccessService(store),
                 pool=pool,
                 nats_ready=nats_ready,

@@ -1,0 +1,62 @@
+"""/api/v1/analysis: validate and inspect a definition without storing it (seed 004)."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from api.auth import Principal
+from api.context import ApiContext
+from api.definitions import DefinitionInput
+from api.problems import FieldError
+from domain.errors import ValidationFailed
+from domain.workflow_analysis import inspect, problems
+
+
+class Validation(msgspec.Struct):
+    valid: bool
+    errors: list[FieldError]
+
+
+class InspectionOut(msgspec.Struct):
+    node_count: int
+    edge_count: int
+    depth: int
+    decision_nodes: list[str]
+    approval_nodes: list[str]
+    entry_nodes: list[str]
+    exit_nodes: list[str]
+    critical_path: list[str]
+    critical_path_timeout: float | None
+
+
+class AnalysisController(Controller):
+    path = "/api/v1/analysis"
+    tags = ["analysis"]
+
+    @post("/validate", operation_id="validateWorkflow", status_code=200)
+    async def validate(
+        self, data: JSONBody[DefinitionInput], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+    ) -> Validation:
+        """Every problem at once, each with a field path and a code; nothing is stored."""
+        try:
+            definition = data.canonical()
+        except ValidationFailed as error:
+            found = error.problems
+        else:
+            found = problems(definition, ctx.workflows.agent_types)
+        return Validation(not found, [FieldError(p.field, p.message, p.code) for p in found])
+
+    @post("/inspect", operation_id="inspectWorkflow", status_code=200)
+    async def inspect(
+        self, data: JSONBody[DefinitionInput], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+    ) -> InspectionOut:
+        """Counts, depth, decision and approval nodes, entries, exits and the critical path.
+        An invalid definition is answered with 422 and its problems."""
+        definition = data.canonical()
+        found = problems(definition, ctx.workflows.agent_types)
+        if found:
+            raise ValidationFailed(found)
+        return InspectionOut(**vars(inspect(definition)))

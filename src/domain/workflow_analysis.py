@@ -1,0 +1,149 @@
+"""Checks and facts about a workflow graph beyond its structure (seeds 001, 004).
+
+``problems`` reports everything at once, each with a field path and a code, so a client
+can fix a definition in one round. ``inspect`` summarises a valid graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from domain.errors import FieldProblem
+from domain.workflow_graph import WorkflowDefinition, find_cycle, structural_problems
+
+
+def problems(
+    definition: WorkflowDefinition, agent_types: Iterable[str] | None = None, *, complete: bool = True
+) -> list[FieldProblem]:
+    """Structural problems, unreachable nodes, decisions without conditions and, where a
+    registry of agent types is configured, unknown agent types.
+
+    ``complete=False`` is for a definition being edited piece by piece: a node added now
+    is connected by the next edit, so only what no later edit could repair (duplicates,
+    dangling edges, cycles, unknown agent types, edges out of an end node) is checked.
+    Starting an execution checks the complete rules again.
+    """
+    found = structural_problems(definition)
+    starts = [n.id for n in definition.nodes if n.type == "start"]
+    if complete and starts and not find_cycle(definition):
+        reachable = _reachable(definition, starts)
+        for i, node in enumerate(definition.nodes):
+            if node.id not in reachable:
+                found.append(
+                    FieldProblem(f"nodes[{i}].id", f"'{node.id}' cannot be reached from a start node", "unreachable")
+                )
+    conditioned = {e.source for e in definition.edges if e.condition}
+    for i, node in enumerate(definition.nodes):
+        if complete and node.type == "decision" and node.id not in conditioned:
+            found.append(
+                FieldProblem(
+                    f"nodes[{i}]",
+                    f"decision '{node.id}' has no outgoing edge with a condition",
+                    "decision_without_conditions",
+                )
+            )
+    if agent_types is not None:
+        known = set(agent_types)
+        for i, node in enumerate(definition.nodes):
+            if node.agent_type is not None and node.agent_type not in known:
+                found.append(
+                    FieldProblem(
+                        f"nodes[{i}].agent_type", f"unknown agent type '{node.agent_type}'", "unknown_agent_type"
+                    )
+                )
+    types = {n.id: n.type for n in definition.nodes}
+    for i, edge in enumerate(definition.edges):
+        if types.get(edge.source) == "end":
+            found.append(
+                FieldProblem(f"edges[{i}].from", f"end node '{edge.source}' cannot have successors", "edge_from_end")
+            )
+    return found
+
+
+@dataclass(frozen=True)
+class Inspection:
+    node_count: int
+    edge_count: int
+    depth: int
+    decision_nodes: list[str]
+    approval_nodes: list[str]
+    entry_nodes: list[str]
+    exit_nodes: list[str]
+    critical_path: list[str]
+    critical_path_timeout: float | None
+
+
+def inspect(definition: WorkflowDefinition) -> Inspection:
+    """Facts about an acyclic definition. ``depth`` counts nodes on the longest chain; the
+    critical path is that chain (ties broken by the larger sum of node timeouts), with
+    its total timeout when every node on it has one."""
+    order = _topological(definition)
+    preds: dict[str, list[str]] = {n.id: [] for n in definition.nodes}
+    succs: dict[str, list[str]] = {n.id: [] for n in definition.nodes}
+    for e in definition.edges:
+        preds[e.target].append(e.source)
+        succs[e.source].append(e.target)
+    timeout = {n.id: n.timeout for n in definition.nodes}
+    best: dict[str, tuple[int, float, str | None]] = {}
+    for node in order:
+        length, weight, prev = 1, timeout[node] or 0.0, None
+        for p in preds[node]:
+            cand = (best[p][0] + 1, best[p][1] + (timeout[node] or 0.0))
+            if cand > (length, weight):
+                length, weight, prev = cand[0], cand[1], p
+        best[node] = (length, weight, prev)
+    path: list[str] = []
+    if best:
+        cursor: str | None = max(order, key=lambda n: (best[n][0], best[n][1]))
+        while cursor is not None:
+            path.append(cursor)
+            cursor = best[cursor][2]
+        path.reverse()
+    timeouts = [timeout[n] for n in path]
+    return Inspection(
+        node_count=len(definition.nodes),
+        edge_count=len(definition.edges),
+        depth=len(path),
+        decision_nodes=[n.id for n in definition.nodes if n.type == "decision"],
+        approval_nodes=[n.id for n in definition.nodes if n.type == "approval"],
+        entry_nodes=[n for n in order if not preds[n]],
+        exit_nodes=[n for n in order if not succs[n]],
+        critical_path=path,
+        critical_path_timeout=sum(t for t in timeouts if t is not None)
+        if all(t is not None for t in timeouts) and path
+        else None,
+    )
+
+
+def _reachable(definition: WorkflowDefinition, roots: list[str]) -> set[str]:
+    succs: dict[str, list[str]] = {}
+    for e in definition.edges:
+        succs.setdefault(e.source, []).append(e.target)
+    seen, stack = set(roots), list(roots)
+    while stack:
+        for nxt in succs.get(stack.pop(), []):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _topological(definition: WorkflowDefinition) -> list[str]:
+    """Kahn's algorithm, keeping the definition's node order among ready nodes."""
+    indegree = {n.id: 0 for n in definition.nodes}
+    succs: dict[str, list[str]] = {n.id: [] for n in definition.nodes}
+    for e in definition.edges:
+        if e.source in succs and e.target in indegree:
+            indegree[e.target] += 1
+            succs[e.source].append(e.target)
+    ready = [n for n, d in indegree.items() if d == 0]
+    order: list[str] = []
+    while ready:
+        node = ready.pop(0)
+        order.append(node)
+        for nxt in succs[node]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                ready.append(nxt)
+    return order
