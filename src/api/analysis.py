@@ -12,24 +12,12 @@ from api.context import ApiContext
 from api.definitions import DefinitionInput
 from api.problems import FieldError
 from domain.errors import ValidationFailed
-from domain.workflow_analysis import inspect, problems
+from domain.workflow_analysis import Inspection, inspect, problems
 
 
 class Validation(msgspec.Struct):
     valid: bool
     errors: list[FieldError]
-
-
-class InspectionOut(msgspec.Struct):
-    node_count: int
-    edge_count: int
-    depth: int
-    decision_nodes: list[str]
-    approval_nodes: list[str]
-    entry_nodes: list[str]
-    exit_nodes: list[str]
-    critical_path: list[str]
-    critical_path_timeout: float | None
 
 
 class AnalysisController(Controller):
@@ -52,11 +40,11 @@ class AnalysisController(Controller):
     @post("/inspect", operation_id="inspectWorkflow", status_code=200)
     async def inspect(
         self, data: JSONBody[DefinitionInput], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
-    ) -> InspectionOut:
+    ) -> Inspection:
         """Counts, depth, decision and approval nodes, entries, exits and the critical path.
         An invalid definition is answered with 422 and its problems."""
         definition = data.canonical()
         found = problems(definition, ctx.workflows.agent_types)
         if found:
             raise ValidationFailed(found)
-        return InspectionOut(**vars(inspect(definition)))
+        return inspect(definition)

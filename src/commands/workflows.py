@@ -89,20 +89,26 @@ class WorkflowService:
         *,
         expected_version: int | None = None,
     ) -> Workflow:
-        workflow = self.get(ctx.tenant_id, workflow_id)
-        if expected_version is not None and expected_version != workflow.version:
-            raise PreconditionFailed(f"If-Match expected version {expected_version}, current is {workflow.version}")
-        causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
-        workflow.update(
-            CommandContext(ctx.tenant_id, ctx.actor, causes),
-            name=data.name,
-            description=data.description,
-            definition=data.definition,
-            metadata=data.metadata,
-            agent_types=self.agent_types,
+        """Replace the definition (a new version)."""
+        return self.edit(
+            ctx,
+            workflow_id,
+            lambda workflow, checked: workflow.update(
+                checked,
+                name=data.name,
+                description=data.description,
+                definition=data.definition,
+                metadata=data.metadata,
+                agent_types=self.agent_types,
+            ),
+            expected_version=expected_version,
         )
-        self._store.save_all(workflow)
-        return workflow
+
+    def delete(self, ctx: CommandContext, workflow_id: UUID, *, expected_version: int | None = None) -> Workflow:
+        """Append the tombstone; the history stays."""
+        return self.edit(
+            ctx, workflow_id, lambda workflow, checked: workflow.delete(checked), expected_version=expected_version
+        )
 
     def edit(
         self,
@@ -112,21 +118,12 @@ class WorkflowService:
         *,
         expected_version: int | None = None,
     ) -> Workflow:
-        """A partial edit (node or edge); ``change`` calls one of the aggregate's commands."""
+        """Load, check ``If-Match`` and the named causes, let ``change`` decide, save."""
         workflow = self.get(ctx.tenant_id, workflow_id)
         if expected_version is not None and expected_version != workflow.version:
             raise PreconditionFailed(f"If-Match expected version {expected_version}, current is {workflow.version}")
         causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
         change(workflow, CommandContext(ctx.tenant_id, ctx.actor, causes))
-        self._store.save_all(workflow)
-        return workflow
-
-    def delete(self, ctx: CommandContext, workflow_id: UUID, *, expected_version: int | None = None) -> Workflow:
-        workflow = self.get(ctx.tenant_id, workflow_id)
-        if expected_version is not None and expected_version != workflow.version:
-            raise PreconditionFailed(f"If-Match expected version {expected_version}, current is {workflow.version}")
-        causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
-        workflow.delete(CommandContext(ctx.tenant_id, ctx.actor, causes))
         self._store.save_all(workflow)
         return workflow
 

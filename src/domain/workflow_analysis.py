@@ -7,7 +7,8 @@ can fix a definition in one round. ``inspect`` summarises a valid graph.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+import msgspec
 
 from domain.errors import FieldProblem
 from domain.workflow_graph import WorkflowDefinition, find_cycle, structural_problems
@@ -61,8 +62,7 @@ def problems(
     return found
 
 
-@dataclass(frozen=True)
-class Inspection:
+class Inspection(msgspec.Struct, frozen=True):
     node_count: int
     edge_count: int
     depth: int
