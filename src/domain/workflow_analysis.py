@@ -10,6 +10,8 @@ from collections.abc import Iterable
 
 import msgspec
 
+from domain.conditions import ConditionError
+from domain.conditions import parse as parse_condition
 from domain.errors import FieldProblem
 from domain.workflow_graph import WorkflowDefinition, find_cycle, structural_problems
 
@@ -22,7 +24,8 @@ def problems(
 
     ``complete=False`` is for a definition being edited piece by piece: a node added now
     is connected by the next edit, so only what no later edit could repair (duplicates,
-    dangling edges, cycles, unknown agent types, edges out of an end node) is checked.
+    dangling edges, cycles, malformed conditions, unknown agent types, edges out of an
+    end node) is checked.
     Starting an execution checks the complete rules again.
     """
     found = structural_problems(definition)
@@ -53,6 +56,12 @@ def problems(
                         f"nodes[{i}].agent_type", f"unknown agent type '{node.agent_type}'", "unknown_agent_type"
                     )
                 )
+    for i, edge in enumerate(definition.edges):
+        if edge.condition is not None:
+            try:
+                parse_condition(edge.condition)
+            except ConditionError as error:
+                found.append(FieldProblem(f"edges[{i}].condition", str(error), "invalid_condition"))
     types = {n.id: n.type for n in definition.nodes}
     for i, edge in enumerate(definition.edges):
         if types.get(edge.source) == "end":

@@ -132,3 +132,13 @@ def test_partial_edits_skip_only_what_a_later_edit_can_repair() -> None:
     partial = {p.code for p in problems(d, agent_types={"llm"}, complete=False)}
     assert {"unreachable", "decision_without_conditions"} <= complete
     assert partial == {"cycle", "unknown_agent_type"}
+
+
+def test_malformed_conditions_are_reported_where_they_are() -> None:
+    d = _def(
+        [Node(id="d", type="decision"), Node(id="a"), Node(id="b")],
+        [("d", "a"), ("d", "b")],
+        {("d", "a"): "state.score >", ("d", "b"): "score <= 0.5"},
+    )
+    found = [(p.field, p.code) for p in problems(d)]
+    assert found == [("edges[0].condition", "invalid_condition")]
