@@ -4,6 +4,6 @@ happens to be imported."""
 
 from __future__ import annotations
 
-from domain import access, workflow
+from domain import access, execution, workflow
 
-AGGREGATE_MODULES = (access, workflow)
+AGGREGATE_MODULES = (access, execution, workflow)
