@@ -22,6 +22,7 @@ from api.api_keys import ApiKeyController, TenantController
 from api.auth import provide_principal
 from api.context import ApiContext
 from api.event_dag import EventDagController
+from api.executions import ApprovalController, ExecutionController
 from api.problems import handle_exception
 from api.rate_limit import RateLimiter
 from api.workflow_parts import WorkflowPartsController
@@ -98,6 +99,8 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             WorkflowController,
             WorkflowPartsController,
             AnalysisController,
+            ExecutionController,
+            ApprovalController,
             EventDagController,
             ApiKeyController,
             TenantController,

@@ -10,6 +10,7 @@ from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool
 
 from commands.access import AccessService
+from commands.executions import ExecutionService
 from commands.store import EventStore
 from commands.workflows import WorkflowService
 
@@ -19,6 +20,7 @@ class ApiContext:
     store: EventStore
     workflows: WorkflowService
     access: AccessService
+    executions: ExecutionService
     pool: AsyncConnectionPool[AsyncConnection[DictRow]]  # async read connections: forensics and read models
     nats_ready: Callable[[], Awaitable[bool]]
     max_body_bytes: int = 1_048_576

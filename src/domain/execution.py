@@ -38,6 +38,7 @@ class ExecutionStarted(DomainEvent, frozen=True, kw_only=True):
     workflow_version: int
     definition: WorkflowDefinition
     input: dict[str, Any]
+    request_hash: str | None = None
 
 
 @event_kind("execution.node_scheduled", 0xB002)
@@ -100,6 +101,8 @@ class Execution(Aggregate):
     attempts: dict[str, int]
     taken: set[tuple[str, str]]
     completion_events: dict[str, UUID]
+    scheduled_events: dict[str, UUID]
+    request_hash: str | None
 
     @classmethod
     def start(
@@ -111,6 +114,7 @@ class Execution(Aggregate):
         workflow_version: int,
         definition: WorkflowDefinition,
         input: dict[str, Any],
+        request_hash: str | None = None,
     ) -> Execution:
         execution = cls._create(
             ExecutionStarted,
@@ -120,6 +124,7 @@ class Execution(Aggregate):
             workflow_version=workflow_version,
             definition=definition,
             input=input,
+            request_hash=request_hash,
         )
         execution._progress(ctx)
         return execution
@@ -160,6 +165,14 @@ class Execution(Aggregate):
         if self.status in TERMINAL:
             raise Conflict(f"the execution already ended ({self.status.value})")
         self._trigger(ExecutionCancelled, ctx, reason=reason)
+
+    def pending_approvals(self) -> dict[str, UUID]:
+        """Approval nodes waiting for an answer, with the id of their request event."""
+        return {
+            node_id: self.scheduled_events[node_id]
+            for node_id, status in self.nodes.items()
+            if status is NodeStatus.SCHEDULED and self._type(node_id) == "approval"
+        }
 
     # -- deciding what comes next ------------------------------------------------------
     def _progress(self, ctx: CommandContext) -> None:
@@ -206,11 +219,14 @@ class Execution(Aggregate):
         if isinstance(event, ExecutionStarted):
             self.workflow_id, self.workflow_version = event.workflow_id, event.workflow_version
             self.definition, self.state = event.definition, dict(event.input)
+            self.request_hash = event.request_hash
             self.status = ExecutionStatus.RUNNING
-            self.nodes, self.attempts, self.taken, self.completion_events = {}, {}, set(), {}
+            self.nodes, self.attempts, self.taken = {}, {}, set()
+            self.completion_events, self.scheduled_events = {}, {}
         elif isinstance(event, NodeScheduled):
             self.nodes[event.node_id] = NodeStatus.SCHEDULED
             self.attempts[event.node_id] = event.attempt
+            self.scheduled_events[event.node_id] = event.event_id
             if self._type(event.node_id) == "approval":
                 self.status = ExecutionStatus.WAITING_FOR_APPROVAL
         elif isinstance(event, NodeCompleted):

@@ -18,6 +18,7 @@ from bus.relay import Relay
 from bus.runtime import RETRYABLE, connect_nats
 from bus.subjects import Subjects
 from commands.access import AccessService
+from commands.executions import ExecutionService
 from commands.store import EventStore, postgres_env
 from commands.workflows import WorkflowService
 from projections.applier import ensure_schema
@@ -80,10 +81,12 @@ class Wiring:
                     clients.append(await asyncio.wait_for(connect_nats(self.nats_url), 3))
             return bool(clients) and clients[0].is_connected
 
+        workflows = WorkflowService(store, agent_types=self.agent_types)
         try:
             yield ApiContext(
                 store=store,
-                workflows=WorkflowService(store, agent_types=self.agent_types),
+                workflows=workflows,
+                executions=ExecutionService(store, workflows),
                 access=AccessService(store),
                 pool=pool,
                 nats_ready=nats_ready,

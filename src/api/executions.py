@@ -1,0 +1,249 @@
+"""/api/v1/executions and /api/v1/approvals: runs of workflows (seeds 000, 001, 003, 004)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import anyio.to_thread
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from api.auth import Principal, bind_correlation
+from api.context import ApiContext
+from api.workflows import IdempotencyKey
+from domain.errors import Conflict
+from domain.execution import Execution
+from domain.scheduling import NodeStatus
+
+Causes = Annotated[list[UUID], msgspec.Meta(max_length=100)]
+
+
+class ExecutionStart(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    workflow_id: UUID
+    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    input: dict[str, Any] = {}
+    caused_by: Causes = []
+
+
+class Steer(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class NodeCompletion(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    output: dict[str, Any] = {}
+    caused_by: Causes = []
+
+
+class NodeFailure(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    error: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+    caused_by: Causes = []
+
+
+class ApprovalResponse(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    action: Literal["approve", "reject"]
+    feedback: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
+
+
+class PendingApproval(msgspec.Struct):
+    approval_id: UUID
+    node_id: str
+
+
+class ExecutionOut(msgspec.Struct):
+    id: UUID
+    workflow_id: UUID
+    workflow_version: int
+    status: str
+    progress: float
+    current_nodes: list[str]
+    node_counts: dict[str, int]
+    nodes: dict[str, str]
+    pending_approvals: list[PendingApproval]
+    state: dict[str, Any]
+    version: int
+    last_event_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def execution_out(e: Execution) -> ExecutionOut:
+    total = len(e.definition.nodes)
+    statuses = {n.id: e.nodes.get(n.id, NodeStatus.PENDING).value for n in e.definition.nodes}
+    finished = sum(1 for s in statuses.values() if s in ("succeeded", "skipped"))
+    counts: dict[str, int] = {}
+    for status in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    return ExecutionOut(
+        id=e.id,
+        workflow_id=e.workflow_id,
+        workflow_version=e.workflow_version,
+        status=e.status.value,
+        progress=round(100.0 * finished / total, 1) if total else 100.0,
+        current_nodes=[n for n, s in statuses.items() if s == "scheduled"],
+        node_counts=counts,
+        nodes=statuses,
+        pending_approvals=[PendingApproval(a, n) for n, a in e.pending_approvals().items()],
+        state=e.state,
+        version=e.version,
+        last_event_id=e.last_event_id,
+        created_at=e.created_on,
+        updated_at=e.modified_on,
+    )
+
+
+class ExecutionController(Controller):
+    path = "/api/v1/executions"
+    tags = ["executions"]
+
+    @post("/", operation_id="startExecution", opt={"scope": "write"}, status_code=201)
+    async def start(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ExecutionStart],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        idempotency_key: IdempotencyKey,
+    ) -> Response[ExecutionOut]:
+        """Start a run of a workflow (latest or ``version``). Safe to retry with ``Idempotency-Key``."""
+        raw = msgspec.to_builtins(data)
+        execution, created = await anyio.to_thread.run_sync(
+            lambda: ctx.executions.start(
+                principal.context(data.caused_by),
+                data.workflow_id,
+                version=data.version,
+                input=data.input,
+                idempotency_key=idempotency_key,
+                raw_body=raw,
+            )
+        )
+        bind_correlation(execution.id)
+        headers = {"Location": f"/api/v1/executions/{execution.id}"}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(execution_out(execution), status_code=201, headers=headers)
+
+    @get("/{execution_id:uuid}", operation_id="getExecution")
+    async def get_one(
+        self, execution_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+    ) -> ExecutionOut:
+        """Status, progress, current nodes, counts per node state and the state, from the log (no lag)."""
+        bind_correlation(execution_id)
+        execution = await anyio.to_thread.run_sync(lambda: ctx.executions.get(principal.tenant_id, execution_id))
+        return execution_out(execution)
+
+    async def _act(
+        self,
+        ctx: ApiContext,
+        principal: Principal,
+        execution_id: UUID,
+        command: Any,
+        caused_by: list[UUID] | None = None,
+    ) -> ExecutionOut:
+        bind_correlation(execution_id)
+        execution = await anyio.to_thread.run_sync(
+            lambda: ctx.executions.act(principal.context(caused_by), execution_id, command)
+        )
+        return execution_out(execution)
+
+    @post("/{execution_id:uuid}/pause", operation_id="pauseExecution", opt={"scope": "write"}, status_code=200)
+    async def pause(
+        self,
+        execution_id: FromPath[UUID],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        data: JSONBody[Steer | None] = None,
+    ) -> ExecutionOut:
+        """Stop starting new nodes; work under way may still report (409 unless running)."""
+        reason = data.reason if data else None
+        return await self._act(ctx, principal, execution_id, lambda e, c: e.pause(c, reason))
+
+    @post("/{execution_id:uuid}/resume", operation_id="resumeExecution", opt={"scope": "write"}, status_code=200)
+    async def resume(
+        self, execution_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+    ) -> ExecutionOut:
+        """Continue a paused execution (409 unless paused)."""
+        return await self._act(ctx, principal, execution_id, lambda e, c: e.resume(c))
+
+    @post("/{execution_id:uuid}/cancel", operation_id="cancelExecution", opt={"scope": "write"}, status_code=200)
+    async def cancel(
+        self,
+        execution_id: FromPath[UUID],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        data: JSONBody[Steer | None] = None,
+    ) -> ExecutionOut:
+        """End the execution (409 if it already ended)."""
+        reason = data.reason if data else None
+        return await self._act(ctx, principal, execution_id, lambda e, c: e.cancel(c, reason))
+
+    @post(
+        "/{execution_id:uuid}/nodes/{node_id:str}/complete",
+        operation_id="completeNode",
+        opt={"scope": "write"},
+        status_code=200,
+    )
+    async def complete(
+        self,
+        execution_id: FromPath[UUID],
+        node_id: FromPath[str],
+        data: JSONBody[NodeCompletion],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+    ) -> ExecutionOut:
+        """A worker reports a node's output; it merges into the state and the graph moves on."""
+        return await self._act(
+            ctx, principal, execution_id, lambda e, c: e.complete_node(c, node_id, data.output), data.caused_by
+        )
+
+    @post(
+        "/{execution_id:uuid}/nodes/{node_id:str}/fail",
+        operation_id="failNode",
+        opt={"scope": "write"},
+        status_code=200,
+    )
+    async def fail(
+        self,
+        execution_id: FromPath[UUID],
+        node_id: FromPath[str],
+        data: JSONBody[NodeFailure],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+    ) -> ExecutionOut:
+        """A worker reports a node's failure; the execution fails (retries are not built yet)."""
+        return await self._act(
+            ctx, principal, execution_id, lambda e, c: e.fail_node(c, node_id, data.error), data.caused_by
+        )
+
+
+class ApprovalController(Controller):
+    path = "/api/v1/approvals"
+    tags = ["approvals"]
+
+    @post("/{approval_id:uuid}/respond", operation_id="respondToApproval", opt={"scope": "write"}, status_code=200)
+    async def respond(
+        self,
+        approval_id: FromPath[UUID],
+        data: JSONBody[ApprovalResponse],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+    ) -> ExecutionOut:
+        """Approve or reject a waiting approval node (its id is the approval request's event id)."""
+        execution_id = await anyio.to_thread.run_sync(
+            lambda: ctx.executions.execution_of_event(principal.tenant_id, approval_id)
+        )
+
+        def answer(e: Execution, c: Any) -> None:
+            node = next((n for n, a in e.pending_approvals().items() if a == approval_id), None)
+            if node is None:
+                raise Conflict(f"approval {approval_id} is not waiting for an answer")
+            e.respond_to_approval(c, node, approved=data.action == "approve", feedback=data.feedback)
+
+        bind_correlation(execution_id)
+        execution = await anyio.to_thread.run_sync(
+            lambda: ctx.executions.act(principal.context([approval_id]), execution_id, answer)
+        )
+        return execution_out(execution)

@@ -1,0 +1,100 @@
+"""Application service for executions: start a workflow run, take reports, steer it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from commands.causes import check_causes
+from commands.errors import ConcurrencyConflict, IdempotencyMismatch
+from commands.idempotency import idempotent_id, request_hash
+from commands.store import EventStore
+from commands.workflows import WorkflowService
+from domain.aggregate import CommandContext
+from domain.errors import NotFound, ValidationFailed
+from domain.execution import Execution
+from domain.ids import uuid7
+from domain.workflow_analysis import problems
+
+
+class ExecutionService:
+    def __init__(self, store: EventStore, workflows: WorkflowService) -> None:
+        self._store = store
+        self._workflows = workflows
+
+    def start(
+        self,
+        ctx: CommandContext,
+        workflow_id: UUID,
+        *,
+        version: int | None,
+        input: dict[str, Any],
+        idempotency_key: str | None = None,
+        raw_body: Any = None,
+    ) -> tuple[Execution, bool]:
+        """Start a run of the workflow (its latest or a given version). Idempotent by key."""
+        body_hash = request_hash(raw_body) if idempotency_key else None
+        execution_id = idempotent_id(ctx.tenant_id, "execution", idempotency_key) if idempotency_key else uuid7()
+        if idempotency_key and (first := self._replay(ctx, execution_id, body_hash)) is not None:
+            return first, False
+        workflow = self._workflows.get(ctx.tenant_id, workflow_id, definition_version=version)
+        found = problems(workflow.definition, self._workflows.agent_types)
+        if found:
+            raise ValidationFailed([type(p)(f"workflow.definition.{p.field}", p.message, p.code) for p in found])
+        causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
+        # The run's first event names the workflow version it runs as a cause.
+        assert workflow.last_event_id is not None
+        started_by = CommandContext(ctx.tenant_id, ctx.actor, (workflow.last_event_id, *causes))
+        execution = Execution.start(
+            started_by,
+            execution_id=execution_id,
+            workflow_id=workflow.id,
+            workflow_version=workflow.definition_version,
+            definition=workflow.definition,
+            input=input,
+            request_hash=body_hash,
+        )
+        try:
+            self._store.save_all(execution)
+        except ConcurrencyConflict:
+            if not idempotency_key:
+                raise
+            replay = self._replay(ctx, execution_id, body_hash)
+            assert replay is not None
+            return replay, False
+        return execution, True
+
+    def _replay(self, ctx: CommandContext, execution_id: UUID, body_hash: str | None) -> Execution | None:
+        try:
+            first = self._store.load(Execution, execution_id, ctx.tenant_id)
+        except NotFound:
+            return None
+        if first.request_hash != body_hash:
+            raise IdempotencyMismatch("this Idempotency-Key was already used with a different request body")
+        return first
+
+    def get(self, tenant_id: str, execution_id: UUID) -> Execution:
+        return self._store.load(Execution, execution_id, tenant_id)
+
+    def act(
+        self, ctx: CommandContext, execution_id: UUID, command: Callable[[Execution, CommandContext], None]
+    ) -> Execution:
+        """Load, let the aggregate decide, save (a concurrent change gives 409)."""
+        execution = self.get(ctx.tenant_id, execution_id)
+        causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
+        command(execution, CommandContext(ctx.tenant_id, ctx.actor, causes))
+        self._store.save_all(execution)
+        return execution
+
+    def execution_of_event(self, tenant_id: str, event_id: UUID) -> UUID:
+        """The execution an event (e.g. an approval request) belongs to."""
+        with self._store.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                "SELECT stream_id FROM event_dag WHERE event_id = %s AND tenant_id = %s AND kind = %s",
+                (event_id, tenant_id, "execution.node_scheduled"),
+            )
+            row = curs.fetchone()
+        if row is None:
+            raise NotFound(f"approval {event_id} not found")
+        return UUID(str(row["stream_id"]))
