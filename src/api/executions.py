@@ -10,14 +10,16 @@ import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
+from api.pagination import Limit, Offset, Page
 from api.workflows import IdempotencyKey
 from domain.errors import Conflict
-from domain.execution import Execution
+from domain.execution import Execution, ExecutionStatus
 from domain.scheduling import NodeStatus
+from projections.executions import list_executions
 
 Causes = Annotated[list[UUID], msgspec.Meta(max_length=100)]
 
@@ -66,6 +68,17 @@ class ExecutionOut(msgspec.Struct):
     state: dict[str, Any]
     version: int
     last_event_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExecutionSummary(msgspec.Struct):
+    id: UUID
+    workflow_id: UUID
+    workflow_version: int
+    status: str
+    progress: float
+    current_nodes: list[str]
     created_at: datetime
     updated_at: datetime
 
@@ -125,6 +138,49 @@ class ExecutionController(Controller):
         if not created:
             headers["Idempotent-Replayed"] = "true"
         return Response(execution_out(execution), status_code=201, headers=headers)
+
+    @get("/", operation_id="listExecutions")
+    async def list_all(
+        self,
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        limit: Limit = 50,
+        offset: Offset = 0,
+        status: FromQuery[ExecutionStatus | None] = None,
+        workflow_id: FromQuery[UUID | None] = None,
+        created_after: FromQuery[datetime | None] = None,
+        created_before: FromQuery[datetime | None] = None,
+        sort: FromQuery[Literal["created_at", "updated_at", "status"]] = "created_at",
+        order: FromQuery[Literal["asc", "desc"]] = "desc",
+    ) -> Page[ExecutionSummary]:
+        """The task-manager view, from the ``executions`` read model: filter, sort, page."""
+        async with ctx.pool.connection() as conn:
+            rows, total = await list_executions(
+                conn,
+                principal.tenant_id,
+                status=status.value if status else None,
+                workflow_id=workflow_id,
+                created_after=created_after,
+                created_before=created_before,
+                sort=sort,
+                descending=order == "desc",
+                limit=limit,
+                offset=offset,
+            )
+        items = [
+            ExecutionSummary(
+                r.execution_id,
+                r.workflow_id,
+                r.workflow_version,
+                r.status,
+                r.progress,
+                r.current_nodes,
+                r.created_at,
+                r.updated_at,
+            )
+            for r in rows
+        ]
+        return Page(items=items, total=total, limit=limit, offset=offset)
 
     @get("/{execution_id:uuid}", operation_id="getExecution")
     async def get_one(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from projections.base import Projection
+from projections.executions import ExecutionsProjection
 from projections.workflows import WorkflowsProjection
 
-PROJECTIONS: dict[str, type[Projection]] = {p.name: p for p in (WorkflowsProjection,)}
+PROJECTIONS: dict[str, type[Projection]] = {p.name: p for p in (WorkflowsProjection, ExecutionsProjection)}
 
 
 def projection(name: str) -> Projection:

@@ -110,3 +110,46 @@ async def test_invalid_workflows_cannot_start(quipu: Running) -> None:
     await c.post(f"/api/v1/workflows/{wf['id']}/nodes", json={"id": "s", "type": "start"}, headers=h)
     r = await c.post("/api/v1/executions", json={"workflow_id": wf["id"]}, headers=h)
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "unreachable"
+
+
+async def test_list_from_the_read_model_and_rebuild_equals_incremental(quipu: Running, database_url: str) -> None:
+    import psycopg
+
+    from quipu.rebuild import rebuild_projection
+
+    c, h = quipu.client, quipu.auth()
+    wf = await _workflow(quipu)
+    other = await _workflow(quipu)
+    ids = [
+        (await c.post("/api/v1/executions", json={"workflow_id": wf["id"]}, headers=h)).json()["id"] for _ in range(3)
+    ]
+    await c.post("/api/v1/executions", json={"workflow_id": other["id"]}, headers=h)
+    await c.post(f"/api/v1/executions/{ids[0]}/pause", headers=h)
+    await c.post(f"/api/v1/executions/{ids[1]}/nodes/fetch/fail", json={"error": "boom"}, headers=h)
+    await c.post(f"/api/v1/executions/{ids[2]}/nodes/fetch/complete", json={"output": {"pages": 1}}, headers=h)
+    await c.post(f"/api/v1/executions/{ids[2]}/nodes/search/complete", json={}, headers=h)
+    await c.post(f"/api/v1/executions/{ids[2]}/nodes/summarise/complete", json={}, headers=h)
+    await c.post("/api/v1/executions", json={"workflow_id": wf["id"]}, headers=quipu.auth("beta"))  # 404, not listed
+
+    async def projected() -> bool:
+        page = (await c.get("/api/v1/executions?limit=100", headers=h)).json()
+        statuses = sorted(i["status"] for i in page["items"])
+        return bool(page["total"] == 4 and statuses == ["failed", "paused", "running", "waiting_for_approval"])
+
+    await quipu.wait_for(projected)
+    page = (
+        await c.get(f"/api/v1/executions?workflow_id={wf['id']}&sort=created_at&order=asc&limit=2", headers=h)
+    ).json()
+    assert page["total"] == 3 and [i["id"] for i in page["items"]] == ids[:2]
+    waiting = (await c.get("/api/v1/executions?status=waiting_for_approval", headers=h)).json()["items"]
+    assert [i["id"] for i in waiting] == [ids[2]] and waiting[0]["current_nodes"] == ["ok"]
+    assert waiting[0]["progress"] == 75.0  # start, fetch, search, route, summarise, apologise (skipped) of 8
+    assert (await c.get("/api/v1/executions?status=bogus", headers=h)).status_code in (400, 422)
+    assert (await c.get("/api/v1/executions", headers=quipu.auth("beta"))).json()["total"] == 0
+
+    with psycopg.connect(database_url) as conn:
+        before = conn.execute("SELECT * FROM rm_executions.executions ORDER BY execution_id").fetchall()
+    await rebuild_projection(database_url, "executions")
+    with psycopg.connect(database_url) as conn:
+        after = conn.execute("SELECT * FROM rm_executions.executions ORDER BY execution_id").fetchall()
+    assert before == after and len(after) == 4

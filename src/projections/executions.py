@@ -1,0 +1,158 @@
+"""Read model of executions: the list endpoint with filters, sort and paging (task-manager view)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from domain.envelope import EventEnvelope
+from projections.base import Handler, Projection
+
+_WHERE = " WHERE tenant_id = %s AND execution_id = %s"
+
+
+async def _started(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    nodes = e.payload["definition"]["nodes"]
+    await cur.execute(
+        "INSERT INTO executions (tenant_id, execution_id, workflow_id, workflow_version, status, node_count,"
+        " finished, current_nodes, node_types, created_at, updated_at)"
+        " VALUES (%s, %s, %s, %s, 'running', %s, 0, '{}', %s, %s, %s)",
+        (
+            e.tenant_id,
+            e.stream_id,
+            e.payload["workflow_id"],
+            e.payload["workflow_version"],
+            len(nodes),
+            Jsonb({n["id"]: n.get("type", "task") for n in nodes}),
+            e.occurred_at,
+            e.occurred_at,
+        ),
+    )
+
+
+async def _scheduled(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    node = e.payload["node_id"]
+    await cur.execute(
+        "UPDATE executions SET current_nodes = array_append(array_remove(current_nodes, %s), %s),"
+        " status = CASE WHEN node_types ->> %s = 'approval' THEN 'waiting_for_approval' ELSE status END,"
+        " updated_at = %s" + _WHERE,
+        (node, node, node, e.occurred_at, e.tenant_id, e.stream_id),
+    )
+
+
+async def _finished(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    """A node succeeded or was skipped: progress moves; an answered approval resumes."""
+    node = e.payload["node_id"]
+    await cur.execute(
+        "UPDATE executions SET finished = finished + 1, current_nodes = array_remove(current_nodes, %s),"
+        " status = CASE WHEN status = 'waiting_for_approval' AND node_types ->> %s = 'approval'"
+        " THEN 'running' ELSE status END, updated_at = %s" + _WHERE,
+        (node, node, e.occurred_at, e.tenant_id, e.stream_id),
+    )
+
+
+async def _node_failed(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    await cur.execute(
+        "UPDATE executions SET current_nodes = array_remove(current_nodes, %s), updated_at = %s" + _WHERE,
+        (e.payload["node_id"], e.occurred_at, e.tenant_id, e.stream_id),
+    )
+
+
+def _status(value: str) -> Handler:
+    async def handler(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+        await cur.execute(
+            "UPDATE executions SET status = %s, updated_at = %s" + _WHERE,
+            (value, e.occurred_at, e.tenant_id, e.stream_id),
+        )
+
+    return handler
+
+
+class ExecutionsProjection(Projection):
+    name: ClassVar[str] = "executions"
+    ddl: ClassVar[list[str]] = [
+        "CREATE TABLE IF NOT EXISTS executions ("
+        " tenant_id text NOT NULL, execution_id uuid NOT NULL, workflow_id uuid NOT NULL,"
+        " workflow_version integer NOT NULL, status text NOT NULL, node_count integer NOT NULL,"
+        " finished integer NOT NULL, current_nodes text[] NOT NULL,"
+        " node_types jsonb NOT NULL, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,"
+        " PRIMARY KEY (tenant_id, execution_id))",
+        "CREATE INDEX IF NOT EXISTS executions_tenant_status ON executions (tenant_id, status, created_at)",
+        "CREATE INDEX IF NOT EXISTS executions_tenant_workflow ON executions (tenant_id, workflow_id, created_at)",
+    ]
+    handlers: ClassVar[dict[str, Handler]] = {
+        "execution.started": _started,
+        "execution.node_scheduled": _scheduled,
+        "execution.node_completed": _finished,
+        "execution.node_skipped": _finished,
+        "execution.node_failed": _node_failed,
+        "execution.paused": _status("paused"),
+        "execution.resumed": _status("running"),
+        "execution.cancelled": _status("cancelled"),
+        "execution.succeeded": _status("succeeded"),
+        "execution.failed": _status("failed"),
+    }
+
+
+@dataclass(frozen=True)
+class ExecutionRow:
+    execution_id: UUID
+    workflow_id: UUID
+    workflow_version: int
+    status: str
+    progress: float
+    current_nodes: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+async def list_executions(
+    conn: AsyncConnection[DictRow],
+    tenant_id: str,
+    *,
+    status: str | None,
+    workflow_id: UUID | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    sort: Literal["created_at", "updated_at", "status"],
+    descending: bool,
+    limit: int,
+    offset: int,
+) -> tuple[list[ExecutionRow], int]:
+    where = " WHERE tenant_id = %s"
+    params: list[Any] = [tenant_id]
+    for clause, value in (
+        (" AND status = %s", status),
+        (" AND workflow_id = %s", workflow_id),
+        (" AND created_at >= %s", created_after),
+        (" AND created_at < %s", created_before),
+    ):
+        if value is not None:
+            where += clause
+            params.append(value)
+    table = f"{ExecutionsProjection.schema()}.executions"
+    cur = await conn.execute(f"SELECT count(*) AS n FROM {table}" + where, params)
+    total = await cur.fetchone()
+    assert total is not None
+    order = f" ORDER BY {sort} {'DESC' if descending else 'ASC'}, execution_id"
+    cur = await conn.execute(f"SELECT * FROM {table}" + where + order + " LIMIT %s OFFSET %s", [*params, limit, offset])
+    rows = [
+        ExecutionRow(
+            r["execution_id"],
+            r["workflow_id"],
+            r["workflow_version"],
+            r["status"],
+            round(100.0 * r["finished"] / r["node_count"], 1) if r["node_count"] else 100.0,
+            list(r["current_nodes"]),
+            r["created_at"],
+            r["updated_at"],
+        )
+        for r in await cur.fetchall()
+    ]
+    return rows, int(total["n"])
