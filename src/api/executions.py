@@ -8,13 +8,13 @@ from uuid import UUID
 
 import anyio.to_thread
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
-from api.pagination import Limit, Offset, Page
+from api.pagination import Limit, Offset, Page, created_headers
 from api.workflows import IdempotencyKey
 from domain.errors import Conflict
 from domain.execution import Execution, ExecutionStatus
@@ -115,7 +115,6 @@ class ExecutionController(Controller):
     @post("/", operation_id="startExecution", opt={"scope": "write"}, status_code=201)
     async def start(
         self,
-        request: Request[Any, Any, Any],
         data: JSONBody[ExecutionStart],
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
@@ -134,9 +133,7 @@ class ExecutionController(Controller):
             )
         )
         bind_correlation(execution.id)
-        headers = {"Location": f"/api/v1/executions/{execution.id}"}
-        if not created:
-            headers["Idempotent-Replayed"] = "true"
+        headers = created_headers(f"/api/v1/executions/{execution.id}", created_now=created)
         return Response(execution_out(execution), status_code=201, headers=headers)
 
     @get("/", operation_id="listExecutions")

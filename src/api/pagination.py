@@ -1,4 +1,4 @@
-"""List envelopes: every list takes limit/offset and returns total."""
+"""Response shapes shared by resources: pages of a list, and idempotent creates."""
 
 from __future__ import annotations
 
@@ -18,3 +18,12 @@ class Page(msgspec.Struct, Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+def created_headers(location: str, *, created_now: bool, **extra: str) -> dict[str, str]:
+    """Headers of a 201: where the resource lives, and whether this answer replays the
+    first one for the same ``Idempotency-Key``."""
+    headers = {**extra, "Location": location}
+    if not created_now:
+        headers["Idempotent-Replayed"] = "true"
+    return headers

@@ -8,14 +8,14 @@ from uuid import UUID
 
 import anyio.to_thread
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
 from api.definitions import DefinitionInput
-from api.pagination import Limit, Offset, Page
+from api.pagination import Limit, Offset, Page, created_headers
 from commands.workflows import WorkflowInput
 from domain.workflow import Description, Name, Workflow
 from domain.workflow_graph import WorkflowDefinition
@@ -98,7 +98,6 @@ class WorkflowController(Controller):
     @post("/", operation_id="createWorkflow", opt={"scope": "write"}, status_code=201)
     async def create(
         self,
-        request: Request[Any, Any, Any],
         data: JSONBody[WorkflowWrite],
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
@@ -112,9 +111,7 @@ class WorkflowController(Controller):
             )
         )
         bind_correlation(workflow.correlation_id)
-        headers = {**etag_for(workflow), "Location": f"/api/v1/workflows/{workflow.id}"}
-        if not created:
-            headers["Idempotent-Replayed"] = "true"
+        headers = created_headers(f"/api/v1/workflows/{workflow.id}", created_now=created, **etag_for(workflow))
         return Response(workflow_out(workflow), status_code=201, headers=headers)
 
     @get("/", operation_id="listWorkflows")

@@ -7,8 +7,8 @@ from typing import Any
 from uuid import UUID
 
 from commands.causes import check_causes
-from commands.errors import ConcurrencyConflict, IdempotencyMismatch
-from commands.idempotency import idempotent_id, request_hash
+from commands.errors import ConcurrencyConflict
+from commands.idempotency import idempotent_id, replayed, request_hash
 from commands.store import EventStore
 from commands.workflows import WorkflowService
 from domain.aggregate import CommandContext
@@ -66,13 +66,8 @@ class ExecutionService:
         return execution, True
 
     def _replay(self, ctx: CommandContext, execution_id: UUID, body_hash: str | None) -> Execution | None:
-        try:
-            first = self._store.load(Execution, execution_id, ctx.tenant_id)
-        except NotFound:
-            return None
-        if first.request_hash != body_hash:
-            raise IdempotencyMismatch("this Idempotency-Key was already used with a different request body")
-        return first
+        # An execution moves on after it starts: a replay answers with its current state.
+        return replayed(self._store, Execution, execution_id, ctx.tenant_id, body_hash)
 
     def get(self, tenant_id: str, execution_id: UUID) -> Execution:
         return self._store.load(Execution, execution_id, tenant_id)

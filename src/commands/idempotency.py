@@ -9,10 +9,17 @@ unique constraint that guards every append - nothing can be half-written.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
+
+from commands.errors import IdempotencyMismatch
+from commands.store import EventStore
+from domain.aggregate import Aggregate
+from domain.errors import NotFound
+
+_A = TypeVar("_A", bound=Aggregate)
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://quipu.dev/ns/idempotency")
 _encoder = msgspec.json.Encoder(order="sorted")
@@ -25,3 +32,24 @@ def idempotent_id(tenant_id: str, resource: str, key: str) -> UUID:
 def request_hash(body: Any) -> str:
     """Hash of the request body in canonical form (key order and spacing do not matter)."""
     return hashlib.sha256(_encoder.encode(body)).hexdigest()
+
+
+def replayed(
+    store: EventStore,
+    cls: type[_A],
+    aggregate_id: UUID,
+    tenant_id: str,
+    body_hash: str | None,
+    *,
+    version: int | None = None,
+) -> _A | None:
+    """The resource an earlier request with this key created (None if there was none).
+    The same key with another body is refused: it would silently answer a different
+    question."""
+    try:
+        first = store.load(cls, aggregate_id, tenant_id, version=version)
+    except NotFound:
+        return None
+    if getattr(first, "request_hash", None) != body_hash:
+        raise IdempotencyMismatch("this Idempotency-Key was already used with a different request body")
+    return first

@@ -8,8 +8,8 @@ from typing import Any
 from uuid import UUID
 
 from commands.causes import check_causes
-from commands.errors import ConcurrencyConflict, IdempotencyMismatch, PreconditionFailed
-from commands.idempotency import idempotent_id, request_hash
+from commands.errors import ConcurrencyConflict, PreconditionFailed
+from commands.idempotency import idempotent_id, replayed, request_hash
 from commands.store import EventStore
 from domain.aggregate import CommandContext
 from domain.errors import NotFound
@@ -73,13 +73,8 @@ class WorkflowService:
         return workflow, True
 
     def _replay(self, ctx: CommandContext, workflow_id: UUID, body_hash: str | None) -> Workflow | None:
-        try:
-            first = self._store.load(Workflow, workflow_id, ctx.tenant_id, version=1)
-        except NotFound:
-            return None
-        if first.request_hash != body_hash:
-            raise IdempotencyMismatch("this Idempotency-Key was already used with a different request body")
-        return first
+        # Version 1 is exactly what the first request answered.
+        return replayed(self._store, Workflow, workflow_id, ctx.tenant_id, body_hash, version=1)
 
     def update(
         self,
