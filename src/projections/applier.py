@@ -41,9 +41,13 @@ async def ensure_schema(conn: AsyncConnection[DictRow], projection: Projection, 
             await conn.execute(stmt)
 
 
+def _lock_key(projection: Projection) -> str:
+    return "quipu-projection:" + projection.name
+
+
 async def lock_projection(conn: AsyncConnection[DictRow], projection: Projection) -> None:
     """Serialises live batches with a rebuild's final swap (held until the transaction ends)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("quipu-projection:" + projection.name,))
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_lock_key(projection),))
 
 
 async def apply_batch(
@@ -66,7 +70,7 @@ async def apply_batch(
             " set_config('search_path', %(path)s, true), set_config('synchronous_commit', 'off', true)",
             {
                 "live": schema == projection.schema(),
-                "key": "quipu-projection:" + projection.name,
+                "key": _lock_key(projection),
                 "path": f"{schema}, public",
             },
             prepare=True,

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from domain.envelope import EventEnvelope
 from projections.base import Handler, Projection
+from projections.paging import page
 
 _WHERE = " WHERE tenant_id = %s AND execution_id = %s"
 
@@ -136,12 +137,17 @@ async def list_executions(
         if value is not None:
             where += clause
             params.append(value)
-    table = f"{ExecutionsProjection.schema()}.executions"
-    cur = await conn.execute(f"SELECT count(*) AS n FROM {table}" + where, params)
-    total = await cur.fetchone()
-    assert total is not None
-    order = f" ORDER BY {sort} {'DESC' if descending else 'ASC'}, execution_id"
-    cur = await conn.execute(f"SELECT * FROM {table}" + where + order + " LIMIT %s OFFSET %s", [*params, limit, offset])
+    found, total = await page(
+        conn,
+        f"{ExecutionsProjection.schema()}.executions",
+        where,
+        params,
+        sort=sort,
+        descending=descending,
+        tie_breaker="execution_id",
+        limit=limit,
+        offset=offset,
+    )
     rows = [
         ExecutionRow(
             r["execution_id"],
@@ -153,6 +159,6 @@ async def list_executions(
             r["created_at"],
             r["updated_at"],
         )
-        for r in await cur.fetchall()
+        for r in found
     ]
-    return rows, int(total["n"])
+    return rows, total

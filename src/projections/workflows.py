@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from domain.envelope import EventEnvelope
 from projections.base import Handler, Projection
+from projections.paging import page
 
 
 async def _created(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
@@ -143,11 +144,15 @@ async def list_workflows(
     if created_before:
         where += " AND created_at < %s"
         params.append(created_before)
-    table = f"{WorkflowsProjection.schema()}.workflows"
-    cur = await conn.execute(f"SELECT count(*) AS n FROM {table}" + where, params)
-    total = await cur.fetchone()
-    assert total is not None
-    order = f" ORDER BY {sort} {'DESC' if descending else 'ASC'}, workflow_id"
-    cur = await conn.execute(f"SELECT * FROM {table}" + where + order + " LIMIT %s OFFSET %s", [*params, limit, offset])
-    rows = [WorkflowRow(**{k: r[k] for k in WorkflowRow.__dataclass_fields__}) for r in await cur.fetchall()]
-    return rows, int(total["n"])
+    found, total = await page(
+        conn,
+        f"{WorkflowsProjection.schema()}.workflows",
+        where,
+        params,
+        sort=sort,
+        descending=descending,
+        tie_breaker="workflow_id",
+        limit=limit,
+        offset=offset,
+    )
+    return [WorkflowRow(**{k: r[k] for k in WorkflowRow.__dataclass_fields__}) for r in found], total
