@@ -38,7 +38,9 @@ async def provide_principal(request: Request[Any, Any, Any], ctx: NamedDependenc
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise NotAuthorizedException("send 'Authorization: Bearer <api key>'")
-    key = await anyio.to_thread.run_sync(ctx.access.authenticate, secret.strip())
+    found, key = ctx.access.cached(secret.strip())
+    if not found:  # the event store is synchronous: only a cache miss goes to a thread
+        key = await anyio.to_thread.run_sync(ctx.access.authenticate, secret.strip())
     if key is None:
         raise NotAuthorizedException("the API key is unknown or revoked")
     needed = request.route_handler.opt.get("scope", "read")

@@ -50,14 +50,22 @@ class AccessService:
             ids = [row["stream_id"] for row in curs.fetchall()]
         return [self._store.load(ApiKey, i, tenant_id) for i in ids]
 
+    def cached(self, secret: str) -> tuple[bool, ApiKey | None]:
+        """(found, key) from this process's short-lived cache; no I/O, so async callers
+        can answer most requests without a thread hop."""
+        with self._lock:
+            hit = self._cache.get(hash_key(secret))
+        if hit and time.monotonic() - hit[0] < AUTH_CACHE_SECONDS:
+            return True, hit[1]
+        return False, None
+
     def authenticate(self, secret: str) -> ApiKey | None:
         """The live key for a presented secret, or None. Cached briefly per process."""
+        found, key = self.cached(secret)
+        if found:
+            return key
         key_hash = hash_key(secret)
         now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key_hash)
-        if hit and now - hit[0] < AUTH_CACHE_SECONDS:
-            return hit[1]
         key_id = key_id_for(key_hash)
         try:
             aggregate: object = self._store.repository.get(key_id)
