@@ -4,6 +4,6 @@ happens to be imported."""
 
 from __future__ import annotations
 
-from domain import access, execution, workflow
+from domain import access, execution, telemetry, workflow
 
-AGGREGATE_MODULES = (access, execution, workflow)
+AGGREGATE_MODULES = (access, execution, telemetry, workflow)

@@ -1,93 +1,49 @@
 """The execution aggregate: one run of a workflow definition (issue 3, domain core).
 
 Quipu never runs user code: task nodes are handed to workers, which report back through
-``complete_node`` / ``fail_node``. Start, end and decision nodes are settled here, at once;
-an approval node waits for ``respond_to_approval``. Progress follows domain.scheduling.
-A node's scheduling event names as parents the completion events of the nodes it waited
-for, so the event DAG shows why each node ran.
+``heartbeat`` / ``complete_node`` / ``fail_node``. Start, end and decision nodes are
+settled here, at once, unless a decision node is marked ``config.external``: then an
+outside service decides. An approval node waits for ``respond_to_approval``. A node's
+scheduling event names as parents the completion events of the nodes it waited for, so
+the event DAG shows why each node ran. Timers (timeouts, retries) are recorded as times in
+the events and fired through ``fire_timer``; firing twice records nothing the second time.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from domain.aggregate import Aggregate, CommandContext, aggregate_root
-from domain.errors import Conflict, NotFound
-from domain.events import DomainEvent, event_kind
-from domain.scheduling import FINISHED, NodeStatus, advance, merge_output, taken_edges
-from domain.workflow_graph import WorkflowDefinition
+from domain.approvals import ApprovalRecord
+from domain.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from domain.events import DomainEvent
+from domain.execution_apply import apply_event
+from domain.execution_events import (
+    ApprovalAnswered,
+    CheckpointTaken,
+    DecisionMade,
+    ExecutionCancelled,
+    ExecutionFailed,
+    ExecutionPaused,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSucceeded,
+    ExecutionTimedOut,
+    NodeCompleted,
+    NodeFailed,
+    NodeScheduled,
+    NodeSkipped,
+    NodeStarted,
+)
+from domain.execution_status import TERMINAL, WORKING, ExecutionStatus
+from domain.hashing import state_hash
+from domain.scheduling import FINISHED, NodeStatus, advance
+from domain.timers import Timer, TimerKind, retry_delay
+from domain.workflow_graph import Node, WorkflowDefinition
 
-
-class ExecutionStatus(StrEnum):
-    RUNNING = "running"
-    PAUSED = "paused"
-    WAITING_FOR_APPROVAL = "waiting_for_approval"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-TERMINAL = frozenset({ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED})
-
-
-@event_kind("execution.started", 0xB001)
-class ExecutionStarted(DomainEvent, frozen=True, kw_only=True):
-    workflow_id: UUID
-    workflow_version: int
-    definition: WorkflowDefinition
-    input: dict[str, Any]
-    request_hash: str | None = None
-
-
-@event_kind("execution.node_scheduled", 0xB002)
-class NodeScheduled(DomainEvent, frozen=True, kw_only=True):
-    node_id: str
-    attempt: int = 1
-
-
-@event_kind("execution.node_completed", 0xB003)
-class NodeCompleted(DomainEvent, frozen=True, kw_only=True):
-    node_id: str
-    output: dict[str, Any]
-
-
-@event_kind("execution.node_failed", 0xB004)
-class NodeFailed(DomainEvent, frozen=True, kw_only=True):
-    node_id: str
-    error: str
-
-
-@event_kind("execution.node_skipped", 0xB005)
-class NodeSkipped(DomainEvent, frozen=True, kw_only=True):
-    node_id: str
-
-
-@event_kind("execution.paused", 0xB006)
-class ExecutionPaused(DomainEvent, frozen=True, kw_only=True):
-    reason: str | None = None
-
-
-@event_kind("execution.resumed", 0xB007)
-class ExecutionResumed(DomainEvent, frozen=True, kw_only=True):
-    pass
-
-
-@event_kind("execution.cancelled", 0xB008)
-class ExecutionCancelled(DomainEvent, frozen=True, kw_only=True):
-    reason: str | None = None
-
-
-@event_kind("execution.succeeded", 0xB009)
-class ExecutionSucceeded(DomainEvent, frozen=True, kw_only=True):
-    pass
-
-
-@event_kind("execution.failed", 0xB00A)
-class ExecutionFailed(DomainEvent, frozen=True, kw_only=True):
-    node_id: str | None
-    error: str
+__all__ = ["TERMINAL", "Execution", "ExecutionStatus", "NodeScheduled"]
 
 
 @aggregate_root("execution")
@@ -102,6 +58,12 @@ class Execution(Aggregate):
     taken: set[tuple[str, str]]
     completion_events: dict[str, UUID]
     scheduled_events: dict[str, UUID]
+    failure_events: dict[str, UUID]
+    node_deadlines: dict[str, datetime]
+    retry_due: dict[str, datetime]
+    deadline: datetime | None
+    approvals: dict[UUID, ApprovalRecord]
+    error: str | None
     request_hash: str | None
 
     @classmethod
@@ -115,7 +77,9 @@ class Execution(Aggregate):
         definition: WorkflowDefinition,
         input: dict[str, Any],
         request_hash: str | None = None,
+        timeout: float | None = None,
     ) -> Execution:
+        deadline = datetime.now(UTC) + timedelta(seconds=timeout) if timeout else None
         execution = cls._create(
             ExecutionStarted,
             ctx,
@@ -125,33 +89,91 @@ class Execution(Aggregate):
             definition=definition,
             input=input,
             request_hash=request_hash,
+            deadline=deadline,
         )
         execution._progress(ctx)
         return execution
 
-    # -- commands ------------------------------------------------------------------
-    def complete_node(self, ctx: CommandContext, node_id: str, output: dict[str, Any]) -> None:
-        self._require_working_on(node_id)
-        self._trigger(NodeCompleted, ctx, node_id=node_id, output=output)
+    # -- worker reports ------------------------------------------------------------------
+    def heartbeat(
+        self, ctx: CommandContext, node_id: str, attempt: int | None = None, worker: str | None = None
+    ) -> None:
+        """A worker is alive on the node. The first heartbeat of an attempt records that it
+        started; later ones record nothing (they only prove the attempt is still current)."""
+        self._require_working_on(node_id, attempt)
+        if self.nodes[node_id] is NodeStatus.SCHEDULED:
+            self._trigger(NodeStarted, ctx, node_id=node_id, attempt=self.attempts[node_id], worker=worker)
+
+    def complete_node(
+        self, ctx: CommandContext, node_id: str, output: dict[str, Any], attempt: int | None = None
+    ) -> None:
+        self._require_working_on(node_id, attempt)
+        if self.node(node_id).type != "task":
+            raise Conflict(f"node '{node_id}' is a {self.node(node_id).type} node; workers complete task nodes")
+        self._trigger(NodeCompleted, ctx, node_id=node_id, output=output, attempt=self.attempts[node_id])
+        self._checkpoint(ctx, node_id=node_id)
         self._progress(ctx)
 
-    def fail_node(self, ctx: CommandContext, node_id: str, error: str) -> None:
-        self._require_working_on(node_id)
-        self._trigger(NodeFailed, ctx, node_id=node_id, error=error)
-        self._trigger(ExecutionFailed, ctx, node_id=node_id, error=error)
+    def fail_node(self, ctx: CommandContext, node_id: str, error: str, attempt: int | None = None) -> None:
+        self._require_working_on(node_id, attempt)
+        self._fail_attempt(ctx, node_id, error, timed_out=False)
 
-    def respond_to_approval(self, ctx: CommandContext, node_id: str, *, approved: bool, feedback: str = "") -> None:
-        if self.status is not ExecutionStatus.WAITING_FOR_APPROVAL or self._type(node_id) != "approval":
+    # -- outside decisions and people ------------------------------------------------------
+    def decide(self, ctx: CommandContext, node_id: str, targets: list[str], reason: str | None = None) -> None:
+        """An outside service chooses which outgoing edges of a waiting decision node are taken."""
+        node = self.node(node_id)
+        if node.type != "decision" or not node.config.get("external"):
+            raise Conflict(f"node '{node_id}' is not an external decision node")
+        self._require_working_on(node_id, None)
+        outgoing = [e.target for e in self.definition.edges if e.source == node_id]
+        wrong = [
+            FieldProblem(f"targets[{i}]", f"'{t}' is not a successor of '{node_id}'", "unknown_target")
+            for i, t in enumerate(targets)
+            if t not in outgoing
+        ]
+        if wrong:
+            raise ValidationFailed(wrong)
+        self._trigger(DecisionMade, ctx, node_id=node_id, targets=list(dict.fromkeys(targets)), reason=reason)
+        self._progress(ctx)
+
+    def respond_to_approval(
+        self,
+        ctx: CommandContext,
+        node_id: str,
+        *,
+        approved: bool,
+        feedback: str = "",
+        state_changes: dict[str, Any] | None = None,
+        shown_state_hash: str | None = None,
+    ) -> None:
+        if self.node(node_id).type != "approval" or self.nodes.get(node_id) not in WORKING:
             raise Conflict(f"node '{node_id}' is not waiting for an approval")
-        self._require_working_on(node_id)
+        self._require_working_on(node_id, None)
+        current = state_hash(self.state)
+        if shown_state_hash is not None and shown_state_hash != current:
+            raise Conflict("the state changed since it was shown; fetch the approval again and re-check")
+        changes = dict(state_changes or {})
+        self._trigger(
+            ApprovalAnswered,
+            ctx,
+            node_id=node_id,
+            approval_id=self.scheduled_events[node_id],
+            approved=approved,
+            feedback=feedback,
+            state_changes=changes,
+            state_hash=current,
+        )
         if approved:
-            self._trigger(NodeCompleted, ctx, node_id=node_id, output={"approved": True, "feedback": feedback})
+            output = {**changes, "approved": True, "feedback": feedback}
+            self._trigger(NodeCompleted, ctx, node_id=node_id, output=output, attempt=self.attempts[node_id])
+            self._checkpoint(ctx, node_id=node_id)
             self._progress(ctx)
         else:
-            self.fail_node(ctx, node_id, f"rejected: {feedback}" if feedback else "rejected")
+            self._fail_attempt(ctx, node_id, f"rejected: {feedback}" if feedback else "rejected", timed_out=False)
 
+    # -- steering ----------------------------------------------------------------------------
     def pause(self, ctx: CommandContext, reason: str | None = None) -> None:
-        if self.status is not ExecutionStatus.RUNNING:
+        if self.status not in (ExecutionStatus.RUNNING, ExecutionStatus.WAITING_FOR_APPROVAL):
             raise Conflict(f"only a running execution can be paused; this one is {self.status.value}")
         self._trigger(ExecutionPaused, ctx, reason=reason)
 
@@ -159,6 +181,10 @@ class Execution(Aggregate):
         if self.status is not ExecutionStatus.PAUSED:
             raise Conflict(f"only a paused execution can be resumed; this one is {self.status.value}")
         self._trigger(ExecutionResumed, ctx)
+        now = datetime.now(UTC)
+        for node_id, due in list(self.retry_due.items()):  # retries that fell due while paused
+            if due <= now:
+                self._schedule(ctx, node_id, self.attempts[node_id] + 1, (self.failure_events[node_id],))
         self._progress(ctx)
 
     def cancel(self, ctx: CommandContext, reason: str | None = None) -> None:
@@ -166,19 +192,65 @@ class Execution(Aggregate):
             raise Conflict(f"the execution already ended ({self.status.value})")
         self._trigger(ExecutionCancelled, ctx, reason=reason)
 
+    def take_checkpoint(self, ctx: CommandContext, label: str | None = None) -> None:
+        """A checkpoint on demand (also allowed after the end: it is a read of the state)."""
+        self._checkpoint(ctx, label=label)
+
+    # -- timers ----------------------------------------------------------------------------------
+    def timers(self) -> list[Timer]:
+        """What is waiting on the clock now (the timers read model holds the same facts)."""
+        if self.status in TERMINAL:
+            return []
+        found = [Timer(TimerKind.EXECUTION_TIMEOUT, self.deadline)] if self.deadline else []
+        for node_id, due in self.node_deadlines.items():
+            found.append(Timer(TimerKind.NODE_TIMEOUT, due, node_id, self.attempts[node_id]))
+        for node_id, due in self.retry_due.items():
+            found.append(Timer(TimerKind.RETRY, due, node_id, self.attempts[node_id]))
+        return found
+
+    def fire_timer(
+        self, ctx: CommandContext, kind: TimerKind, node_id: str | None, attempt: int, now: datetime | None = None
+    ) -> bool:
+        """Act on a due timer if it still applies; True when something was recorded."""
+        now = now or datetime.now(UTC)
+        if self.status in TERMINAL:
+            return False
+        if kind is TimerKind.EXECUTION_TIMEOUT:
+            if self.deadline is None or self.deadline > now:
+                return False
+            self._trigger(ExecutionTimedOut, ctx)
+            return True
+        if node_id is None or self.attempts.get(node_id) != attempt:
+            return False
+        if kind is TimerKind.NODE_TIMEOUT:
+            due = self.node_deadlines.get(node_id)
+            if due is None or due > now or self.nodes.get(node_id) not in WORKING:
+                return False
+            timeout = self.node(node_id).timeout
+            self._fail_attempt(ctx, node_id, f"timed out after {timeout:g} s", timed_out=True)
+            return True
+        due = self.retry_due.get(node_id)
+        if due is None or due > now or self.status is ExecutionStatus.PAUSED:
+            return False  # a paused execution retries when it resumes
+        self._schedule(ctx, node_id, attempt + 1, (self.failure_events[node_id],))
+        return True
+
+    # -- queries -----------------------------------------------------------------------------------
     def pending_approvals(self) -> dict[str, UUID]:
         """Approval nodes waiting for an answer, with the id of their request event."""
-        return {
-            node_id: self.scheduled_events[node_id]
-            for node_id, status in self.nodes.items()
-            if status is NodeStatus.SCHEDULED and self._type(node_id) == "approval"
-        }
+        return {r.node_id: r.approval_id for r in self.approvals.values() if r.status == "pending"}
 
-    # -- deciding what comes next ------------------------------------------------------
+    def node(self, node_id: str) -> Node:
+        for node in self.definition.nodes:
+            if node.id == node_id:
+                return node
+        raise NotFound(f"node '{node_id}' is not in this execution's workflow")
+
+    # -- deciding what comes next --------------------------------------------------------------------
     def _progress(self, ctx: CommandContext) -> None:
         """Settle everything the graph allows now: skips, pass-through and decision nodes,
-        then schedule tasks and approvals. Stops while paused or waiting."""
-        while self.status is ExecutionStatus.RUNNING:
+        then schedule tasks and approvals. Stops while paused or after the end."""
+        while self.status in (ExecutionStatus.RUNNING, ExecutionStatus.WAITING_FOR_APPROVAL):
             step = advance(self.definition, self.nodes, self.taken)
             for node_id in step.skipped:
                 self._trigger(NodeSkipped, ctx, node_id=node_id)
@@ -189,8 +261,9 @@ class Execution(Aggregate):
                     for e in self.definition.edges
                     if e.target == node_id and e.source in self.completion_events
                 )
-                self._trigger(NodeScheduled, CommandContext(ctx.tenant_id, ctx.actor, waited_for), node_id=node_id)
-                if self._type(node_id) in ("start", "end", "decision"):
+                self._schedule(ctx, node_id, 1, waited_for)
+                node = self.node(node_id)
+                if node.type in ("start", "end") or (node.type == "decision" and not node.config.get("external")):
                     self._trigger(NodeCompleted, ctx, node_id=node_id, output={})
                     settled = True
             if all(s in FINISHED for s in self.nodes.values()) and len(self.nodes) == len(self.definition.nodes):
@@ -198,57 +271,58 @@ class Execution(Aggregate):
             if not settled and not step.skipped:
                 return
 
-    def _type(self, node_id: str) -> str:
-        for node in self.definition.nodes:
-            if node.id == node_id:
-                return node.type
-        raise NotFound(f"node '{node_id}' is not in this execution's workflow")
+    def _schedule(self, ctx: CommandContext, node_id: str, attempt: int, causes: tuple[UUID, ...]) -> None:
+        node = self.node(node_id)
+        deadline = None
+        if node.timeout and node.type in ("task", "approval"):
+            deadline = datetime.now(UTC) + timedelta(seconds=node.timeout)
+        self._trigger(
+            NodeScheduled,
+            CommandContext(ctx.tenant_id, ctx.actor, ctx.caused_by + causes),
+            node_id=node_id,
+            attempt=attempt,
+            node_type=node.type,
+            agent_type=node.agent_type,
+            deadline=deadline,
+        )
 
-    def _require_working_on(self, node_id: str) -> None:
+    def _fail_attempt(self, ctx: CommandContext, node_id: str, error: str, *, timed_out: bool) -> None:
+        """Retry a failed task attempt while ``max_retries`` allows, else fail the run."""
+        node, attempt = self.node(node_id), self.attempts[node_id]
+        if node.type == "task" and attempt <= node.max_retries:
+            retry_at = datetime.now(UTC) + retry_delay(attempt, node.config)
+            self._trigger(
+                NodeFailed, ctx, node_id=node_id, error=error, attempt=attempt, timed_out=timed_out, retry_at=retry_at
+            )
+            return
+        self._trigger(NodeFailed, ctx, node_id=node_id, error=error, attempt=attempt, timed_out=timed_out)
+        self._trigger(ExecutionFailed, ctx, node_id=node_id, error=error)
+
+    def _checkpoint(self, ctx: CommandContext, node_id: str | None = None, label: str | None = None) -> None:
+        self._trigger(
+            CheckpointTaken, ctx, state=self.state, state_hash=state_hash(self.state), node_id=node_id, label=label
+        )
+
+    def _require_working_on(self, node_id: str, attempt: int | None) -> None:
         """Workers may still report while paused or waiting for an approval: their work was
-        already under way. Progress resumes when the execution runs again."""
-        self._type(node_id)
+        already under way. A report for an attempt that is over is refused."""
+        self.node(node_id)
         if self.status in TERMINAL:
             raise Conflict(f"the execution is {self.status.value}")
-        if self.nodes.get(node_id) is not NodeStatus.SCHEDULED:
+        if self.nodes.get(node_id) not in WORKING:
             state = self.nodes.get(node_id, NodeStatus.PENDING).value
-            raise Conflict(f"node '{node_id}' is {state}, not scheduled")
+            raise Conflict(f"node '{node_id}' is {state}, not scheduled or running")
+        if attempt is not None and attempt != self.attempts[node_id]:
+            raise Conflict(
+                f"attempt {attempt} of node '{node_id}' is over; attempt {self.attempts[node_id]} is current"
+            )
 
-    # -- state changes -------------------------------------------------------------------
+    # -- state changes -------------------------------------------------------------------------------
     def apply(self, event: DomainEvent) -> None:
-        if isinstance(event, ExecutionStarted):
-            self.workflow_id, self.workflow_version = event.workflow_id, event.workflow_version
-            self.definition, self.state = event.definition, dict(event.input)
-            self.request_hash = event.request_hash
-            self.status = ExecutionStatus.RUNNING
-            self.nodes, self.attempts, self.taken = {}, {}, set()
-            self.completion_events, self.scheduled_events = {}, {}
-        elif isinstance(event, NodeScheduled):
-            self.nodes[event.node_id] = NodeStatus.SCHEDULED
-            self.attempts[event.node_id] = event.attempt
-            self.scheduled_events[event.node_id] = event.event_id
-            if self._type(event.node_id) == "approval":
-                self.status = ExecutionStatus.WAITING_FOR_APPROVAL
-        elif isinstance(event, NodeCompleted):
-            self.nodes[event.node_id] = NodeStatus.SUCCEEDED
-            self.completion_events[event.node_id] = event.event_id
-            self.state = merge_output(self.state, event.node_id, event.output)
-            self.taken |= set(taken_edges(self.definition, event.node_id, self.state))
-            if self.status is ExecutionStatus.WAITING_FOR_APPROVAL and self._type(event.node_id) == "approval":
-                self.status = ExecutionStatus.RUNNING
-        elif isinstance(event, NodeFailed):
-            self.nodes[event.node_id] = NodeStatus.FAILED
-        elif isinstance(event, NodeSkipped):
-            self.nodes[event.node_id] = NodeStatus.SKIPPED
-        elif isinstance(event, ExecutionPaused):
-            self.status = ExecutionStatus.PAUSED
-        elif isinstance(event, ExecutionResumed):
-            self.status = ExecutionStatus.RUNNING
-        elif isinstance(event, ExecutionCancelled):
-            self.status = ExecutionStatus.CANCELLED
-        elif isinstance(event, ExecutionSucceeded):
-            self.status = ExecutionStatus.SUCCEEDED
-        elif isinstance(event, ExecutionFailed):
-            self.status = ExecutionStatus.FAILED
-        else:  # pragma: no cover
-            raise TypeError(f"Execution cannot apply {type(event).__name__}")
+        apply_event(self, event)
+
+    def settle_status(self) -> None:
+        """Running or waiting, from the pending approvals (used by ``apply`` only)."""
+        if self.status in (ExecutionStatus.RUNNING, ExecutionStatus.WAITING_FOR_APPROVAL):
+            waiting = any(r.status == "pending" for r in self.approvals.values())
+            self.status = ExecutionStatus.WAITING_FOR_APPROVAL if waiting else ExecutionStatus.RUNNING

@@ -38,3 +38,8 @@ def event_hash(state: bytes, depth: int, parent_hashes: Sequence[str]) -> str:
 def depth_from(parent_depths: Sequence[int]) -> int:
     """0 for a root, else one more than the deepest parent."""
     return 1 + max(parent_depths) if parent_depths else 0
+
+
+def state_hash(state: object) -> str:
+    """SHA-256 of a JSON state in canonical form (what an approver was shown)."""
+    return hashlib.sha256(_encoder.encode(state)).hexdigest()

@@ -29,6 +29,7 @@ class NodeStatus(StrEnum):
     SCHEDULED = "scheduled"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    RETRYING = "retrying"  # an attempt failed; the next one waits for its backoff
     FAILED = "failed"
     SKIPPED = "skipped"
 

@@ -1,0 +1,128 @@
+"""How each execution event changes the aggregate: the only place its state changes.
+
+Replaying the stream through here rebuilds exactly the execution that decided the
+events, so a live aggregate and a reloaded one (or one as of a past version) agree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from domain.approvals import ApprovalRecord
+from domain.events import DomainEvent
+from domain.execution_events import (
+    ApprovalAnswered,
+    CheckpointTaken,
+    DecisionMade,
+    ExecutionCancelled,
+    ExecutionFailed,
+    ExecutionPaused,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSucceeded,
+    ExecutionTimedOut,
+    NodeCompleted,
+    NodeFailed,
+    NodeScheduled,
+    NodeSkipped,
+    NodeStarted,
+)
+from domain.execution_status import ExecutionStatus
+from domain.hashing import state_hash
+from domain.scheduling import NodeStatus, merge_output, taken_edges
+
+if TYPE_CHECKING:
+    from domain.execution import Execution
+
+
+def apply_event(ex: Execution, event: DomainEvent) -> None:
+    if isinstance(event, ExecutionStarted):
+        ex.workflow_id, ex.workflow_version = event.workflow_id, event.workflow_version
+        ex.definition, ex.state = event.definition, dict(event.input)
+        ex.request_hash, ex.deadline = event.request_hash, event.deadline
+        ex.status, ex.error = ExecutionStatus.RUNNING, None
+        ex.nodes, ex.attempts, ex.taken = {}, {}, set()
+        ex.completion_events, ex.scheduled_events, ex.failure_events = {}, {}, {}
+        ex.node_deadlines, ex.retry_due, ex.approvals = {}, {}, {}
+    elif isinstance(event, NodeScheduled):
+        ex.nodes[event.node_id] = NodeStatus.SCHEDULED
+        ex.attempts[event.node_id] = event.attempt
+        ex.scheduled_events[event.node_id] = event.event_id
+        ex.retry_due.pop(event.node_id, None)
+        if event.deadline is not None:
+            ex.node_deadlines[event.node_id] = event.deadline
+        if event.node_type == "approval":
+            node = ex.node(event.node_id)
+            prompt = node.config.get("prompt")
+            ex.approvals[event.event_id] = ApprovalRecord(
+                approval_id=event.event_id,
+                node_id=event.node_id,
+                prompt=prompt if isinstance(prompt, str) else node.name,
+                requested_at=event.timestamp,
+                timeout_seconds=node.timeout,
+                state_hash=state_hash(ex.state),
+            )
+        ex.settle_status()
+    elif isinstance(event, NodeStarted):
+        ex.nodes[event.node_id] = NodeStatus.RUNNING
+    elif isinstance(event, NodeCompleted):
+        ex.nodes[event.node_id] = NodeStatus.SUCCEEDED
+        ex.completion_events[event.node_id] = event.event_id
+        ex.node_deadlines.pop(event.node_id, None)
+        ex.state = merge_output(ex.state, event.node_id, event.output)
+        ex.taken |= set(taken_edges(ex.definition, event.node_id, ex.state))
+    elif isinstance(event, DecisionMade):
+        ex.nodes[event.node_id] = NodeStatus.SUCCEEDED
+        ex.completion_events[event.node_id] = event.event_id
+        ex.taken |= {(event.node_id, target) for target in event.targets}
+    elif isinstance(event, NodeFailed):
+        ex.node_deadlines.pop(event.node_id, None)
+        ex.failure_events[event.node_id] = event.event_id
+        if event.retry_at is not None:
+            ex.nodes[event.node_id] = NodeStatus.RETRYING
+            ex.retry_due[event.node_id] = event.retry_at
+        else:
+            ex.nodes[event.node_id] = NodeStatus.FAILED
+        _close_approval(ex, event.node_id, event.timed_out, event)
+    elif isinstance(event, ApprovalAnswered):
+        record = ex.approvals[event.approval_id]
+        ex.approvals[event.approval_id] = msgspec.structs.replace(
+            record,
+            status="approved" if event.approved else "rejected",
+            answered_by=event.actor,
+            answered_at=event.timestamp,
+            feedback=event.feedback,
+            state_changes=event.state_changes,
+        )
+        ex.settle_status()
+    elif isinstance(event, NodeSkipped):
+        ex.nodes[event.node_id] = NodeStatus.SKIPPED
+    elif isinstance(event, CheckpointTaken):
+        pass  # a checkpoint records the state; it does not change it
+    elif isinstance(event, ExecutionPaused):
+        ex.status = ExecutionStatus.PAUSED
+    elif isinstance(event, ExecutionResumed):
+        ex.status = ExecutionStatus.RUNNING
+        ex.settle_status()
+    elif isinstance(event, ExecutionCancelled):
+        ex.status = ExecutionStatus.CANCELLED
+    elif isinstance(event, ExecutionSucceeded):
+        ex.status = ExecutionStatus.SUCCEEDED
+    elif isinstance(event, ExecutionFailed):
+        ex.status, ex.error = ExecutionStatus.FAILED, event.error
+    elif isinstance(event, ExecutionTimedOut):
+        ex.status, ex.error = ExecutionStatus.TIMED_OUT, "the execution timed out"
+    else:  # pragma: no cover
+        raise TypeError(f"Execution cannot apply {type(event).__name__}")
+
+
+def _close_approval(ex: Execution, node_id: str, timed_out: bool, event: NodeFailed) -> None:
+    """An approval that timed out is closed as such (a rejection was already recorded)."""
+    if not timed_out:
+        return
+    for approval_id, record in ex.approvals.items():
+        if record.node_id == node_id and record.status == "pending":
+            ex.approvals[approval_id] = msgspec.structs.replace(record, status="timed_out", answered_at=event.timestamp)
+    ex.settle_status()

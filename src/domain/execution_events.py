@@ -1,0 +1,131 @@
+"""The events of an execution's stream (kinds 0xB001-0xB0FF).
+
+Each is past tense and carries only what cannot be derived from earlier events of the
+same stream; deadlines are recorded (not recomputed) so that durable timers replay
+exactly as they were decided.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain.events import DomainEvent, event_kind
+from domain.workflow_graph import WorkflowDefinition
+
+
+@event_kind("execution.started", 0xB001)
+class ExecutionStarted(DomainEvent, frozen=True, kw_only=True):
+    workflow_id: UUID
+    workflow_version: int
+    definition: WorkflowDefinition
+    input: dict[str, Any]
+    request_hash: str | None = None
+    deadline: datetime | None = None  # the whole run times out at this moment
+
+
+@event_kind("execution.node_scheduled", 0xB002)
+class NodeScheduled(DomainEvent, frozen=True, kw_only=True):
+    """A node became ready. For task nodes this is the task handed to workers; for an
+    approval node it is the approval request (its event id is the approval id)."""
+
+    node_id: str
+    attempt: int = 1
+    node_type: str = "task"
+    agent_type: str | None = None
+    deadline: datetime | None = None  # this attempt times out at this moment
+
+
+@event_kind("execution.node_completed", 0xB003)
+class NodeCompleted(DomainEvent, frozen=True, kw_only=True):
+    node_id: str
+    output: dict[str, Any]
+    attempt: int = 1
+
+
+@event_kind("execution.node_failed", 0xB004)
+class NodeFailed(DomainEvent, frozen=True, kw_only=True):
+    """An attempt failed. ``retry_at`` is set when another attempt will follow."""
+
+    node_id: str
+    error: str
+    attempt: int = 1
+    timed_out: bool = False
+    retry_at: datetime | None = None
+
+
+@event_kind("execution.node_skipped", 0xB005)
+class NodeSkipped(DomainEvent, frozen=True, kw_only=True):
+    node_id: str
+
+
+@event_kind("execution.paused", 0xB006)
+class ExecutionPaused(DomainEvent, frozen=True, kw_only=True):
+    reason: str | None = None
+
+
+@event_kind("execution.resumed", 0xB007)
+class ExecutionResumed(DomainEvent, frozen=True, kw_only=True):
+    pass
+
+
+@event_kind("execution.cancelled", 0xB008)
+class ExecutionCancelled(DomainEvent, frozen=True, kw_only=True):
+    reason: str | None = None
+
+
+@event_kind("execution.succeeded", 0xB009)
+class ExecutionSucceeded(DomainEvent, frozen=True, kw_only=True):
+    pass
+
+
+@event_kind("execution.failed", 0xB00A)
+class ExecutionFailed(DomainEvent, frozen=True, kw_only=True):
+    node_id: str | None
+    error: str
+
+
+@event_kind("execution.node_started", 0xB00B)
+class NodeStarted(DomainEvent, frozen=True, kw_only=True):
+    """A worker picked the task up (its first heartbeat)."""
+
+    node_id: str
+    attempt: int = 1
+    worker: str | None = None
+
+
+@event_kind("execution.timed_out", 0xB00C)
+class ExecutionTimedOut(DomainEvent, frozen=True, kw_only=True):
+    pass
+
+
+@event_kind("execution.decision_made", 0xB00D)
+class DecisionMade(DomainEvent, frozen=True, kw_only=True):
+    """An outside service chose the branches of a decision node."""
+
+    node_id: str
+    targets: list[str]
+    reason: str | None = None
+
+
+@event_kind("execution.approval_answered", 0xB00E)
+class ApprovalAnswered(DomainEvent, frozen=True, kw_only=True):
+    """Who answered (the actor), what, and the hash of the state they were shown."""
+
+    node_id: str
+    approval_id: UUID
+    approved: bool
+    feedback: str = ""
+    state_changes: dict[str, Any] = {}
+    state_hash: str
+
+
+@event_kind("execution.checkpoint_taken", 0xB00F)
+class CheckpointTaken(DomainEvent, frozen=True, kw_only=True):
+    """The state at this point: after a node that may change it, or on demand."""
+
+    state: dict[str, Any]
+    state_hash: str
+    node_id: str | None = None
+    label: str | None = None

@@ -1,0 +1,23 @@
+"""Where an execution stands (seed statuses, snake_case)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from domain.scheduling import NodeStatus
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    WAITING_FOR_APPROVAL = "waiting_for_approval"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+TERMINAL = frozenset(
+    {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED, ExecutionStatus.TIMED_OUT}
+)
+WORKING = frozenset({NodeStatus.SCHEDULED, NodeStatus.RUNNING})
