@@ -19,10 +19,12 @@ from prometheus_client import Histogram
 from api.admin import AdminController, HealthController
 from api.analysis import AnalysisController
 from api.api_keys import ApiKeyController, TenantController
+from api.approvals import ApprovalController, ExecutionApprovalsController
 from api.auth import provide_principal
 from api.context import ApiContext
 from api.event_dag import EventDagController
-from api.executions import ApprovalController, ExecutionController
+from api.executions import ExecutionController
+from api.node_reports import NodeReportController
 from api.problems import handle_exception
 from api.rate_limit import RateLimiter
 from api.workflow_parts import WorkflowPartsController
@@ -100,7 +102,9 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             WorkflowPartsController,
             AnalysisController,
             ExecutionController,
+            NodeReportController,
             ApprovalController,
+            ExecutionApprovalsController,
             EventDagController,
             ApiKeyController,
             TenantController,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -16,7 +17,7 @@ from api.auth import Principal, bind_correlation
 from api.context import ApiContext
 from api.pagination import Limit, Offset, Page, created_headers
 from api.workflows import IdempotencyKey
-from domain.errors import Conflict
+from domain.aggregate import CommandContext
 from domain.execution import Execution, ExecutionStatus
 from domain.scheduling import NodeStatus
 from projections.executions import list_executions
@@ -28,26 +29,12 @@ class ExecutionStart(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     workflow_id: UUID
     version: Annotated[int, msgspec.Meta(ge=1)] | None = None
     input: dict[str, Any] = {}
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=30 * 24 * 3600)] | None = None
     caused_by: Causes = []
 
 
 class Steer(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
-
-
-class NodeCompletion(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    output: dict[str, Any] = {}
-    caused_by: Causes = []
-
-
-class NodeFailure(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    error: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
-    caused_by: Causes = []
-
-
-class ApprovalResponse(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    action: Literal["approve", "reject"]
-    feedback: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
 
 
 class PendingApproval(msgspec.Struct):
@@ -60,14 +47,17 @@ class ExecutionOut(msgspec.Struct):
     workflow_id: UUID
     workflow_version: int
     status: str
+    error: str | None
     progress: float
     current_nodes: list[str]
     node_counts: dict[str, int]
+    attempts: dict[str, int]
     nodes: dict[str, str]
     pending_approvals: list[PendingApproval]
     state: dict[str, Any]
     version: int
     last_event_id: UUID | None
+    deadline: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -95,17 +85,35 @@ def execution_out(e: Execution) -> ExecutionOut:
         workflow_id=e.workflow_id,
         workflow_version=e.workflow_version,
         status=e.status.value,
+        error=e.error,
         progress=round(100.0 * finished / total, 1) if total else 100.0,
-        current_nodes=[n for n, s in statuses.items() if s == "scheduled"],
+        current_nodes=[n for n, s in statuses.items() if s in ("scheduled", "running")],
         node_counts=counts,
+        attempts=dict(e.attempts),
         nodes=statuses,
         pending_approvals=[PendingApproval(a, n) for n, a in e.pending_approvals().items()],
         state=e.state,
         version=e.version,
         last_event_id=e.last_event_id,
+        deadline=e.deadline,
         created_at=e.created_on,
         updated_at=e.modified_on,
     )
+
+
+async def act(
+    ctx: ApiContext,
+    principal: Principal,
+    execution_id: UUID,
+    command: Callable[[Execution, CommandContext], None],
+    caused_by: list[UUID] | None = None,
+) -> ExecutionOut:
+    """Load, let the aggregate decide, save: in a thread, since the event store is synchronous."""
+    bind_correlation(execution_id)
+    execution = await anyio.to_thread.run_sync(
+        lambda: ctx.executions.act(principal.context(caused_by), execution_id, command)
+    )
+    return execution_out(execution)
 
 
 class ExecutionController(Controller):
@@ -130,6 +138,7 @@ class ExecutionController(Controller):
                 input=data.input,
                 idempotency_key=idempotency_key,
                 raw_body=raw,
+                timeout=data.timeout_seconds,
             )
         )
         bind_correlation(execution.id)
@@ -188,20 +197,6 @@ class ExecutionController(Controller):
         execution = await anyio.to_thread.run_sync(lambda: ctx.executions.get(principal.tenant_id, execution_id))
         return execution_out(execution)
 
-    async def _act(
-        self,
-        ctx: ApiContext,
-        principal: Principal,
-        execution_id: UUID,
-        command: Any,
-        caused_by: list[UUID] | None = None,
-    ) -> ExecutionOut:
-        bind_correlation(execution_id)
-        execution = await anyio.to_thread.run_sync(
-            lambda: ctx.executions.act(principal.context(caused_by), execution_id, command)
-        )
-        return execution_out(execution)
-
     @post("/{execution_id:uuid}/pause", operation_id="pauseExecution", opt={"scope": "write"}, status_code=200)
     async def pause(
         self,
@@ -212,14 +207,14 @@ class ExecutionController(Controller):
     ) -> ExecutionOut:
         """Stop starting new nodes; work under way may still report (409 unless running)."""
         reason = data.reason if data else None
-        return await self._act(ctx, principal, execution_id, lambda e, c: e.pause(c, reason))
+        return await act(ctx, principal, execution_id, lambda e, c: e.pause(c, reason))
 
     @post("/{execution_id:uuid}/resume", operation_id="resumeExecution", opt={"scope": "write"}, status_code=200)
     async def resume(
         self, execution_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> ExecutionOut:
         """Continue a paused execution (409 unless paused)."""
-        return await self._act(ctx, principal, execution_id, lambda e, c: e.resume(c))
+        return await act(ctx, principal, execution_id, lambda e, c: e.resume(c))
 
     @post("/{execution_id:uuid}/cancel", operation_id="cancelExecution", opt={"scope": "write"}, status_code=200)
     async def cancel(
@@ -231,72 +226,4 @@ class ExecutionController(Controller):
     ) -> ExecutionOut:
         """End the execution (409 if it already ended)."""
         reason = data.reason if data else None
-        return await self._act(ctx, principal, execution_id, lambda e, c: e.cancel(c, reason))
-
-    @post(
-        "/{execution_id:uuid}/nodes/{node_id:str}/complete",
-        operation_id="completeNode",
-        opt={"scope": "write"},
-        status_code=200,
-    )
-    async def complete(
-        self,
-        execution_id: FromPath[UUID],
-        node_id: FromPath[str],
-        data: JSONBody[NodeCompletion],
-        ctx: NamedDependency[ApiContext],
-        principal: NamedDependency[Principal],
-    ) -> ExecutionOut:
-        """A worker reports a node's output; it merges into the state and the graph moves on."""
-        return await self._act(
-            ctx, principal, execution_id, lambda e, c: e.complete_node(c, node_id, data.output), data.caused_by
-        )
-
-    @post(
-        "/{execution_id:uuid}/nodes/{node_id:str}/fail",
-        operation_id="failNode",
-        opt={"scope": "write"},
-        status_code=200,
-    )
-    async def fail(
-        self,
-        execution_id: FromPath[UUID],
-        node_id: FromPath[str],
-        data: JSONBody[NodeFailure],
-        ctx: NamedDependency[ApiContext],
-        principal: NamedDependency[Principal],
-    ) -> ExecutionOut:
-        """A worker reports a node's failure; the execution fails (retries are not built yet)."""
-        return await self._act(
-            ctx, principal, execution_id, lambda e, c: e.fail_node(c, node_id, data.error), data.caused_by
-        )
-
-
-class ApprovalController(Controller):
-    path = "/api/v1/approvals"
-    tags = ["approvals"]
-
-    @post("/{approval_id:uuid}/respond", operation_id="respondToApproval", opt={"scope": "write"}, status_code=200)
-    async def respond(
-        self,
-        approval_id: FromPath[UUID],
-        data: JSONBody[ApprovalResponse],
-        ctx: NamedDependency[ApiContext],
-        principal: NamedDependency[Principal],
-    ) -> ExecutionOut:
-        """Approve or reject a waiting approval node (its id is the approval request's event id)."""
-        execution_id = await anyio.to_thread.run_sync(
-            lambda: ctx.executions.execution_of_event(principal.tenant_id, approval_id)
-        )
-
-        def answer(e: Execution, c: Any) -> None:
-            node = next((n for n, a in e.pending_approvals().items() if a == approval_id), None)
-            if node is None:
-                raise Conflict(f"approval {approval_id} is not waiting for an answer")
-            e.respond_to_approval(c, node, approved=data.action == "approve", feedback=data.feedback)
-
-        bind_correlation(execution_id)
-        execution = await anyio.to_thread.run_sync(
-            lambda: ctx.executions.act(principal.context([approval_id]), execution_id, answer)
-        )
-        return execution_out(execution)
+        return await act(ctx, principal, execution_id, lambda e, c: e.cancel(c, reason))

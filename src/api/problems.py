@@ -112,6 +112,12 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return problem_response(request, 404, str(exc), code="not-found")
     if isinstance(exc, DomainError):
         return problem_response(request, 422, str(exc), code="domain")
+    if isinstance(exc, msgspec.ValidationError):  # a body converted inside a handler
+        message, _, path = str(exc).partition(" - at `$")
+        field = path.rstrip("`").lstrip(".") or "body"
+        return problem_response(
+            request, 422, "the request is invalid", code="validation", errors=[FieldError(field, message, "invalid")]
+        )
     if isinstance(exc, ValidationException):
         detail = exc.detail or "invalid request"
         errors = _validation_errors(exc.extra)

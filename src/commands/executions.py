@@ -12,9 +12,11 @@ from commands.idempotency import idempotent_id, replayed, request_hash
 from commands.store import EventStore
 from commands.workflows import WorkflowService
 from domain.aggregate import CommandContext
-from domain.errors import NotFound, ValidationFailed
+from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.execution import Execution
 from domain.ids import uuid7
+from domain.telemetry import TELEMETRY_KINDS, TelemetryRecord, checked_payload
+from domain.timers import TimerKind
 from domain.workflow_analysis import problems
 
 
@@ -32,6 +34,7 @@ class ExecutionService:
         input: dict[str, Any],
         idempotency_key: str | None = None,
         raw_body: Any = None,
+        timeout: float | None = None,
     ) -> tuple[Execution, bool]:
         """Start a run of the workflow (its latest or a given version). Idempotent by key."""
         body_hash = request_hash(raw_body) if idempotency_key else None
@@ -54,6 +57,7 @@ class ExecutionService:
             definition=workflow.definition,
             input=input,
             request_hash=body_hash,
+            timeout=timeout,
         )
         try:
             self._store.save_all(execution)
@@ -81,6 +85,44 @@ class ExecutionService:
         command(execution, CommandContext(ctx.tenant_id, ctx.actor, causes))
         self._store.save_all(execution)
         return execution
+
+    def fire_timer(
+        self, tenant_id: str, execution_id: UUID, kind: TimerKind, node_id: str | None, attempt: int
+    ) -> bool:
+        """Fire a due timer as the system. False when it no longer applies (already fired,
+        or the node moved on); a concurrent change is retried by the caller's next pass."""
+        execution = self.get(tenant_id, execution_id)
+        fired = execution.fire_timer(CommandContext(tenant_id, "system:timer"), kind, node_id, attempt)
+        if fired:
+            self._store.save_all(execution)
+        return fired
+
+    def record_telemetry(
+        self, ctx: CommandContext, execution_id: UUID, kind: str, node_id: str | None, payload: dict[str, Any]
+    ) -> TelemetryRecord:
+        """Record what an agent did inside a node, linked under that node's latest event
+        (its start, or its scheduling) in the DAG, or under the execution's start."""
+        execution = self.get(ctx.tenant_id, execution_id)
+        anchor = execution.scheduled_events.get(node_id) if node_id else None
+        if node_id is not None:
+            execution.node(node_id)  # 404 for a node the workflow does not have
+            if anchor is None:
+                raise Conflict(f"node '{node_id}' has not started; telemetry belongs to a node that ran")
+            anchor = execution.started_events.get(node_id, anchor)
+        parent = anchor or execution.first_event_id
+        causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
+        event_cls = TELEMETRY_KINDS[kind]
+        fields = checked_payload(event_cls, {**payload, "node_id": node_id})
+        record = TelemetryRecord.record(
+            CommandContext(ctx.tenant_id, ctx.actor, (parent, *causes)),
+            event_cls,
+            record_id=uuid7(),
+            correlation_id=execution.correlation_id,
+            execution_id=execution.id,
+            **fields,
+        )
+        self._store.save_all(record)
+        return record
 
     def execution_of_event(self, tenant_id: str, event_id: UUID) -> UUID:
         """The execution an event (e.g. an approval request) belongs to."""

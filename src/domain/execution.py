@@ -59,6 +59,8 @@ class Execution(Aggregate):
     completion_events: dict[str, UUID]
     scheduled_events: dict[str, UUID]
     failure_events: dict[str, UUID]
+    started_events: dict[str, UUID]
+    first_event_id: UUID
     node_deadlines: dict[str, datetime]
     retry_due: dict[str, datetime]
     deadline: datetime | None

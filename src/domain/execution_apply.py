@@ -45,11 +45,13 @@ def apply_event(ex: Execution, event: DomainEvent) -> None:
         ex.status, ex.error = ExecutionStatus.RUNNING, None
         ex.nodes, ex.attempts, ex.taken = {}, {}, set()
         ex.completion_events, ex.scheduled_events, ex.failure_events = {}, {}, {}
+        ex.started_events, ex.first_event_id = {}, event.event_id
         ex.node_deadlines, ex.retry_due, ex.approvals = {}, {}, {}
     elif isinstance(event, NodeScheduled):
         ex.nodes[event.node_id] = NodeStatus.SCHEDULED
         ex.attempts[event.node_id] = event.attempt
         ex.scheduled_events[event.node_id] = event.event_id
+        ex.started_events.pop(event.node_id, None)
         ex.retry_due.pop(event.node_id, None)
         if event.deadline is not None:
             ex.node_deadlines[event.node_id] = event.deadline
@@ -67,6 +69,7 @@ def apply_event(ex: Execution, event: DomainEvent) -> None:
         ex.settle_status()
     elif isinstance(event, NodeStarted):
         ex.nodes[event.node_id] = NodeStatus.RUNNING
+        ex.started_events[event.node_id] = event.event_id
     elif isinstance(event, NodeCompleted):
         ex.nodes[event.node_id] = NodeStatus.SUCCEEDED
         ex.completion_events[event.node_id] = event.event_id

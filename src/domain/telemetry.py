@@ -14,6 +14,7 @@ from uuid import UUID
 import msgspec
 
 from domain.aggregate import Aggregate, CommandContext, aggregate_root
+from domain.errors import FieldProblem, ValidationFailed
 from domain.events import DomainEvent, event_kind
 
 Preview = Annotated[str, msgspec.Meta(max_length=2000)]
@@ -21,7 +22,7 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 Amount = Annotated[float, msgspec.Meta(ge=0)]
 
 
-class TelemetryEvent(DomainEvent, frozen=True, kw_only=True):
+class TelemetryEvent(DomainEvent, frozen=True, kw_only=True, forbid_unknown_fields=True):
     execution_id: UUID
     node_id: str | None = None
     duration_ms: Amount | None = None
@@ -56,6 +57,30 @@ TELEMETRY_KINDS: dict[str, type[TelemetryEvent]] = {
     "tool_call": ToolCallRecorded,
     "thought": ThoughtRecorded,
 }
+
+
+def checked_payload(event_cls: type[TelemetryEvent], payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload, validated against the kind's field types and limits (422 otherwise)."""
+    probe = {
+        "originator_id": _NIL,
+        "originator_version": 1,
+        "timestamp": "2000-01-01T00:00:00Z",
+        "event_id": _NIL,
+        "tenant_id": "probe",
+        "correlation_id": _NIL,
+        "execution_id": _NIL,
+    }
+    if any(key in probe for key in payload):
+        raise ValidationFailed([FieldProblem("body", "header fields are set by Quipu", "invalid")])
+    try:
+        event = msgspec.convert({**payload, **probe}, event_cls)
+    except msgspec.ValidationError as error:
+        message, _, path = str(error).partition(" - at `$")
+        raise ValidationFailed([FieldProblem(path.rstrip("`").lstrip(".") or "body", message, "invalid")]) from None
+    return {k: v for k, v in event.payload().items() if k != "execution_id"}
+
+
+_NIL = "00000000-0000-0000-0000-000000000000"
 
 
 @aggregate_root("telemetry")
