@@ -10,7 +10,7 @@ import warnings
 import psycopg
 import structlog
 
-from bench import append, dag, lag
+from bench import append, dag, lag, orchestration
 from bench.common import fmt, log, pct
 from bench.infra import infra
 from quipu.tuning import tune_gc
@@ -25,14 +25,55 @@ def quiesce(database_url: str) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
+def orchestration_rows(o: orchestration.OrchestrationResult) -> list[tuple[str, str, str, str]]:
+    ratio = f"{o.eps / o.direct_eps * 100:.0f}%"
+    tasks = len(orchestration.TASKS)
+    h50, h99, b50, b99 = (pct(v, p) for v in (o.handoff_ms, o.ping_ms) for p in (50, 99))
+    setup = (
+        f"{len(o.handoff_ms)} tasks of nodes b-h in {o.latency_executions} runs, {orchestration.IN_FLIGHT} in flight;"
+        f" baseline JetStream publish -> pull-consume of a {o.message_bytes}-byte task message, same NATS, alongside"
+    )
+    return [
+        (
+            f"Executions/s, ten-node workflow, {tasks} no-op tasks with fan-outs and joins"
+            f" ({o.executions} runs, {o.events_per_execution:.0f} events each; workers in a separate process;"
+            f" baseline the same runs by direct ExecutionService calls from {o.direct_threads} threads, no NATS)",
+            fmt(o.eps, "executions/s"),
+            fmt(o.direct_eps, "executions/s"),
+            ratio,
+        ),
+        (
+            "Task nodes completed/s (same runs)",
+            fmt(o.eps * tasks, "nodes/s"),
+            fmt(o.direct_eps * tasks, "nodes/s"),
+            ratio,
+        ),
+        (
+            f"Dependency completed -> next task received by its worker, p50 ({setup};"
+            f" the handler starts at p50 {fmt(pct(o.handler_ms, 50), 'ms')}, after the started heartbeat)",
+            fmt(h50, "ms"),
+            fmt(b50, "ms"),
+            f"{h50 / b50:.0f}x",
+        ),
+        (
+            "Dependency completed -> next task received by its worker, p99",
+            fmt(h99, "ms"),
+            fmt(b99, "ms"),
+            f"{h99 / b99:.0f}x",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     args = parser.parse_args()
     if args.quick:
         sizes = {"append_n": 400, "lag_rate": 500.0, "lag_s": 4.0, "dag_n": 10_000, "samples": 100}
+        sizes |= {"runs": 40, "latency_runs": 16}
     else:
         sizes = {"append_n": 3000, "lag_rate": 500.0, "lag_s": 10.0, "dag_n": 100_000, "samples": 200}
+        sizes |= {"runs": 200, "latency_runs": 60}
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.basicConfig(level=logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -42,14 +83,17 @@ def main() -> None:
     with infra() as env:
         store = build_store(env.database_url, pool_size=8)
         try:
-            log("1/3 append throughput")
+            log("1/4 append throughput")
             appends = append.measure(store, env.database_url, int(sizes["append_n"]))
             quiesce(env.database_url)
-            log("2/3 append -> read-model lag")
+            log("2/4 append -> read-model lag")
             lags = lag.measure(store, env.database_url, env.nats_url, sizes["lag_rate"], sizes["lag_s"])
             quiesce(env.database_url)
-            log("3/3 DAG walks")
+            log("3/4 DAG walks")
             walks = dag.measure(store, env.database_url, int(sizes["dag_n"]), int(sizes["samples"]))
+            quiesce(env.database_url)
+            log("4/4 orchestration")
+            orch = orchestration.measure(env.database_url, env.nats_url, int(sizes["runs"]), int(sizes["latency_runs"]))
         finally:
             store.close()
     total = time.perf_counter() - started
@@ -105,6 +149,7 @@ def main() -> None:
                 f"{p99 / s99:.0f}x / goal p99 <= 20 ms {'OK' if p99 <= 20 else 'MISS'}",
             )
         )
+    rows += orchestration_rows(orch)
 
     mode = "quick" if args.quick else "full"
     print(f"\nQuipu bench ({mode}; DAG build {walks.build_s:.0f} s; total {total:.0f} s)\n")

@@ -21,9 +21,12 @@ from api.analysis import AnalysisController
 from api.api_keys import ApiKeyController, TenantController
 from api.approvals import ApprovalController, ExecutionApprovalsController
 from api.auth import provide_principal
+from api.checkpoints import CheckpointController
 from api.context import ApiContext
 from api.event_dag import EventDagController
+from api.execution_insights import ExecutionInsightsController
 from api.executions import ExecutionController
+from api.live_controller import LiveController
 from api.node_reports import NodeReportController
 from api.problems import handle_exception
 from api.rate_limit import RateLimiter
@@ -103,6 +106,9 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             AnalysisController,
             ExecutionController,
             NodeReportController,
+            LiveController,
+            ExecutionInsightsController,
+            CheckpointController,
             ApprovalController,
             ExecutionApprovalsController,
             EventDagController,

@@ -18,6 +18,7 @@ from domain.aggregate import CommandContext
 from domain.approvals import ApprovalRecord
 from domain.errors import Conflict
 from domain.execution import Execution
+from domain.hashing import state_hash
 
 
 class ApprovalResponse(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -31,6 +32,7 @@ class ApprovalList(msgspec.Struct):
     execution_id: UUID
     items: list[ApprovalRecord]
     total: int
+    current_state_hash: str  # send it back as ``state_hash`` to approve exactly what you saw now
 
 
 class ApprovalController(Controller):
@@ -80,4 +82,4 @@ class ExecutionApprovalsController(Controller):
         bind_correlation(execution_id)
         execution = await anyio.to_thread.run_sync(lambda: ctx.executions.get(principal.tenant_id, execution_id))
         items = list(execution.approvals.values())
-        return ApprovalList(execution_id, items, len(items))
+        return ApprovalList(execution_id, items, len(items), state_hash(execution.state))

@@ -11,11 +11,12 @@ from uuid import UUID
 
 import anyio.to_thread
 import structlog
-from litestar import Request
+from litestar import Request, WebSocket
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
 from api.context import ApiContext
+from domain.access import Scope
 from domain.aggregate import CommandContext
 
 
@@ -38,12 +39,27 @@ async def provide_principal(request: Request[Any, Any, Any], ctx: NamedDependenc
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise NotAuthorizedException("send 'Authorization: Bearer <api key>'")
-    found, key = ctx.access.cached(secret.strip())
+    return await principal_for(ctx, secret.strip(), request.route_handler.opt.get("scope", "read"))
+
+
+async def socket_principal(socket: WebSocket[Any, Any, Any], ctx: ApiContext) -> Principal:
+    """The header as for HTTP, or ``?token=`` because browsers cannot set headers on a
+    WebSocket. (A query token can end up in proxy logs: prefer the header where possible.)"""
+    scheme, _, secret = socket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        secret = socket.query_params.get("token", "")
+    if not secret.strip():
+        raise NotAuthorizedException("send 'Authorization: Bearer <api key>' or '?token=<api key>'")
+    return await principal_for(ctx, secret.strip(), socket.route_handler.opt.get("scope", "read"))
+
+
+async def principal_for(ctx: ApiContext, secret: str, needed: Scope) -> Principal:
+    """The principal of an API key, or 401 (unknown, revoked) / 403 (lacks ``needed``)."""
+    found, key = ctx.access.cached(secret)
     if not found:  # the event store is synchronous: only a cache miss goes to a thread
-        key = await anyio.to_thread.run_sync(ctx.access.authenticate, secret.strip())
+        key = await anyio.to_thread.run_sync(ctx.access.authenticate, secret)
     if key is None:
         raise NotAuthorizedException("the API key is unknown or revoked")
-    needed = request.route_handler.opt.get("scope", "read")
     if not key.allows(needed):
         raise PermissionDeniedException(f"this API key lacks the '{needed}' scope")
     structlog.contextvars.bind_contextvars(tenant_id=key.tenant_id)

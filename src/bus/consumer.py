@@ -93,7 +93,7 @@ class Projector:
                 while not stop.is_set():
                     try:
                         msgs = await sub.fetch(self._batch_size, timeout=0.5)
-                    except NatsTimeout:
+                    except (NatsTimeout, TimeoutError):  # nats-py raises either on an empty fetch
                         msgs = []
                     if msgs:
                         # Messages at or below what is applied (after a catch-up from the

@@ -37,3 +37,29 @@ async def last_message_id(js: Any, stream: str) -> str | None:
     except NotFoundError:
         return None
     return (message.headers or {}).get("Nats-Msg-Id")
+
+
+async def ensure_work_streams(js: Any, subjects: Subjects) -> None:
+    """The task work-queue (a message leaves once a worker acks it) and the notices stream."""
+    streams = [
+        StreamConfig(
+            name=subjects.tasks_stream,
+            subjects=[subjects.all_tasks],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        ),
+        StreamConfig(
+            name=subjects.notices_stream,
+            subjects=[subjects.all_notices],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            max_age=7 * 24 * 3600.0,
+        ),
+    ]
+    for config in streams:
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            await js.add_stream(config)

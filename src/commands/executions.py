@@ -19,6 +19,8 @@ from domain.telemetry import TELEMETRY_KINDS, TelemetryRecord, checked_payload
 from domain.timers import TimerKind
 from domain.workflow_analysis import problems
 
+ACT_ATTEMPTS = 8
+
 
 class ExecutionService:
     def __init__(self, store: EventStore, workflows: WorkflowService) -> None:
@@ -73,18 +75,28 @@ class ExecutionService:
         # An execution moves on after it starts: a replay answers with its current state.
         return replayed(self._store, Execution, execution_id, ctx.tenant_id, body_hash)
 
-    def get(self, tenant_id: str, execution_id: UUID) -> Execution:
-        return self._store.load(Execution, execution_id, tenant_id)
+    def get(self, tenant_id: str, execution_id: UUID, version: int | None = None) -> Execution:
+        """The execution now, or as it was right after its event number ``version``."""
+        return self._store.load(Execution, execution_id, tenant_id, version=version)
 
     def act(
         self, ctx: CommandContext, execution_id: UUID, command: Callable[[Execution, CommandContext], None]
     ) -> Execution:
-        """Load, let the aggregate decide, save (a concurrent change gives 409)."""
-        execution = self.get(ctx.tenant_id, execution_id)
+        """Load, let the aggregate decide, save. Parallel branches report at the same time,
+        so a save that lost the race is decided again on the fresh state (the command's
+        guards run again); only a stream that keeps changing ends in 409."""
         causes = check_causes(self._store, ctx.tenant_id, ctx.caused_by)
-        command(execution, CommandContext(ctx.tenant_id, ctx.actor, causes))
-        self._store.save_all(execution)
-        return execution
+        for attempt in range(1, ACT_ATTEMPTS + 1):
+            execution = self.get(ctx.tenant_id, execution_id)
+            command(execution, CommandContext(ctx.tenant_id, ctx.actor, causes))
+            try:
+                self._store.save_all(execution)
+            except ConcurrencyConflict:
+                if attempt == ACT_ATTEMPTS:
+                    raise
+                continue
+            return execution
+        raise AssertionError("unreachable")
 
     def fire_timer(
         self, tenant_id: str, execution_id: UUID, kind: TimerKind, node_id: str | None, attempt: int

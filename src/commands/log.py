@@ -34,16 +34,19 @@ async def read_after(
     query += " ORDER BY e.notification_id LIMIT %s"
     params.append(limit)
     cur = await conn.execute(query, params, prepare=True)
-    return [
-        envelope_from_state(
-            bytes(row["state"]),
-            row["kind"],
-            depth=row["depth"],
-            hash_=row["hash"].strip(),
-            notification_id=row["notification_id"],
-        )
-        for row in await cur.fetchall()
-    ]
+    return [envelope_from_row(row) for row in await cur.fetchall()]
+
+
+def envelope_from_row(row: DictRow) -> EventEnvelope:
+    """A row joining ``quipu_events`` (state, notification id) with ``event_dag`` (kind,
+    depth, hash) as the envelope."""
+    return envelope_from_state(
+        bytes(row["state"]),
+        row["kind"],
+        depth=row["depth"],
+        hash_=row["hash"].strip(),
+        notification_id=row["notification_id"],
+    )
 
 
 async def head(conn: AsyncConnection[DictRow]) -> int:

@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from domain import catalog  # noqa: F401 - registers every kind
-from domain.events import HEADER_FIELDS, event_class
+from domain.events import HEADER_FIELDS, DomainEvent, event_class
 
 ENVELOPE_VERSION = 1
 
@@ -53,3 +53,18 @@ def envelope_from_state(state: bytes, kind: str, *, depth: int, hash_: str, noti
         hash=hash_,
         notification_id=notification_id,
     )
+
+
+def event_from_envelope(envelope: EventEnvelope) -> DomainEvent:
+    """The recorded event back from its published envelope (the inverse of ``envelope_from_state``)."""
+    header = {
+        "originator_id": envelope.stream_id,
+        "originator_version": envelope.version,
+        "timestamp": envelope.occurred_at,
+        "event_id": envelope.event_id,
+        "tenant_id": envelope.tenant_id,
+        "correlation_id": envelope.correlation_id,
+        "parent_ids": envelope.parent_ids,
+        "actor": envelope.actor,
+    }
+    return msgspec.convert({**envelope.payload, **header}, event_class(envelope.kind))

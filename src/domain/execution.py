@@ -118,6 +118,8 @@ class Execution(Aggregate):
 
     def fail_node(self, ctx: CommandContext, node_id: str, error: str, attempt: int | None = None) -> None:
         self._require_working_on(node_id, attempt)
+        if self.node(node_id).type == "approval":  # else it would fail unanswered, still "pending"
+            raise Conflict(f"node '{node_id}' is an approval node; it is answered, not failed by a worker")
         self._fail_attempt(ctx, node_id, error, timed_out=False)
 
     # -- outside decisions and people ------------------------------------------------------
@@ -239,7 +241,10 @@ class Execution(Aggregate):
 
     # -- queries -----------------------------------------------------------------------------------
     def pending_approvals(self) -> dict[str, UUID]:
-        """Approval nodes waiting for an answer, with the id of their request event."""
+        """Approval nodes waiting for an answer, with the id of their request event. None
+        once the run ended: a request left open by a cancel or timeout can no longer be answered."""
+        if self.status in TERMINAL:
+            return {}
         return {r.node_id: r.approval_id for r in self.approvals.values() if r.status == "pending"}
 
     def node(self, node_id: str) -> Node:

@@ -15,7 +15,7 @@ import msgspec
 
 from domain.aggregate import Aggregate, CommandContext, aggregate_root
 from domain.errors import FieldProblem, ValidationFailed
-from domain.events import DomainEvent, event_kind
+from domain.events import HEADER_FIELDS, DomainEvent, event_kind
 
 Preview = Annotated[str, msgspec.Meta(max_length=2000)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -70,7 +70,7 @@ def checked_payload(event_cls: type[TelemetryEvent], payload: dict[str, Any]) ->
         "correlation_id": _NIL,
         "execution_id": _NIL,
     }
-    if any(key in probe for key in payload):
+    if any(key in probe or key in HEADER_FIELDS for key in payload):  # parent_ids, actor too
         raise ValidationFailed([FieldProblem("body", "header fields are set by Quipu", "invalid")])
     try:
         event = msgspec.convert({**payload, **probe}, event_cls)

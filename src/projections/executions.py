@@ -37,31 +37,69 @@ async def _started(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
     )
 
 
+def _settled(current: str) -> str:
+    """SQL for the status once ``current`` (an expression over the row) are the nodes at
+    work: waiting while an approval node is among them, else running. Paused and ended
+    runs keep their status (the aggregate settles only running or waiting ones)."""
+    return (
+        "CASE WHEN status IN ('running', 'waiting_for_approval') THEN"
+        f" CASE WHEN EXISTS (SELECT 1 FROM unnest({current}) AS c(n) WHERE node_types ->> c.n = 'approval')"
+        " THEN 'waiting_for_approval' ELSE 'running' END ELSE status END"
+    )
+
+
 async def _scheduled(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
     node = e.payload["node_id"]
+    current = "array_append(array_remove(current_nodes, %(node)s), %(node)s)"
     await cur.execute(
-        "UPDATE executions SET current_nodes = array_append(array_remove(current_nodes, %s), %s),"
-        " status = CASE WHEN node_types ->> %s = 'approval' THEN 'waiting_for_approval' ELSE status END,"
-        " updated_at = %s" + _WHERE,
-        (node, node, node, e.occurred_at, e.tenant_id, e.stream_id),
+        f"UPDATE executions SET current_nodes = {current}, status = {_settled(current)}, updated_at = %(at)s"
+        " WHERE tenant_id = %(tenant)s AND execution_id = %(id)s",
+        {"node": node, "at": e.occurred_at, "tenant": e.tenant_id, "id": e.stream_id},
+    )
+
+
+async def _left(cur: AsyncCursor[DictRow], e: EventEnvelope, *, finished: bool) -> None:
+    """A node is no longer at work; an answered (or failed) approval stops the waiting
+    unless another approval is still pending."""
+    current = "array_remove(current_nodes, %(node)s)"
+    await cur.execute(
+        f"UPDATE executions SET finished = finished + %(done)s, current_nodes = {current},"
+        f" status = {_settled(current)}, updated_at = %(at)s"
+        " WHERE tenant_id = %(tenant)s AND execution_id = %(id)s",
+        {
+            "node": e.payload["node_id"],
+            "done": 1 if finished else 0,
+            "at": e.occurred_at,
+            "tenant": e.tenant_id,
+            "id": e.stream_id,
+        },
     )
 
 
 async def _finished(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
-    """A node succeeded or was skipped: progress moves; an answered approval resumes."""
-    node = e.payload["node_id"]
-    await cur.execute(
-        "UPDATE executions SET finished = finished + 1, current_nodes = array_remove(current_nodes, %s),"
-        " status = CASE WHEN status = 'waiting_for_approval' AND node_types ->> %s = 'approval'"
-        " THEN 'running' ELSE status END, updated_at = %s" + _WHERE,
-        (node, node, e.occurred_at, e.tenant_id, e.stream_id),
-    )
+    """A node succeeded (completed or decided) or was skipped: progress moves."""
+    await _left(cur, e, finished=True)
 
 
 async def _node_failed(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    """A failed attempt leaves the current nodes until its retry is scheduled (when
+    ``retry_at`` is set); otherwise ``execution.failed`` follows and sets the status."""
+    await _left(cur, e, finished=False)
+
+
+async def _touched(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    """Activity that changes neither progress nor status (a worker picked a node up, an
+    approval was answered: its node's completion or failure follows in the same command)."""
+    await cur.execute("UPDATE executions SET updated_at = %s" + _WHERE, (e.occurred_at, e.tenant_id, e.stream_id))
+
+
+async def _resumed(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    """Back to running, or to waiting when an approval was pending when it paused."""
     await cur.execute(
-        "UPDATE executions SET current_nodes = array_remove(current_nodes, %s), updated_at = %s" + _WHERE,
-        (e.payload["node_id"], e.occurred_at, e.tenant_id, e.stream_id),
+        "UPDATE executions SET status = CASE WHEN EXISTS (SELECT 1 FROM unnest(current_nodes) AS c(n)"
+        " WHERE node_types ->> c.n = 'approval') THEN 'waiting_for_approval' ELSE 'running' END,"
+        " updated_at = %s" + _WHERE,
+        (e.occurred_at, e.tenant_id, e.stream_id),
     )
 
 
@@ -90,14 +128,18 @@ class ExecutionsProjection(Projection):
     handlers: ClassVar[dict[str, Handler]] = {
         "execution.started": _started,
         "execution.node_scheduled": _scheduled,
+        "execution.node_started": _touched,
         "execution.node_completed": _finished,
+        "execution.decision_made": _finished,
         "execution.node_skipped": _finished,
         "execution.node_failed": _node_failed,
+        "execution.approval_answered": _touched,
         "execution.paused": _status("paused"),
-        "execution.resumed": _status("running"),
+        "execution.resumed": _resumed,
         "execution.cancelled": _status("cancelled"),
         "execution.succeeded": _status("succeeded"),
         "execution.failed": _status("failed"),
+        "execution.timed_out": _status("timed_out"),
     }
 
 

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 from projections.base import Projection
+from projections.checkpoints import CheckpointsProjection
+from projections.execution_metrics import MetricsProjection
 from projections.executions import ExecutionsProjection
+from projections.timeline import TimelineProjection
+from projections.timers import TimersProjection
 from projections.workflows import WorkflowsProjection
 
-PROJECTIONS: dict[str, type[Projection]] = {p.name: p for p in (WorkflowsProjection, ExecutionsProjection)}
+PROJECTIONS: dict[str, type[Projection]] = {
+    p.name: p
+    for p in (
+        WorkflowsProjection,
+        ExecutionsProjection,
+        CheckpointsProjection,
+        TimersProjection,
+        TimelineProjection,
+        MetricsProjection,
+    )
+}
 
 
 def projection(name: str) -> Projection:

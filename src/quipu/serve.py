@@ -53,9 +53,26 @@ async def serve(
     if run_projectors:
         for projector in wiring.projectors(projectors):
             tasks.append(asyncio.create_task(projector.run(stop), name=f"projector:{projector.projection.name}"))
+    async with contextlib.AsyncExitStack() as resources:
+        if run_projectors:  # the process that runs projectors also dispatches tasks and fires timers
+            for part in await resources.enter_async_context(wiring.orchestration()):
+                tasks.append(asyncio.create_task(part(stop), name=getattr(part, "__qualname__", "orchestration")))
+        await _serve(wiring, api, host, port, stop, started, tasks)
+
+
+async def _serve(
+    wiring: Wiring,
+    api: bool,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    started: asyncio.Event | None,
+    tasks: list[asyncio.Task[None]],
+) -> None:
     try:
         if api:
             async with wiring.api_context() as ctx:
+                reports = asyncio.create_task(wiring.report_responder(ctx.executions).run(stop), name="reports")
                 config = uvicorn.Config(
                     create_app(ctx), host=host, port=port, log_config=None, access_log=False, lifespan="on"
                 )
@@ -71,6 +88,8 @@ async def serve(
                 await stop.wait()
                 server.should_exit = True
                 await serving
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(reports, 10)  # before the store it uses closes
         else:
             if started:
                 started.set()

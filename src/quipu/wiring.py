@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
 
 from nats.aio.client import Client as NATS
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api.context import ApiContext
+from api.context import ApiContext, LiveBus
 from bus.consumer import Projector
+from bus.dispatcher import Dispatcher
 from bus.relay import Relay
+from bus.reports import ReportResponder
 from bus.runtime import RETRYABLE, connect_nats
 from bus.subjects import Subjects
+from bus.timers import TimerRunner
 from commands.access import AccessService
 from commands.executions import ExecutionService
 from commands.store import EventStore, postgres_env
 from commands.workflows import WorkflowService
+from domain.execution import Execution
 from projections.applier import ensure_schema
 from projections.registry import PROJECTIONS, projection
 from quipu.config import Settings
@@ -81,6 +87,13 @@ class Wiring:
                     clients.append(await asyncio.wait_for(connect_nats(self.nats_url), 3))
             return bool(clients) and clients[0].is_connected
 
+        async def live_client() -> NATS | None:
+            # Live subscribers share the API's client; None sends them to the log instead.
+            return clients[0] if await nats_ready() else None
+
+        def live_subjects(tenant_id: str) -> list[str]:
+            return [self.subjects.event(tenant_id, "execution.>"), self.subjects.event(tenant_id, "telemetry.>")]
+
         workflows = WorkflowService(store, agent_types=self.agent_types)
         try:
             yield ApiContext(
@@ -92,6 +105,7 @@ class Wiring:
                 nats_ready=nats_ready,
                 max_body_bytes=self.max_body_bytes,
                 rate_limit_per_minute=self.rate_limit_per_minute,
+                live=LiveBus(live_client, self.subjects.events_stream, live_subjects),
             )
         finally:
             for client in clients:
@@ -99,6 +113,29 @@ class Wiring:
                     await client.close()
             await pool.close()
             await asyncio.to_thread(store.close)
+
+    @contextlib.asynccontextmanager
+    async def orchestration(
+        self, *, timers: bool = True
+    ) -> AsyncIterator[list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]]]:
+        """The parts that move executions along without a client asking: task dispatch
+        (events -> worker queue) and durable timers (timeouts, retries). They share a
+        small event store of their own."""
+        store = await asyncio.to_thread(build_store, self.database_url, 2)
+
+        def load(tenant_id: str, execution_id: UUID, version: int) -> Execution:
+            return store.load(Execution, execution_id, tenant_id, version=version)
+
+        executions = ExecutionService(store, WorkflowService(store, agent_types=self.agent_types))
+        runner = TimerRunner(self.database_url, executions.fire_timer, leader_key=self.subjects.prefix)
+        try:
+            yield [Dispatcher(self.nats_url, self.subjects, load).run, *([runner.run] if timers else [])]
+        finally:
+            await asyncio.to_thread(store.close)
+
+    def report_responder(self, executions: ExecutionService) -> ReportResponder:
+        """Worker reports over NATS; runs beside the API, which owns the command side."""
+        return ReportResponder(self.nats_url, self.subjects, executions)
 
     def relay(self) -> Relay:
         return Relay(self.database_url, self.nats_url, self.subjects)

@@ -13,35 +13,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import nats
 import psycopg
-import pytest
 from nats.js.api import DeliverPolicy
 
 from bus.streams import ensure_event_stream
 from bus.subjects import Subjects
-from quipu.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from quipu.embedded import free_port
 
 QUIPU = [sys.executable, "-m", "quipu.cli"]
 DEFINITION = {"nodes": [{"id": "a"}, {"id": "b"}], "edges": [{"from": "a", "to": "b"}]}
-
-
-@pytest.fixture
-def infra(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    os.chmod(tmp_path, 0o755)
-    pg = EmbeddedPostgres(tmp_path / "pg", extra_settings={"fsync": "off"})
-    pg.start()
-    nats_server = EmbeddedNats(tmp_path / "nats")
-    nats_url = nats_server.start()
-    try:
-        yield pg.create_database("quipu"), nats_url
-    finally:
-        nats_server.stop()
-        pg.stop(mode="immediate")
 
 
 def _env(database_url: str, nats_url: str) -> dict[str, str]:

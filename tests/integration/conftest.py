@@ -45,6 +45,7 @@ async def running_quipu(
     *,
     background: bool = True,
     rate_limit_per_minute: int = 100_000,
+    timers: bool = True,
 ) -> AsyncIterator[Running]:
     wiring = Wiring(
         database_url,
@@ -62,9 +63,13 @@ async def running_quipu(
         }
         keys["acme-reader"] = await asyncio.to_thread(issue_bootstrap_key, ctx.store, "acme", ["read"], "reader")
         tasks: list[asyncio.Task[Any]] = []
+        resources = contextlib.AsyncExitStack()
         if background:
             tasks.append(asyncio.create_task(wiring.relay().run(stop)))
             tasks.extend(asyncio.create_task(p.run(stop)) for p in wiring.projectors())
+            parts = await resources.enter_async_context(wiring.orchestration(timers=timers))
+            tasks.extend(asyncio.create_task(part(stop)) for part in parts)
+            tasks.append(asyncio.create_task(wiring.report_responder(ctx.executions).run(stop)))
         app = create_app(ctx)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://quipu") as client:
             try:
@@ -74,6 +79,7 @@ async def running_quipu(
                 for t in tasks:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(t, 10)
+                await resources.aclose()
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def test_a_run_through_fan_out_join_decision_and_approval() -> None:
     ex.complete_node(CTX, "summarise", {"summary": "s"})
     assert ex.status is ExecutionStatus.WAITING_FOR_APPROVAL and _scheduled(ex) == {"ok"}
     ex.respond_to_approval(CTX, "ok", approved=True, feedback="fine")
-    assert ex.status is ExecutionStatus.SUCCEEDED
+    assert ex.status.value == "succeeded"
     assert ex.state["pages"] == 2 and ex.state["summary"] == "s" and ex.state["query"] == "q"
     events = ex.collect_events()
     completed = {e.node_id: e.event_id for e in events if type(e).__name__ == "NodeCompleted"}

@@ -1,0 +1,86 @@
+"""Worker reports over NATS: the request-reply twin of the HTTP node endpoints.
+
+A worker sends a ``Report`` to ``<prefix>.report.<tenant>``; one Quipu API instance (queue
+group) turns it into the same command the HTTP endpoint runs and replies with a
+``ReportReply`` (``status`` mirrors the HTTP status: 200, 404, 409, 422). Access to a
+tenant's report subject is access to that tenant's executions: grant it to workers
+with NATS permissions, as you would hand them an API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import msgspec
+import structlog
+from nats.aio.msg import Msg
+
+from bus.runtime import connect_nats, run_until_stopped
+from bus.subjects import Subjects
+from bus.tasks import Report, ReportReply
+from commands.errors import ConcurrencyConflict
+from commands.executions import ExecutionService
+from domain.aggregate import CommandContext
+from domain.errors import Conflict, NotFound, ValidationFailed
+from domain.execution import Execution
+
+log = structlog.get_logger(__name__)
+_decode = msgspec.json.Decoder(Report).decode
+_encode = msgspec.json.Encoder().encode
+QUEUE_GROUP = "quipu-reports"
+
+
+class ReportResponder:
+    def __init__(self, nats_url: str, subjects: Subjects, executions: ExecutionService) -> None:
+        self._nats_url = nats_url
+        self._subjects = subjects
+        self._executions = executions
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await run_until_stopped(stop, self._run_once, "report_responder_retrying")
+
+    async def _run_once(self, stop: asyncio.Event) -> None:
+        nc = await connect_nats(self._nats_url)
+        try:
+            await nc.subscribe(self._subjects.all_reports, queue=QUEUE_GROUP, cb=self._on_message)
+            log.info("report_responder_started", subject=self._subjects.all_reports)
+            await stop.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.drain()
+
+    async def _on_message(self, msg: Msg) -> None:
+        tenant_id = msg.subject.rsplit(".", 1)[-1]
+        try:
+            report = _decode(msg.data)
+        except msgspec.ValidationError as error:
+            reply = ReportReply(ok=False, status=422, detail=str(error))
+        else:
+            reply = await asyncio.to_thread(self.handle, tenant_id, report)
+        if msg.reply:
+            await msg.respond(_encode(reply))
+
+    def handle(self, tenant_id: str, report: Report) -> ReportReply:
+        """Run the report as a command; map domain errors to HTTP-like statuses."""
+        ctx = CommandContext(tenant_id, f"worker:{report.worker or 'nats'}")
+        try:
+            execution = self._executions.act(ctx, report.execution_id, lambda e, c: _apply(e, c, report))
+        except NotFound as error:
+            return ReportReply(ok=False, status=404, detail=str(error))
+        except (Conflict, ConcurrencyConflict) as error:
+            return ReportReply(ok=False, status=409, detail=str(error))
+        except ValidationFailed as error:
+            return ReportReply(ok=False, status=422, detail=str(error))
+        status = execution.nodes.get(report.node_id)
+        node_status = status.value if status else None
+        return ReportReply(ok=True, execution_status=execution.status.value, node_status=node_status)
+
+
+def _apply(execution: Execution, ctx: CommandContext, report: Report) -> None:
+    if report.type == "heartbeat":
+        execution.heartbeat(ctx, report.node_id, report.attempt, report.worker)
+    elif report.type == "complete":
+        execution.complete_node(ctx, report.node_id, report.output, report.attempt)
+    else:
+        execution.fail_node(ctx, report.node_id, report.error or "failed", report.attempt)

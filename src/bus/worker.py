@@ -1,0 +1,220 @@
+"""The worker helper: what an outside process imports to do Quipu's tasks.
+
+    from bus.worker import Task, run, worker
+
+    @worker("summarize")
+    async def summarize(task: Task) -> dict:
+        return {"summary": task.input["text"][:100]}
+
+    run(summarize, nats_url="nats://127.0.0.1:4222", tenant="default")
+
+Workers of one agent type share a durable pull consumer on the task work-queue, so each
+task goes to one of them. While the handler runs, the helper heartbeats: it tells
+JetStream the message is in progress and tells Quipu the attempt is alive (the first
+heartbeat records that the node started). A heartbeat answered 404/409 means the attempt
+is over (timed out, cancelled, retried elsewhere): the handler is cancelled. The result
+is reported with the attempt number, then the message is acked. If Quipu cannot be
+reached the message is not acked, and JetStream redelivers it. Ctrl-C/SIGTERM stops
+fetching, lets running handlers finish for ``grace_seconds``, and hands back the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from bus.runtime import connect_nats
+from bus.streams import ensure_work_streams
+from bus.subjects import Subjects
+from bus.tasks import Report, ReportReply, Task
+
+__all__ = ["Task", "TaskFailed", "Worker", "run", "serve_workers", "worker"]
+
+log = structlog.get_logger(__name__)
+TaskHandler = Callable[[Task], Coroutine[Any, Any, dict[str, Any]]]
+_decode_task = msgspec.json.Decoder(Task).decode
+_decode_reply = msgspec.json.Decoder(ReportReply).decode
+_encode = msgspec.json.Encoder().encode
+OVER = (404, 409)  # the attempt is over: stop and do not report again
+
+
+class TaskFailed(Exception):
+    """Raise from a handler to fail the attempt with this message (any exception fails it)."""
+
+
+@dataclass(frozen=True)
+class Worker:
+    agent_type: str
+    handle: TaskHandler
+    concurrency: int = 1
+
+
+def worker(agent_type: str, *, concurrency: int = 1) -> Callable[[TaskHandler], Worker]:
+    """Decorator: make ``handle(task) -> output dict`` the worker of ``agent_type``."""
+
+    def wrap(handle: TaskHandler) -> Worker:
+        return Worker(agent_type, handle, concurrency)
+
+    return wrap
+
+
+@dataclass
+class _Session:
+    nc: NATS
+    subjects: Subjects
+    tenant: str
+    name: str
+    heartbeat_seconds: float
+    report_timeout: float
+    on_receive: Callable[[Task], None] | None = None
+
+    async def report(self, report: Report) -> ReportReply | None:
+        """Send a report, retrying while Quipu is unreachable; None if it never answered."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.report_timeout
+        delay = 0.1
+        while True:
+            try:
+                reply = await self.nc.request(self.subjects.reports(self.tenant), _encode(report), timeout=2)
+                return _decode_reply(reply.data)
+            except (NoRespondersError, NatsTimeout, TimeoutError):
+                if loop.time() + delay > give_up:
+                    return None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+async def serve_workers(
+    workers: Sequence[Worker],
+    *,
+    nats_url: str,
+    tenant: str,
+    prefix: str = "quipu",
+    stop: asyncio.Event,
+    name: str | None = None,
+    heartbeat_seconds: float = 5.0,
+    report_timeout: float = 30.0,
+    grace_seconds: float = 30.0,
+    on_receive: Callable[[Task], None] | None = None,
+) -> None:
+    """Run the workers until ``stop`` is set (the async entry point; ``run`` wraps it).
+    ``on_receive`` sees each task as it arrives, before anything is reported (metrics)."""
+    subjects = Subjects(prefix)
+    nc = await connect_nats(nats_url)
+    name = name or f"{socket.gethostname()}:{os.getpid()}"
+    session = _Session(nc, subjects, tenant, name, heartbeat_seconds, report_timeout, on_receive)
+    try:
+        js = nc.jetstream(timeout=5)
+        await ensure_work_streams(js, subjects)  # a worker may start before Quipu
+        loops = []
+        for w in workers:
+            sub = await js.pull_subscribe(
+                subjects.task(tenant, w.agent_type),
+                durable=f"workers_{tenant}_{w.agent_type}",
+                stream=subjects.tasks_stream,
+                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=max(30.0, heartbeat_seconds * 3)),
+            )
+            loops += [asyncio.create_task(_fetch_loop(session, sub, w, stop)) for _ in range(w.concurrency)]
+        log.info("worker_started", agent_types=[w.agent_type for w in workers], tenant=tenant, worker=session.name)
+        await stop.wait()
+        _, pending = await asyncio.wait(loops, timeout=grace_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()  # every message was acked or handed back above
+        log.info("worker_stopped", worker=session.name)
+
+
+async def _fetch_loop(session: _Session, sub: Any, w: Worker, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            msgs = await sub.fetch(1, timeout=1)
+        except (NatsTimeout, TimeoutError):
+            continue
+        for msg in msgs:
+            await _work(session, msg, w)
+
+
+async def _work(session: _Session, msg: Msg, w: Worker) -> None:
+    task = _decode_task(msg.data)
+    if session.on_receive is not None:
+        session.on_receive(task)
+    context = {"execution_id": str(task.execution_id), "node_id": task.node_id, "attempt": task.attempt}
+
+    def report(kind: str, **fields: Any) -> Report:
+        return Report(
+            type=kind,  # type: ignore[arg-type]
+            execution_id=task.execution_id,
+            node_id=task.node_id,
+            attempt=task.attempt,
+            worker=session.name,
+            **fields,
+        )
+
+    first = await session.report(report("heartbeat"))
+    if first is not None and first.status in OVER:
+        log.info("task_stale", detail=first.detail, **context)
+        await msg.ack()
+        return
+    job = asyncio.create_task(w.handle(task))
+    try:
+        while True:
+            done, _ = await asyncio.wait({job}, timeout=session.heartbeat_seconds)
+            if done:
+                break
+            await msg.in_progress()
+            beat = await session.report(report("heartbeat"))
+            if beat is not None and beat.status in OVER:
+                job.cancel()
+                log.info("task_abandoned", detail=beat.detail, **context)
+                await msg.ack()
+                return
+    except asyncio.CancelledError:
+        job.cancel()
+        with contextlib.suppress(Exception):
+            await msg.nak()  # stopping: another worker takes it
+        raise
+    error = job.exception()
+    output = None if error else job.result()
+    if error is None and not isinstance(output, dict):
+        error = TaskFailed(f"the handler returned {type(output).__name__}, not a dict")
+    if error is None:
+        reply = await session.report(report("complete", output=output))
+    else:
+        reply = await session.report(report("fail", error=f"{type(error).__name__}: {error}"[:10_000]))
+    if reply is None:
+        log.warning("report_undelivered", **context)
+        await msg.nak(delay=1)
+        return
+    log.info("task_reported", outcome="failed" if error else "completed", status=reply.status, **context)
+    await msg.ack()
+
+
+def run(*workers: Worker, nats_url: str, tenant: str, prefix: str = "quipu", **options: Any) -> None:
+    """Run workers in the foreground until Ctrl-C or SIGTERM."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await serve_workers(workers, nats_url=nats_url, tenant=tenant, prefix=prefix, stop=stop, **options)
+
+    asyncio.run(main())
