@@ -10,7 +10,7 @@ import warnings
 import psycopg
 import structlog
 
-from bench import append, dag, lag, orchestration
+from bench import append, dag, lag, orchestration, time_travel
 from bench.common import fmt, log, pct
 from bench.infra import infra
 from quipu.tuning import tune_gc
@@ -64,16 +64,44 @@ def orchestration_rows(o: orchestration.OrchestrationResult) -> list[tuple[str, 
     ]
 
 
+def time_travel_rows(t: time_travel.TimeTravelResult) -> list[tuple[str, str, str, str]]:
+    w50, b50 = t.with_p50, t.without_p50
+    return [
+        (
+            f"State of a {t.events:,}-event execution as of its middle event, p50 (resolve the event id, then"
+            f" load from the latest snapshot, one every {t.interval} events, {t.snapshots} written;"
+            f" baseline the same load replaying every event from version 1; {len(t.with_ms)} repeats)",
+            fmt(w50, "ms"),
+            fmt(b50, "ms"),
+            f"{b50 / w50:.0f}x faster / goal <= 50 ms {'OK' if w50 <= 50 else 'MISS'}",
+        ),
+        (
+            f"Replay rate, the same execution as NDJSON (the replay endpoint's reader;"
+            f" baseline the global log reader over the same {t.events:,} events)",
+            fmt(t.replay_eps, "events/s"),
+            fmt(t.log_read_eps, "events/s"),
+            f"{t.replay_eps / t.log_read_eps * 100:.0f}%",
+        ),
+        (
+            f"Projection rebuild rate (`quipu projector rebuild timeline` over the whole bench log,"
+            f" {t.rebuild_events:,} events)",
+            fmt(t.rebuild_eps, "events/s"),
+            "-",
+            f"goal >= 20,000 events/s {'OK' if t.rebuild_eps >= 20_000 else 'MISS'}",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     args = parser.parse_args()
     if args.quick:
         sizes = {"append_n": 400, "lag_rate": 500.0, "lag_s": 4.0, "dag_n": 10_000, "samples": 100}
-        sizes |= {"runs": 40, "latency_runs": 16}
+        sizes |= {"runs": 40, "latency_runs": 16, "tt_events": 2000, "tt_repeats": 5}
     else:
         sizes = {"append_n": 3000, "lag_rate": 500.0, "lag_s": 10.0, "dag_n": 100_000, "samples": 200}
-        sizes |= {"runs": 200, "latency_runs": 60}
+        sizes |= {"runs": 200, "latency_runs": 60, "tt_events": 10_000, "tt_repeats": 15}
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.basicConfig(level=logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -83,17 +111,20 @@ def main() -> None:
     with infra() as env:
         store = build_store(env.database_url, pool_size=8)
         try:
-            log("1/4 append throughput")
+            log("1/5 append throughput")
             appends = append.measure(store, env.database_url, int(sizes["append_n"]))
             quiesce(env.database_url)
-            log("2/4 append -> read-model lag")
+            log("2/5 append -> read-model lag")
             lags = lag.measure(store, env.database_url, env.nats_url, sizes["lag_rate"], sizes["lag_s"])
             quiesce(env.database_url)
-            log("3/4 DAG walks")
+            log("3/5 DAG walks")
             walks = dag.measure(store, env.database_url, int(sizes["dag_n"]), int(sizes["samples"]))
             quiesce(env.database_url)
-            log("4/4 orchestration")
+            log("4/5 orchestration")
             orch = orchestration.measure(env.database_url, env.nats_url, int(sizes["runs"]), int(sizes["latency_runs"]))
+            quiesce(env.database_url)
+            log("5/5 time travel")
+            travel = time_travel.measure(store, env.database_url, int(sizes["tt_events"]), int(sizes["tt_repeats"]))
         finally:
             store.close()
     total = time.perf_counter() - started
@@ -150,6 +181,7 @@ def main() -> None:
             )
         )
     rows += orchestration_rows(orch)
+    rows += time_travel_rows(travel)
 
     mode = "quick" if args.quick else "full"
     print(f"\nQuipu bench ({mode}; DAG build {walks.build_s:.0f} s; total {total:.0f} s)\n")

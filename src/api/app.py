@@ -21,15 +21,19 @@ from api.analysis import AnalysisController
 from api.api_keys import ApiKeyController, TenantController
 from api.approvals import ApprovalController, ExecutionApprovalsController
 from api.auth import provide_principal
+from api.branches import BranchController
+from api.checkpoint_compare import CheckpointCompareController
 from api.checkpoints import CheckpointController
 from api.context import ApiContext
 from api.event_dag import EventDagController
 from api.execution_insights import ExecutionInsightsController
 from api.executions import ExecutionController
+from api.forks import ForkController
 from api.live_controller import LiveController
 from api.node_reports import NodeReportController
 from api.problems import handle_exception
 from api.rate_limit import RateLimiter
+from api.time_travel import TimeTravelController
 from api.workflow_parts import WorkflowPartsController
 from api.workflows import WorkflowController
 
@@ -108,7 +112,11 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             NodeReportController,
             LiveController,
             ExecutionInsightsController,
+            TimeTravelController,
             CheckpointController,
+            CheckpointCompareController,
+            ForkController,
+            BranchController,
             ApprovalController,
             ExecutionApprovalsController,
             EventDagController,

@@ -5,22 +5,36 @@ log by the projectors' lag; the execution's existence is checked against the log
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
 from api.pagination import Limit, Offset
+from commands.as_of import parse_point
+from commands.replay_log import log_position
 from domain.errors import FieldProblem, NotFound, ValidationFailed
 from projections.execution_metrics import ModelUsage, NodeDuration, Slice, Totals, read_metrics
-from projections.timeline import EVENT_TYPES, TimelineFilter, read_timeline
+from projections.timeline import (
+    EVENT_TYPES,
+    TimelineFilter,
+    read_timeline,
+)
+
+TimelineAsOf = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=100,
+        description="the timeline as it was right after this event (id or version of the execution) or at this time",
+    ),
+]
 
 
 class TimelineItem(msgspec.Struct):
@@ -47,6 +61,7 @@ class TimelineOut(msgspec.Struct):
     summary: TimelineSummaryOut
     limit: int
     offset: int
+    as_of: str | None = None
 
 
 class NodeMetrics(msgspec.Struct):
@@ -134,19 +149,28 @@ class ExecutionInsightsController(Controller):
         include_state: FromQuery[bool] = False,
         limit: Limit = 100,
         offset: Offset = 0,
+        as_of: TimelineAsOf = None,
     ) -> TimelineOut:
         """The run's events and glass-box records in log order, filtered by comma-separated
         ``event_types``, ``node`` and an inclusive ``start_time``/``end_time`` window. The
-        summary counts everything the filters match; checkpoint state only with ``include_state``."""
+        summary counts everything the filters match; checkpoint state only with ``include_state``.
+        ``as_of`` (an event id or version of the execution, or a timestamp) gives the timeline
+        as it was then: rows up to that event in log order, or up to that time."""
         bind_correlation(execution_id)
         wanted = parse_filter(event_types, node, start_time, end_time)
+        point = parse_point(as_of) if as_of is not None else None
         async with ctx.pool.connection() as conn:
             await require_execution(conn, principal.tenant_id, execution_id)
+            upto = None
+            if point is not None and point.at is None:  # an event or version: its place in the log
+                upto = await log_position(conn, principal.tenant_id, execution_id, str(as_of))
             found = await read_timeline(
                 conn,
                 principal.tenant_id,
                 execution_id,
                 wanted,
+                upto=upto,
+                at=point.at if point else None,
                 include_state=include_state,
                 limit=limit,
                 offset=offset,
@@ -161,6 +185,7 @@ class ExecutionInsightsController(Controller):
             summary=TimelineSummaryOut(s.total_events, s.counts_by_type, s.started_at, s.ended_at, s.duration_ms),
             limit=limit,
             offset=offset,
+            as_of=as_of,
         )
 
     @get("/metrics", operation_id="getExecutionMetrics")

@@ -19,6 +19,7 @@ from api.pagination import Limit, Offset, Page, created_headers
 from api.workflows import IdempotencyKey
 from domain.aggregate import CommandContext
 from domain.execution import Execution, ExecutionStatus
+from domain.forking import ForkOrigin
 from domain.scheduling import NodeStatus
 from projections.executions import list_executions
 
@@ -58,6 +59,7 @@ class ExecutionOut(msgspec.Struct):
     version: int
     last_event_id: UUID | None
     deadline: datetime | None
+    fork: ForkOrigin | None  # set on a branch: the run and event it forked from
     created_at: datetime
     updated_at: datetime
 
@@ -96,6 +98,7 @@ def execution_out(e: Execution) -> ExecutionOut:
         version=e.version,
         last_event_id=e.last_event_id,
         deadline=e.deadline,
+        fork=e.fork,
         created_at=e.created_on,
         updated_at=e.modified_on,
     )

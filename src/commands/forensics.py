@@ -214,6 +214,19 @@ async def common_ancestors(conn: Conn, tenant_id: str, a: UUID, b: UUID) -> list
     return [_envelope(r) for r in await cur.fetchall()]
 
 
+async def divergence(conn: Conn, tenant_id: str, common: list[UUID], tip: UUID) -> list[EventEnvelope]:
+    """Where the way from the common ancestors to ``tip`` starts: the children of a common
+    ancestor that are ``tip`` or among its ancestors (none of them is shared, or it would be
+    a lower common ancestor)."""
+    await _require(conn, tenant_id, tip)
+    up = set(await _distances(conn, tenant_id, tip, upward=True, max_depth=1_000_000, max_nodes=WALK_HARD_LIMIT))
+    up.add(tip)
+    cur = await conn.execute("SELECT DISTINCT child_id FROM event_edges WHERE parent_id = ANY(%s)", (common,))
+    first = [r["child_id"] for r in await cur.fetchall() if r["child_id"] in up]
+    cur = await conn.execute(_SELECT + " WHERE d.event_id = ANY(%s) ORDER BY d.notification_id", (first,))
+    return [_envelope(r) for r in await cur.fetchall()]
+
+
 @dataclass(frozen=True)
 class BrokenLink:
     event_id: UUID

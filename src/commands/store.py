@@ -8,8 +8,11 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
+from eventsourcing.persistence import EventStore as LibraryEventStore
 from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import get_topic
 from prometheus_client import Counter, Histogram
 
@@ -17,6 +20,15 @@ from commands.errors import CausesRejected, ConcurrencyConflict
 from commands.group_commit import GroupCommitter
 from commands.mapper import MsgspecMapper
 from commands.recorder import CausalLinkError, DagRecorder
+from commands.snapshots import (
+    DEFAULT_INTERVAL,
+    AggregateSnapshot,
+    NotSnapshottable,
+    SnapshotMapper,
+    SnapshotRecorder,
+    StaleSnapshot,
+    crosses,
+)
 from domain.aggregate import Aggregate
 from domain.errors import NotFound
 
@@ -24,6 +36,8 @@ _A = TypeVar("_A", bound=Aggregate)
 APPENDS = Counter("quipu_appends_total", "Events appended to the event store")
 APPEND_CONFLICTS = Counter("quipu_append_conflicts_total", "Appends refused by optimistic concurrency")
 APPEND_SECONDS = Histogram("quipu_append_seconds", "Latency of one append transaction")
+SNAPSHOTS = Counter("quipu_snapshots_total", "Aggregate snapshots written", ["outcome"])
+log = structlog.get_logger(__name__)
 
 
 def postgres_env(database_url: str, *, pool_size: int = 5, schema: str = "public") -> dict[str, str]:
@@ -48,13 +62,36 @@ def postgres_env(database_url: str, *, pool_size: int = 5, schema: str = "public
 
 
 class EventStore(Application[UUID]):
-    """Loads and saves aggregates; translates library errors into the application's own."""
+    """Loads and saves aggregates; translates library errors into the application's own.
+
+    Snapshots (see ``commands.snapshots``) are taken when a save reaches a multiple of
+    ``snapshot_interval`` events of a stream (``QUIPU_SNAPSHOT_INTERVAL``, default 100;
+    0 turns them off); every load starts from the latest one at or below its version.
+    """
 
     name = "Quipu"  # tables are named quipu_events, quipu_snapshots
 
     def __init__(self, env: Any = None) -> None:
         super().__init__(env)
         self.committer = GroupCommitter(self.recorder)
+        # Loads that must not use snapshots (to compare, or after a stale one).
+        self.plain_repository: Repository[UUID] = Repository(event_store=self.events)
+
+    def construct_repository(self) -> Repository[UUID]:
+        # Called by the library's __init__ once the event store exists.
+        self.snapshot_interval = max(0, int(self.env.get("SNAPSHOT_INTERVAL") or DEFAULT_INTERVAL))
+        if self.snapshot_interval and self.snapshots is None:
+            self.snapshots = self.construct_snapshot_store()
+        return super().construct_repository()
+
+    def construct_snapshot_store(self) -> LibraryEventStore[UUID]:
+        if isinstance(self.factory, PostgresFactory):
+            recorder: Any = SnapshotRecorder(self.factory.datastore, events_table_name=f"{self.name.lower()}_snapshots")
+            if self.factory.env_create_table():
+                recorder.create_table()
+        else:  # pragma: no cover - Quipu runs on Postgres; other stores keep the library's table
+            recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return LibraryEventStore(mapper=SnapshotMapper(transcoder=None), recorder=recorder)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self.committer.close()
@@ -63,10 +100,24 @@ class EventStore(Application[UUID]):
     def construct_mapper(self) -> Mapper[UUID]:
         return MsgspecMapper(transcoder=None)  # type: ignore[arg-type]
 
-    def load(self, cls: type[_A], aggregate_id: UUID, tenant_id: str, *, version: int | None = None) -> _A:
-        """The aggregate as of ``version`` (latest if None); 404 for another tenant's."""
+    def load(
+        self,
+        cls: type[_A],
+        aggregate_id: UUID,
+        tenant_id: str,
+        *,
+        version: int | None = None,
+        snapshots: bool = True,
+    ) -> _A:
+        """The aggregate as of ``version`` (latest if None); 404 for another tenant's.
+        ``snapshots=False`` replays every event (a snapshot is only ever a shortcut)."""
+        repository = self.repository if snapshots else self.plain_repository
         try:
-            aggregate: Any = self.repository.get(aggregate_id, version=version)
+            try:
+                aggregate: Any = repository.get(aggregate_id, version=version)
+            except StaleSnapshot as error:
+                log.warning("snapshot_ignored", stream_id=str(aggregate_id), reason=str(error))
+                aggregate = self.plain_repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             raise NotFound(f"{cls.CATEGORY or cls.__name__} {aggregate_id} not found") from None
         if not isinstance(aggregate, cls) or aggregate.tenant_id != tenant_id:
@@ -94,7 +145,50 @@ class EventStore(Application[UUID]):
             raise ConcurrencyConflict("the resource was changed concurrently; reload and retry") from error
         APPEND_SECONDS.observe(time.perf_counter() - started)
         APPENDS.inc(len(ids))
+        self._snapshot_saved(events)
         return ids
+
+    def _snapshot_saved(self, events: Sequence[Any]) -> None:
+        """Snapshot each stream whose versions in this save reached a multiple of the
+        interval, at the last version saved. The snapshot is rebuilt from the store (as a
+        reader would rebuild it), never copied from the caller's object. A failure here
+        costs only speed: the command has committed and is not affected."""
+        if self.snapshots is None or not self.snapshot_interval:
+            return
+        spans: dict[UUID, tuple[int, int]] = {}
+        for event in events:
+            first, last = spans.get(event.originator_id, (event.originator_version, event.originator_version))
+            spans[event.originator_id] = (min(first, event.originator_version), max(last, event.originator_version))
+        for stream_id, (first, last) in spans.items():
+            if crosses(first, last, self.snapshot_interval):
+                self.take_stream_snapshot(stream_id, last)
+
+    def take_stream_snapshot(self, stream_id: UUID, version: int) -> bool:
+        """Write a snapshot of ``stream_id`` at ``version``; False when none was written."""
+        if self.snapshots is None:
+            return False
+        try:
+            aggregate = self.load_any(stream_id, version)
+            self.snapshots.put([AggregateSnapshot(aggregate)])
+        except NotSnapshottable as error:
+            SNAPSHOTS.labels("not_snapshottable").inc()
+            log.debug("snapshot_skipped", stream_id=str(stream_id), reason=str(error))
+            return False
+        except Exception:
+            SNAPSHOTS.labels("failed").inc()
+            log.warning("snapshot_failed", stream_id=str(stream_id), version=version, exc_info=True)
+            return False
+        SNAPSHOTS.labels("written").inc()
+        return True
+
+    def load_any(self, stream_id: UUID, version: int | None = None) -> Aggregate:
+        """A stream as of ``version`` whatever its class, without the tenant check (internal)."""
+        try:
+            aggregate: Any = self.repository.get(stream_id, version=version)
+        except StaleSnapshot:
+            aggregate = self.plain_repository.get(stream_id, version=version)
+        assert isinstance(aggregate, Aggregate)
+        return aggregate
 
     def events_of(self, aggregate_id: UUID) -> Sequence[Any]:
         """Every recorded event of one stream, in order."""

@@ -37,7 +37,8 @@ from domain.execution_events import (
     NodeSkipped,
     NodeStarted,
 )
-from domain.execution_status import TERMINAL, WORKING, ExecutionStatus
+from domain.execution_status import TERMINAL, WORKING, CheckpointRef, ExecutionStatus
+from domain.forking import CarriedNode, ForkOrigin
 from domain.hashing import state_hash
 from domain.scheduling import FINISHED, NodeStatus, advance
 from domain.timers import Timer, TimerKind, retry_delay
@@ -67,6 +68,10 @@ class Execution(Aggregate):
     approvals: dict[UUID, ApprovalRecord]
     error: str | None
     request_hash: str | None
+    input: dict[str, Any]  # the state it started with
+    fork: ForkOrigin | None
+    checkpoints: dict[UUID, CheckpointRef]
+    first_scheduled: dict[str, int]  # node -> version of its first scheduling
 
     @classmethod
     def start(
@@ -95,6 +100,33 @@ class Execution(Aggregate):
         )
         execution._progress(ctx)
         return execution
+
+    @classmethod
+    def fork_from(
+        cls,
+        ctx: CommandContext,
+        source: Execution,
+        *,
+        execution_id: UUID,
+        origin: ForkOrigin,
+        carried: list[CarriedNode],
+        state: dict[str, Any],
+    ) -> Execution:
+        """A new branch of ``source``: same workflow version, starting from ``state`` with
+        ``carried`` nodes already finished; its first event's parent is the fork point."""
+        branch = cls._create(
+            ExecutionStarted,
+            CommandContext(ctx.tenant_id, ctx.actor, (origin.from_event_id, *ctx.caused_by)),
+            aggregate_id=execution_id,
+            workflow_id=source.workflow_id,
+            workflow_version=source.workflow_version,
+            definition=source.definition,
+            input=state,
+            fork=origin,
+            carried=carried,
+        )
+        branch._progress(ctx)
+        return branch
 
     # -- worker reports ------------------------------------------------------------------
     def heartbeat(

@@ -29,7 +29,7 @@ from domain.execution_events import (
     NodeSkipped,
     NodeStarted,
 )
-from domain.execution_status import ExecutionStatus
+from domain.execution_status import CheckpointRef, ExecutionStatus
 from domain.hashing import state_hash
 from domain.scheduling import NodeStatus, merge_output, taken_edges
 
@@ -47,10 +47,17 @@ def apply_event(ex: Execution, event: DomainEvent) -> None:
         ex.completion_events, ex.scheduled_events, ex.failure_events = {}, {}, {}
         ex.started_events, ex.first_event_id = {}, event.event_id
         ex.node_deadlines, ex.retry_due, ex.approvals = {}, {}, {}
+        ex.input, ex.fork, ex.checkpoints, ex.first_scheduled = dict(event.input), event.fork, {}, {}
+        for c in event.carried:  # a branch starts where its parent was
+            ex.nodes[c.node_id] = NodeStatus.SUCCEEDED if c.status == "succeeded" else NodeStatus.SKIPPED
+            if c.completion_event_id is not None:
+                ex.completion_events[c.node_id] = c.completion_event_id
+            ex.taken |= {(c.node_id, target) for target in c.targets}
     elif isinstance(event, NodeScheduled):
         ex.nodes[event.node_id] = NodeStatus.SCHEDULED
         ex.attempts[event.node_id] = event.attempt
         ex.scheduled_events[event.node_id] = event.event_id
+        ex.first_scheduled.setdefault(event.node_id, event.originator_version)
         ex.started_events.pop(event.node_id, None)
         ex.retry_due.pop(event.node_id, None)
         if event.deadline is not None:
@@ -102,8 +109,8 @@ def apply_event(ex: Execution, event: DomainEvent) -> None:
         ex.settle_status()
     elif isinstance(event, NodeSkipped):
         ex.nodes[event.node_id] = NodeStatus.SKIPPED
-    elif isinstance(event, CheckpointTaken):
-        pass  # a checkpoint records the state; it does not change it
+    elif isinstance(event, CheckpointTaken):  # records the state; does not change it
+        ex.checkpoints[event.event_id] = CheckpointRef(event.node_id, event.label, event.originator_version)
     elif isinstance(event, ExecutionPaused):
         ex.status = ExecutionStatus.PAUSED
     elif isinstance(event, ExecutionResumed):

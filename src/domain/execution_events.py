@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.events import DomainEvent, event_kind
+from domain.forking import CarriedNode, ForkOrigin
 from domain.workflow_graph import WorkflowDefinition
 
 
@@ -23,6 +24,8 @@ class ExecutionStarted(DomainEvent, frozen=True, kw_only=True):
     input: dict[str, Any]
     request_hash: str | None = None
     deadline: datetime | None = None  # the whole run times out at this moment
+    fork: ForkOrigin | None = None  # set when this run is a branch of another
+    carried: list[CarriedNode] = []  # a branch's nodes already finished when it starts
 
 
 @event_kind("execution.node_scheduled", 0xB002)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import NamedTuple
 
 from domain.scheduling import NodeStatus
 
@@ -21,3 +22,11 @@ TERMINAL = frozenset(
     {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED, ExecutionStatus.TIMED_OUT}
 )
 WORKING = frozenset({NodeStatus.SCHEDULED, NodeStatus.RUNNING})
+
+
+class CheckpointRef(NamedTuple):
+    """Where a checkpoint sits in its execution's stream."""
+
+    node_id: str | None
+    label: str | None
+    version: int

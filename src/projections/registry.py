@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.base import Projection
+from projections.branches import BranchesProjection
 from projections.checkpoints import CheckpointsProjection
 from projections.execution_metrics import MetricsProjection
 from projections.executions import ExecutionsProjection
@@ -19,6 +20,7 @@ PROJECTIONS: dict[str, type[Projection]] = {
         TimersProjection,
         TimelineProjection,
         MetricsProjection,
+        BranchesProjection,
     )
 }
 

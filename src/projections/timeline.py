@@ -32,7 +32,7 @@ resource has it). A checkpoint's ``state`` is stored but only returned when aske
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -197,10 +197,19 @@ async def read_timeline(
     include_state: bool,
     limit: int,
     offset: int,
+    upto: int | None = None,
+    at: datetime | None = None,
 ) -> Timeline:
-    """One page of the timeline in log order, with counts over everything the filter matches."""
-    where = " WHERE tenant_id = %s AND execution_id = %s"
-    params: list[Any] = [tenant_id, execution_id]
+    """One page of the timeline in log order, with counts over everything the filter matches.
+
+    As of a point: only rows up to notification id ``upto`` (an event's place in the log) or
+    that occurred at or before ``at``; the summary's end and duration are as of then too
+    (a run that had not ended is measured to that point, not to now)."""
+    if at is not None:
+        wanted = replace(wanted, end_time=min(wanted.end_time, at) if wanted.end_time else at)
+    bound = upto if upto is not None else 1 << 62
+    where = " WHERE tenant_id = %s AND execution_id = %s AND notification_id <= %s"
+    params: list[Any] = [tenant_id, execution_id, bound]
     for clause, value in (
         (" AND event_type = ANY(%s)", list(wanted.event_types) or None),
         (" AND node_id = %s", wanted.node_id),
@@ -224,15 +233,18 @@ async def read_timeline(
     entries = [TimelineEntry(**r) for r in await cur.fetchall()]
     cur = await conn.execute(
         "SELECT min(occurred_at) FILTER (WHERE event_type = 'execution_start') AS started_at,"
-        " max(occurred_at) FILTER (WHERE event_type = 'execution_end') AS ended_at"
-        f" FROM {_TABLE} WHERE tenant_id = %s AND execution_id = %s"
-        " AND event_type IN ('execution_start', 'execution_end')",
-        (tenant_id, execution_id),
+        " max(occurred_at) FILTER (WHERE event_type = 'execution_end') AS ended_at,"
+        " max(occurred_at) AS last_at"
+        f" FROM {_TABLE} WHERE tenant_id = %s AND execution_id = %s AND notification_id <= %s"
+        " AND (%s::timestamptz IS NULL OR occurred_at <= %s::timestamptz)",
+        (tenant_id, execution_id, bound, at, at),
     )
     span = await cur.fetchone()
-    started, ended = (span["started_at"], span["ended_at"]) if span else (None, None)
+    started, ended, last = (span["started_at"], span["ended_at"], span["last_at"]) if span else (None, None, None)
+    as_of = upto is not None or at is not None
+    until = ended or ((at or last) if as_of else None)
     summary = TimelineSummary(
-        sum(counts.values()), dict(sorted(counts.items())), started, ended, span_ms(started, ended)
+        sum(counts.values()), dict(sorted(counts.items())), started, ended, span_ms(started, until)
     )
     return Timeline(entries, summary)
 

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from bus.subjects import Subjects
 from quipu.config import Settings
@@ -107,6 +108,15 @@ def cmd_events(args: argparse.Namespace) -> None:
     asyncio.run(tail(nats_url, Subjects(s.subject_prefix), tenant=args.tenant, kind=args.kind, limit=args.limit))
 
 
+def cmd_replay(args: argparse.Namespace) -> None:
+    from quipu.replay import run_replay
+
+    s = _settings(args)
+    if not s.database_url:
+        sys.exit("no database: pass --database-url, set QUIPU_DATABASE_URL or start 'quipu up' first")
+    run_replay(s.database_url, args.execution, start=args.start, end=args.end, pace=args.pace, as_json=args.json)
+
+
 def _runtime(s: Settings) -> dict[str, Any]:
     path = s.data_dir / "runtime.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -155,6 +165,15 @@ def main(argv: list[str] | None = None) -> None:
     tail_p.add_argument("--kind")
     tail_p.add_argument("--limit", type=int, default=0, help="stop after N events (0: run until Ctrl-C)")
     events.set_defaults(func=cmd_events)
+
+    replay = sub.add_parser("replay", help="print an execution's events in order, from Postgres, optionally paced")
+    replay.add_argument("execution", type=UUID, help="execution id")
+    replay.add_argument("--from", dest="start", help="first event: event id, version or ISO timestamp")
+    replay.add_argument("--to", dest="end", help="last event: event id, version or ISO timestamp")
+    replay.add_argument("--pace", type=float, default=0.0, help="1 = as recorded, 10 = ten times faster, 0 = no delays")
+    replay.add_argument("--json", action="store_true", help="one JSON envelope per line (as the API's NDJSON)")
+    replay.add_argument("--database-url", default=argparse.SUPPRESS, help="Postgres URL")
+    replay.set_defaults(func=cmd_replay)
 
     args = parser.parse_args(argv)
     s = _settings(args)

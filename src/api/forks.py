@@ -1,0 +1,155 @@
+"""Branching an execution (issue 4; seeds 000, 001, 003): resume from a checkpoint, play
+from a node, counterfactual runs, and which nodes a branch can start from."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import anyio.to_thread
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from api.auth import Principal, bind_correlation
+from api.context import ApiContext
+from api.executions import ExecutionOut, execution_out
+from api.pagination import created_headers
+from commands.forks import ForkService
+from domain.execution import Execution
+from domain.scheduling import NodeStatus
+
+Name = Annotated[str, msgspec.Meta(max_length=200)]
+Hypothesis = Annotated[str, msgspec.Meta(max_length=2000)]
+
+
+class ResumeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    modified_state: dict[str, Any] = {}  # merged into the checkpoint's state (top-level keys)
+    skip_failed_node: bool = False  # count the node that failed as done, with an empty output
+    name: Name | None = None
+    hypothesis: Hypothesis | None = None
+
+
+class PlayFromNodeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    node_id: str
+    modified_state: dict[str, Any] = {}
+    name: Name | None = None
+    hypothesis: Hypothesis | None = None
+
+
+class CounterfactualRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    outputs: dict[str, dict[str, Any]]  # node -> the output it should have had
+    name: Name | None = None
+    hypothesis: Hypothesis | None = None
+
+
+class ResumableNode(msgspec.Struct):
+    node_id: str
+    status: str
+    checkpoint_id: UUID | None  # resume from here: the state right after this node
+    can_play_from: bool  # it ran, so a branch can re-run it and what follows
+
+
+class ResumableNodes(msgspec.Struct):
+    execution_id: UUID
+    items: list[ResumableNode]
+    on_demand_checkpoints: list[UUID]
+
+
+class ForkController(Controller):
+    path = "/api/v1/executions/{execution_id:uuid}"
+    tags = ["branches"]
+
+    async def _created(self, ctx: ApiContext, run: Any) -> Response[ExecutionOut]:
+        branch: Execution = await anyio.to_thread.run_sync(run)
+        headers = created_headers(f"/api/v1/executions/{branch.id}", created_now=True)
+        return Response(execution_out(branch), status_code=201, headers=headers)
+
+    @post("/checkpoints/{checkpoint_id:uuid}/resume", operation_id="resumeFromCheckpoint", opt={"scope": "write"})
+    async def resume(
+        self,
+        execution_id: FromPath[UUID],
+        checkpoint_id: FromPath[UUID],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        data: JSONBody[ResumeRequest | None] = None,
+    ) -> Response[ExecutionOut]:
+        """Start a branch from a checkpoint: nodes finished there are carried, the rest runs
+        again; its first event's parent is the checkpoint. The original is untouched."""
+        body = data or ResumeRequest()
+        bind_correlation(execution_id)
+        return await self._created(
+            ctx,
+            lambda: ForkService(ctx.store).resume(
+                principal.context(),
+                execution_id,
+                checkpoint_id,
+                modified_state=body.modified_state,
+                skip_failed_node=body.skip_failed_node,
+                name=body.name,
+                hypothesis=body.hypothesis,
+            ),
+        )
+
+    @post("/play-from-node", operation_id="playFromNode", opt={"scope": "write"})
+    async def play_from_node(
+        self,
+        execution_id: FromPath[UUID],
+        data: JSONBody[PlayFromNodeRequest],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+    ) -> Response[ExecutionOut]:
+        """Start a branch from the moment just before ``node_id`` first ran: it and everything
+        after it run again."""
+        bind_correlation(execution_id)
+        return await self._created(
+            ctx,
+            lambda: ForkService(ctx.store).play_from_node(
+                principal.context(),
+                execution_id,
+                data.node_id,
+                modified_state=data.modified_state,
+                name=data.name,
+                hypothesis=data.hypothesis,
+            ),
+        )
+
+    @post("/counterfactual", operation_id="startCounterfactual", opt={"scope": "write"})
+    async def counterfactual(
+        self,
+        execution_id: FromPath[UUID],
+        data: JSONBody[CounterfactualRequest],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+    ) -> Response[ExecutionOut]:
+        """What if these nodes had answered otherwise? A branch with their recorded outputs
+        replaced, re-running only the nodes that depend on them."""
+        bind_correlation(execution_id)
+        return await self._created(
+            ctx,
+            lambda: ForkService(ctx.store).counterfactual(
+                principal.context(), execution_id, data.outputs, name=data.name, hypothesis=data.hypothesis
+            ),
+        )
+
+    @get("/resumable-nodes", operation_id="listResumableNodes")
+    async def resumable(
+        self, execution_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+    ) -> ResumableNodes:
+        """Where a branch can start: each node with the checkpoint taken after it, and
+        whether it ran (play from it)."""
+        bind_correlation(execution_id)
+        ex = await anyio.to_thread.run_sync(lambda: ctx.executions.get(principal.tenant_id, execution_id))
+        after_node = {ref.node_id: cp for cp, ref in ex.checkpoints.items() if ref.node_id is not None}
+        items = [
+            ResumableNode(
+                node.id,
+                ex.nodes.get(node.id, NodeStatus.PENDING).value,
+                after_node.get(node.id),
+                node.id in ex.first_scheduled,
+            )
+            for node in ex.definition.nodes
+        ]
+        on_demand = [cp for cp, ref in ex.checkpoints.items() if ref.node_id is None]
+        return ResumableNodes(ex.id, items, on_demand)
