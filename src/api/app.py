@@ -20,20 +20,27 @@ from api.admin import AdminController, HealthController
 from api.analysis import AnalysisController
 from api.api_keys import ApiKeyController, TenantController
 from api.approvals import ApprovalController, ExecutionApprovalsController
+from api.artifacts import ArtifactController
 from api.auth import provide_principal
 from api.branches import BranchController
 from api.checkpoint_compare import CheckpointCompareController
 from api.checkpoints import CheckpointController
 from api.context import ApiContext
+from api.edges import EdgeController
 from api.event_dag import EventDagController
 from api.execution_insights import ExecutionInsightsController
 from api.executions import ExecutionController
 from api.forks import ForkController
 from api.live_controller import LiveController
 from api.node_reports import NodeReportController
+from api.notes import NoteController
 from api.problems import handle_exception
+from api.provenance import ProvenanceController
 from api.rate_limit import RateLimiter
+from api.scopes import ScopeController
 from api.time_travel import TimeTravelController
+from api.trajectories import TrajectoryController
+from api.turns import TurnController
 from api.workflow_parts import WorkflowPartsController
 from api.workflows import WorkflowController
 
@@ -120,6 +127,13 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             ApprovalController,
             ExecutionApprovalsController,
             EventDagController,
+            ArtifactController,
+            NoteController,
+            ProvenanceController,
+            EdgeController,
+            TrajectoryController,
+            ScopeController,
+            TurnController,
             ApiKeyController,
             TenantController,
             AdminController,

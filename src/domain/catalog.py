@@ -4,6 +4,6 @@ happens to be imported."""
 
 from __future__ import annotations
 
-from domain import access, execution, telemetry, workflow
+from domain import access, artifact, entity_edge, execution, note, scope, telemetry, trajectory, turn, workflow
 
-AGGREGATE_MODULES = (access, execution, telemetry, workflow)
+AGGREGATE_MODULES = (access, artifact, entity_edge, execution, note, scope, telemetry, trajectory, turn, workflow)

@@ -7,6 +7,8 @@ from projections.branches import BranchesProjection
 from projections.checkpoints import CheckpointsProjection
 from projections.execution_metrics import MetricsProjection
 from projections.executions import ExecutionsProjection
+from projections.knowledge import KnowledgeProjection
+from projections.memory_sessions import MemorySessionsProjection
 from projections.timeline import TimelineProjection
 from projections.timers import TimersProjection
 from projections.workflows import WorkflowsProjection
@@ -21,6 +23,8 @@ PROJECTIONS: dict[str, type[Projection]] = {
         TimelineProjection,
         MetricsProjection,
         BranchesProjection,
+        MemorySessionsProjection,
+        KnowledgeProjection,
     )
 }
 
