@@ -38,6 +38,7 @@ from api.problems import handle_exception
 from api.provenance import ProvenanceController
 from api.rate_limit import RateLimiter
 from api.scopes import ScopeController
+from api.search import SearchController
 from api.time_travel import TimeTravelController
 from api.trajectories import TrajectoryController
 from api.turns import TurnController
@@ -134,6 +135,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             TrajectoryController,
             ScopeController,
             TurnController,
+            SearchController,
             ApiKeyController,
             TenantController,
             AdminController,

@@ -6,7 +6,7 @@ Also the request and response pieces the notes and edges controllers share.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import anyio.to_thread
@@ -17,24 +17,14 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
-from api.pagination import Limit, Offset, Page, created_headers
-from api.workflows import IdempotencyKey, IfMatch, expected_version
-from commands.knowledge import KnowledgeService
+from api.pagination import Limit, Offset, Page
+from api.resource_helpers import Causes, created, guarded, knowledge, knowledge_item, with_etag
+from api.workflows import IdempotencyKey, IfMatch
 from domain.artifact import Artifact, ArtifactDraft, ArtifactPatch, ArtifactType, ExtractionMethod, Ttl
 from domain.entity_edge import Provenance
 from projections.knowledge_queries import Window, list_artifacts
 
-Causes = Annotated[list[UUID], msgspec.Meta(max_length=100)]
 Order = Literal["asc", "desc"]
-
-
-def knowledge(ctx: ApiContext) -> KnowledgeService:
-    """The service is stateless over the event store: building one per request is free."""
-    return KnowledgeService(ctx.store)
-
-
-def etag(version: int) -> dict[str, str]:
-    return {"ETag": f'"{version}"'}
 
 
 def ttl_of(value: Any) -> Ttl:
@@ -190,7 +180,7 @@ class ArtifactController(Controller):
         supersedes: UUID | None,
     ) -> Response[ArtifactOut]:
         raw = msgspec.to_builtins(data)
-        artifact, created = await anyio.to_thread.run_sync(
+        artifact, is_new = await anyio.to_thread.run_sync(
             lambda: knowledge(ctx).create_artifact(
                 principal.context(data.caused_by),
                 data,
@@ -200,8 +190,8 @@ class ArtifactController(Controller):
             )
         )
         bind_correlation(artifact.correlation_id)
-        headers = created_headers(f"/api/v1/artifacts/{artifact.id}", created_now=created, **etag(artifact.version))
-        return Response(artifact_out(artifact), status_code=201, headers=headers)
+        location = f"/api/v1/artifacts/{artifact.id}"
+        return created(artifact_out(artifact), location, artifact.version, created_now=is_new)
 
     @get("/", operation_id="listArtifacts")
     async def list_all(
@@ -242,10 +232,8 @@ class ArtifactController(Controller):
         self, artifact_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> Response[ArtifactOut]:
         """An artifact from the event store (no lag); a deleted one answers 404."""
-        artifact = await anyio.to_thread.run_sync(
-            lambda: knowledge(ctx).get(Artifact, principal.tenant_id, artifact_id)
-        )
-        return Response(artifact_out(artifact), headers=etag(artifact.version))
+        artifact = await knowledge_item(ctx, principal, Artifact, artifact_id)
+        return with_etag(artifact_out(artifact), artifact.version)
 
     @patch("/{artifact_id:uuid}", operation_id="updateArtifact", opt={"scope": "write"})
     async def update(
@@ -258,12 +246,13 @@ class ArtifactController(Controller):
     ) -> Response[ArtifactOut]:
         """Change what the body gives (a new TTL counts from now); ``If-Match`` guards lost
         updates. A superseded or deleted artifact answers 409."""
-        artifact = await anyio.to_thread.run_sync(
-            lambda: knowledge(ctx).update_artifact(
-                principal.context(data.caused_by), artifact_id, data, expected_version=expected_version(if_match)
-            )
+        artifact = await guarded(
+            if_match,
+            lambda v: knowledge(ctx).update_artifact(
+                principal.context(data.caused_by), artifact_id, data, expected_version=v
+            ),
         )
-        return Response(artifact_out(artifact), headers=etag(artifact.version))
+        return with_etag(artifact_out(artifact), artifact.version)
 
     @delete("/{artifact_id:uuid}", operation_id="deleteArtifact", opt={"scope": "write"}, status_code=204)
     async def remove(
@@ -274,8 +263,6 @@ class ArtifactController(Controller):
         if_match: IfMatch,
     ) -> None:
         """Delete: appends a tombstone event; the history stays in the event DAG."""
-        await anyio.to_thread.run_sync(
-            lambda: knowledge(ctx).delete_artifact(
-                principal.context(), artifact_id, expected_version=expected_version(if_match)
-            )
+        await guarded(
+            if_match, lambda v: knowledge(ctx).delete_artifact(principal.context(), artifact_id, expected_version=v)
         )

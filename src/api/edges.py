@@ -14,11 +14,12 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from api.artifacts import Causes, Order, etag, knowledge, window
+from api.artifacts import Order, window
 from api.auth import Principal
 from api.context import ApiContext
-from api.pagination import Limit, Offset, Page, created_headers
-from api.workflows import IdempotencyKey, IfMatch, expected_version
+from api.pagination import Limit, Offset, Page
+from api.resource_helpers import Causes, created, guarded, knowledge, knowledge_item, with_etag
+from api.workflows import IdempotencyKey, IfMatch
 from domain.entity_edge import EdgeDraft, EdgePatch, EdgeType, EntityEdge, EntityType, Participant, Provenance, Role
 from domain.errors import FieldProblem, ValidationFailed
 from projections.knowledge_queries import list_edges, participants_of, traverse
@@ -140,13 +141,12 @@ class EdgeController(Controller):
     ) -> Response[EdgeOut]:
         """Create an edge among two or more distinct entities. Safe to retry with ``Idempotency-Key``."""
         raw = msgspec.to_builtins(data)
-        edge, created = await anyio.to_thread.run_sync(
+        edge, is_new = await anyio.to_thread.run_sync(
             lambda: knowledge(ctx).create_edge(
                 principal.context(data.caused_by), data, idempotency_key=idempotency_key, raw_body=raw
             )
         )
-        headers = created_headers(f"/api/v1/edges/{edge.id}", created_now=created, **etag(edge.version))
-        return Response(edge_out(edge), status_code=201, headers=headers)
+        return created(edge_out(edge), f"/api/v1/edges/{edge.id}", edge.version, created_now=is_new)
 
     @post("/batch", operation_id="createEdges", opt={"scope": "write"}, status_code=201)
     async def create_batch(
@@ -252,8 +252,8 @@ class EdgeController(Controller):
         self, edge_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> Response[EdgeOut]:
         """An edge from the event store (no lag); a deleted one answers 404."""
-        edge = await anyio.to_thread.run_sync(lambda: knowledge(ctx).get(EntityEdge, principal.tenant_id, edge_id))
-        return Response(edge_out(edge), headers=etag(edge.version))
+        edge = await knowledge_item(ctx, principal, EntityEdge, edge_id)
+        return with_etag(edge_out(edge), edge.version)
 
     @patch("/{edge_id:uuid}", operation_id="updateEdge", opt={"scope": "write"})
     async def update(
@@ -265,12 +265,11 @@ class EdgeController(Controller):
         if_match: IfMatch,
     ) -> Response[EdgeOut]:
         """Change the type, weight or metadata; ``If-Match`` guards lost updates."""
-        edge = await anyio.to_thread.run_sync(
-            lambda: knowledge(ctx).update_edge(
-                principal.context(data.caused_by), edge_id, data, expected_version=expected_version(if_match)
-            )
+        edge = await guarded(
+            if_match,
+            lambda v: knowledge(ctx).update_edge(principal.context(data.caused_by), edge_id, data, expected_version=v),
         )
-        return Response(edge_out(edge), headers=etag(edge.version))
+        return with_etag(edge_out(edge), edge.version)
 
     @delete("/{edge_id:uuid}", operation_id="deleteEdge", opt={"scope": "write"}, status_code=204)
     async def remove(
@@ -281,8 +280,4 @@ class EdgeController(Controller):
         if_match: IfMatch,
     ) -> None:
         """Delete: appends a tombstone event; the history stays in the event DAG."""
-        await anyio.to_thread.run_sync(
-            lambda: knowledge(ctx).delete_edge(
-                principal.context(), edge_id, expected_version=expected_version(if_match)
-            )
-        )
+        await guarded(if_match, lambda v: knowledge(ctx).delete_edge(principal.context(), edge_id, expected_version=v))

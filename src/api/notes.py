@@ -12,11 +12,12 @@ from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from api.artifacts import Causes, Order, etag, knowledge, ttl_of, window
+from api.artifacts import Order, ttl_of, window
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
-from api.pagination import Limit, Offset, Page, created_headers
-from api.workflows import IdempotencyKey, IfMatch, expected_version
+from api.pagination import Limit, Offset, Page
+from api.resource_helpers import Causes, created, guarded, knowledge, knowledge_item, with_etag
+from api.workflows import IdempotencyKey, IfMatch
 from domain.artifact import Ttl
 from domain.note import AbstractionLevel, Note, NoteDraft, NotePatch, NoteType
 from projections.knowledge_queries import list_notes
@@ -137,7 +138,7 @@ class NoteController(Controller):
         supersedes: UUID | None,
     ) -> Response[NoteOut]:
         raw = msgspec.to_builtins(data)
-        note, created = await anyio.to_thread.run_sync(
+        note, is_new = await anyio.to_thread.run_sync(
             lambda: knowledge(ctx).create_note(
                 principal.context(data.caused_by),
                 data,
@@ -147,8 +148,7 @@ class NoteController(Controller):
             )
         )
         bind_correlation(note.correlation_id)
-        headers = created_headers(f"/api/v1/notes/{note.id}", created_now=created, **etag(note.version))
-        return Response(note_out(note), status_code=201, headers=headers)
+        return created(note_out(note), f"/api/v1/notes/{note.id}", note.version, created_now=is_new)
 
     @get("/", operation_id="listNotes")
     async def list_all(
@@ -191,8 +191,8 @@ class NoteController(Controller):
         self, note_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> Response[NoteOut]:
         """A note from the event store (no lag); a deleted one answers 404."""
-        note = await anyio.to_thread.run_sync(lambda: knowledge(ctx).get(Note, principal.tenant_id, note_id))
-        return Response(note_out(note), headers=etag(note.version))
+        note = await knowledge_item(ctx, principal, Note, note_id)
+        return with_etag(note_out(note), note.version)
 
     @patch("/{note_id:uuid}", operation_id="updateNote", opt={"scope": "write"})
     async def update(
@@ -205,12 +205,11 @@ class NoteController(Controller):
     ) -> Response[NoteOut]:
         """Change what the body gives (a new TTL counts from now); ``If-Match`` guards lost
         updates. A superseded or deleted note answers 409."""
-        note = await anyio.to_thread.run_sync(
-            lambda: knowledge(ctx).update_note(
-                principal.context(data.caused_by), note_id, data, expected_version=expected_version(if_match)
-            )
+        note = await guarded(
+            if_match,
+            lambda v: knowledge(ctx).update_note(principal.context(data.caused_by), note_id, data, expected_version=v),
         )
-        return Response(note_out(note), headers=etag(note.version))
+        return with_etag(note_out(note), note.version)
 
     @delete("/{note_id:uuid}", operation_id="deleteNote", opt={"scope": "write"}, status_code=204)
     async def remove(
@@ -221,8 +220,4 @@ class NoteController(Controller):
         if_match: IfMatch,
     ) -> None:
         """Delete: appends a tombstone event; the history stays in the event DAG."""
-        await anyio.to_thread.run_sync(
-            lambda: knowledge(ctx).delete_note(
-                principal.context(), note_id, expected_version=expected_version(if_match)
-            )
-        )
+        await guarded(if_match, lambda v: knowledge(ctx).delete_note(principal.context(), note_id, expected_version=v))

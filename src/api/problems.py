@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from commands.errors import CausesRejected, ConcurrencyConflict, IdempotencyMismatch, PreconditionFailed
 from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
 from domain.events import UnknownKind
+from projections.search_index import VectorSearchUnavailable
 
 log = structlog.get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -108,6 +109,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return problem_response(request, 412, str(exc), code="precondition-failed")
     if isinstance(exc, ConcurrencyConflict | Conflict):
         return problem_response(request, 409, str(exc), code="conflict")
+    if isinstance(exc, VectorSearchUnavailable):  # keyword search still works: say so, not 500
+        return problem_response(request, 501, str(exc), code="vector-search-unavailable")
     if isinstance(exc, NotFound):
         return problem_response(request, 404, str(exc), code="not-found")
     if isinstance(exc, DomainError):

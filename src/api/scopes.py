@@ -4,7 +4,6 @@ the resource it lists."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -17,11 +16,10 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
-from api.pagination import Limit, Offset, Page, created_headers
-from api.trajectories import Causes, etag, from_row, sessions
+from api.pagination import Limit, Offset, Page
+from api.resource_helpers import Causes, created, edit_session_item, rows_page, session_item, sessions, with_etag
 from api.workflows import IdempotencyKey, IfMatch, expected_version
 from commands.memory_sessions import ScopeInput
-from domain.aggregate import CommandContext
 from domain.scope import ContextState, Scope, TokenBudget
 from domain.trajectory import Description, Metadata, Name, Trajectory
 from projections.memory_sessions import list_scopes
@@ -128,14 +126,13 @@ class ScopeController(Controller):
         fields = ScopeInput(
             data.trajectory_id, data.name, data.token_budget, data.parent_scope_id, data.purpose, data.metadata
         )
-        scope, created = await anyio.to_thread.run_sync(
+        scope, is_new = await anyio.to_thread.run_sync(
             lambda: sessions(ctx).open_scope(
                 principal.context(data.caused_by), fields, idempotency_key=idempotency_key, raw_body=raw
             )
         )
         bind_correlation(scope.correlation_id)
-        headers = created_headers(f"/api/v1/scopes/{scope.id}", created_now=created, **etag(scope.version))
-        return Response(scope_out(scope), status_code=201, headers=headers)
+        return created(scope_out(scope), f"/api/v1/scopes/{scope.id}", scope.version, created_now=is_new)
 
     @get("/scopes", operation_id="listScopes")
     async def list_all(
@@ -159,7 +156,7 @@ class ScopeController(Controller):
                 limit=limit,
                 offset=offset,
             )
-        return Page([from_row(r, ScopeOut) for r in rows], total, limit, offset)
+        return rows_page(rows, total, ScopeOut, limit, offset)
 
     @get("/trajectories/{trajectory_id:uuid}/scopes", operation_id="listTrajectoryScopes")
     async def of_trajectory(
@@ -171,21 +168,21 @@ class ScopeController(Controller):
         offset: Offset = 0,
     ) -> Page[ScopeOut]:
         """The scopes opened in a trajectory, oldest first (404 for an unknown or deleted one)."""
-        await anyio.to_thread.run_sync(lambda: sessions(ctx).get(Trajectory, principal.tenant_id, trajectory_id))
+        await session_item(ctx, principal, Trajectory, trajectory_id)
         async with ctx.pool.connection() as conn:
             rows, total = await list_scopes(
                 conn, principal.tenant_id, trajectory_id=trajectory_id, limit=limit, offset=offset
             )
-        return Page([from_row(r, ScopeOut) for r in rows], total, limit, offset)
+        return rows_page(rows, total, ScopeOut, limit, offset)
 
     @get("/scopes/{scope_id:uuid}", operation_id="getScope")
     async def get_one(
         self, scope_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> Response[ScopeOut]:
         """A scope from the event store (no lag): budget, tokens used, latest checkpoint."""
-        scope = await anyio.to_thread.run_sync(lambda: sessions(ctx).get(Scope, principal.tenant_id, scope_id))
+        scope = await session_item(ctx, principal, Scope, scope_id)
         bind_correlation(scope.correlation_id)
-        return Response(scope_out(scope), headers=etag(scope.version))
+        return with_etag(scope_out(scope), scope.version)
 
     @patch("/scopes/{scope_id:uuid}", operation_id="updateScope", opt={"scope": "write"})
     async def update(
@@ -197,9 +194,10 @@ class ScopeController(Controller):
         if_match: IfMatch,
     ) -> Response[ScopeOut]:
         """Change name, purpose, budget or metadata (409 for a budget below the tokens used)."""
-        scope = await _edit(
+        scope = await edit_session_item(
             ctx,
             principal,
+            Scope,
             scope_id,
             lambda s, c: s.update(
                 c, name=data.name, purpose=data.purpose, token_budget=data.token_budget, metadata=data.metadata
@@ -207,7 +205,7 @@ class ScopeController(Controller):
             data.caused_by,
             expected_version(if_match),
         )
-        return Response(scope_out(scope), headers=etag(scope.version))
+        return with_etag(scope_out(scope), scope.version)
 
     @post("/scopes/{scope_id:uuid}/checkpoint", operation_id="checkpointScope", opt={"scope": "write"}, status_code=201)
     async def checkpoint(
@@ -218,9 +216,10 @@ class ScopeController(Controller):
         principal: NamedDependency[Principal],
     ) -> Response[CheckpointOut]:
         """Record the scope's serialised context state (409 once closed); the scope shows the latest."""
-        scope = await _edit(
+        scope = await edit_session_item(
             ctx,
             principal,
+            Scope,
             scope_id,
             lambda s, c: s.take_checkpoint(c, context_state=data.context_state, recoverable=data.recoverable),
             data.caused_by,
@@ -234,8 +233,8 @@ class ScopeController(Controller):
         self, scope_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> Response[ScopeOut]:
         """Close the scope: it takes no more turns or checkpoints (409 if already closed)."""
-        scope = await _edit(ctx, principal, scope_id, lambda s, c: s.close(c), [])
-        return Response(scope_out(scope), headers=etag(scope.version))
+        scope = await edit_session_item(ctx, principal, Scope, scope_id, lambda s, c: s.close(c), [])
+        return with_etag(scope_out(scope), scope.version)
 
     @delete("/scopes/{scope_id:uuid}", operation_id="deleteScope", opt={"scope": "write"}, status_code=204)
     async def remove(
@@ -246,20 +245,6 @@ class ScopeController(Controller):
         if_match: IfMatch,
     ) -> None:
         """Delete: appends a tombstone; the history stays in the event DAG."""
-        await _edit(ctx, principal, scope_id, lambda s, c: s.delete(c), [], expected_version(if_match))
-
-
-async def _edit(
-    ctx: ApiContext,
-    principal: Principal,
-    scope_id: UUID,
-    change: Callable[[Scope, CommandContext], object],
-    caused_by: list[UUID],
-    version: int | None = None,
-) -> Scope:
-    """Load, let the aggregate decide, save (retried against concurrent turns), in a thread."""
-    scope = await anyio.to_thread.run_sync(
-        lambda: sessions(ctx).edit(principal.context(caused_by), Scope, scope_id, change, expected_version=version)
-    )
-    bind_correlation(scope.correlation_id)
-    return scope
+        await edit_session_item(
+            ctx, principal, Scope, scope_id, lambda s, c: s.delete(c), [], expected_version(if_match)
+        )

@@ -15,20 +15,15 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
-from api.pagination import Limit, Offset, Page, created_headers
+from api.pagination import Limit, Offset, Page
+from api.resource_helpers import Causes, created, edit_session_item, rows_page, session_item, sessions, with_etag
 from api.workflows import IdempotencyKey, IfMatch, expected_version
-from commands.memory_sessions import MemorySessionService, TrajectoryInput
+from commands.memory_sessions import TrajectoryInput
 from domain.aggregate import CommandContext
 from domain.trajectory import Description, Metadata, Name, Trajectory, TrajectoryStatus
 from projections.memory_sessions import list_trajectories
 
-Causes = Annotated[list[UUID], msgspec.Meta(max_length=100)]
 ErrorText = Annotated[str, msgspec.Meta(max_length=5000)]
-
-
-def sessions(ctx: ApiContext) -> MemorySessionService:
-    """The service is stateless over the event store: building one per request is free."""
-    return MemorySessionService(ctx.store)
 
 
 class TrajectoryCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -103,15 +98,6 @@ def trajectory_out(t: Trajectory) -> TrajectoryOut:
     )
 
 
-def from_row(row: dict[str, Any], out: type[msgspec.Struct]) -> Any:
-    """A read-model row as the resource's response shape (the columns carry its names)."""
-    return msgspec.convert({k: v for k, v in row.items() if k != "deleted"}, out, from_attributes=True)
-
-
-def etag(version: int) -> dict[str, str]:
-    return {"ETag": f'"{version}"'}
-
-
 class TrajectoryController(Controller):
     path = "/api/v1/trajectories"
     tags = ["memory"]
@@ -127,16 +113,14 @@ class TrajectoryController(Controller):
         """Create a trajectory, or a sub-task of ``parent_trajectory_id``. Safe to retry with ``Idempotency-Key``."""
         raw = msgspec.to_builtins(data)
         fields = TrajectoryInput(data.name, data.description, data.agent_id, data.parent_trajectory_id, data.metadata)
-        trajectory, created = await anyio.to_thread.run_sync(
+        trajectory, is_new = await anyio.to_thread.run_sync(
             lambda: sessions(ctx).create_trajectory(
                 principal.context(data.caused_by), fields, idempotency_key=idempotency_key, raw_body=raw
             )
         )
         bind_correlation(trajectory.correlation_id)
-        headers = created_headers(
-            f"/api/v1/trajectories/{trajectory.id}", created_now=created, **etag(trajectory.version)
-        )
-        return Response(trajectory_out(trajectory), status_code=201, headers=headers)
+        location = f"/api/v1/trajectories/{trajectory.id}"
+        return created(trajectory_out(trajectory), location, trajectory.version, created_now=is_new)
 
     @get("/", operation_id="listTrajectories")
     async def list_all(
@@ -162,18 +146,16 @@ class TrajectoryController(Controller):
                 limit=limit,
                 offset=offset,
             )
-        return Page([from_row(r, TrajectoryOut) for r in rows], total, limit, offset)
+        return rows_page(rows, total, TrajectoryOut, limit, offset)
 
     @get("/{trajectory_id:uuid}", operation_id="getTrajectory")
     async def get_one(
         self, trajectory_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> Response[TrajectoryOut]:
         """A trajectory from the event store (no lag); deleted or another tenant's -> 404."""
-        trajectory = await anyio.to_thread.run_sync(
-            lambda: sessions(ctx).get(Trajectory, principal.tenant_id, trajectory_id)
-        )
+        trajectory = await session_item(ctx, principal, Trajectory, trajectory_id)
         bind_correlation(trajectory.correlation_id)
-        return Response(trajectory_out(trajectory), headers=etag(trajectory.version))
+        return with_etag(trajectory_out(trajectory), trajectory.version)
 
     @patch("/{trajectory_id:uuid}", operation_id="updateTrajectory", opt={"scope": "write"})
     async def update(
@@ -249,12 +231,12 @@ class TrajectoryController(Controller):
         offset: Offset = 0,
     ) -> Page[TrajectoryOut]:
         """The direct sub-tasks of a trajectory (404 for an unknown or deleted one)."""
-        await anyio.to_thread.run_sync(lambda: sessions(ctx).get(Trajectory, principal.tenant_id, trajectory_id))
+        await session_item(ctx, principal, Trajectory, trajectory_id)
         async with ctx.pool.connection() as conn:
             rows, total = await list_trajectories(
                 conn, principal.tenant_id, parent_trajectory_id=trajectory_id, limit=limit, offset=offset
             )
-        return Page([from_row(r, TrajectoryOut) for r in rows], total, limit, offset)
+        return rows_page(rows, total, TrajectoryOut, limit, offset)
 
 
 async def _edit(
@@ -266,10 +248,5 @@ async def _edit(
     version: int | None = None,
 ) -> Response[TrajectoryOut]:
     """Load, let the aggregate decide, save: in a thread, since the event store is synchronous."""
-    trajectory = await anyio.to_thread.run_sync(
-        lambda: sessions(ctx).edit(
-            principal.context(caused_by), Trajectory, trajectory_id, change, expected_version=version
-        )
-    )
-    bind_correlation(trajectory.correlation_id)
-    return Response(trajectory_out(trajectory), headers=etag(trajectory.version))
+    trajectory = await edit_session_item(ctx, principal, Trajectory, trajectory_id, change, caused_by, version)
+    return with_etag(trajectory_out(trajectory), trajectory.version)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,11 +15,10 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
-from api.pagination import Limit, Offset, Page, created_headers
-from api.trajectories import Causes, etag, from_row, sessions
+from api.pagination import Limit, Offset, Page
+from api.resource_helpers import Causes, created, edit_session_item, rows_page, session_item, sessions, with_etag
 from api.workflows import IdempotencyKey, IfMatch, expected_version
 from commands.memory_sessions import TurnInput
-from domain.aggregate import CommandContext
 from domain.scope import Scope
 from domain.trajectory import Metadata
 from domain.turn import Content, NodeId, Sequence, TokenCount, ToolData, Turn, TurnRole
@@ -129,14 +127,13 @@ class TurnController(Controller):
             execution_id=data.execution_id,
             node_id=data.node_id,
         )
-        turn, created = await anyio.to_thread.run_sync(
+        turn, is_new = await anyio.to_thread.run_sync(
             lambda: sessions(ctx).record_turn(
                 principal.context(data.caused_by), fields, idempotency_key=idempotency_key, raw_body=raw
             )
         )
         bind_correlation(turn.correlation_id)
-        headers = created_headers(f"/api/v1/turns/{turn.id}", created_now=created, **etag(turn.version))
-        return Response(turn_out(turn), status_code=201, headers=headers)
+        return created(turn_out(turn), f"/api/v1/turns/{turn.id}", turn.version, created_now=is_new)
 
     @get("/turns", operation_id="listTurns")
     async def list_all(
@@ -162,7 +159,7 @@ class TurnController(Controller):
                 limit=limit,
                 offset=offset,
             )
-        return Page([from_row(r, TurnOut) for r in rows], total, limit, offset)
+        return rows_page(rows, total, TurnOut, limit, offset)
 
     @get("/scopes/{scope_id:uuid}/turns", operation_id="listScopeTurns")
     async def of_scope(
@@ -175,21 +172,21 @@ class TurnController(Controller):
         role: FromQuery[TurnRole | None] = None,
     ) -> Page[TurnOut]:
         """A scope's turns in sequence order (404 for an unknown or deleted scope)."""
-        await anyio.to_thread.run_sync(lambda: sessions(ctx).get(Scope, principal.tenant_id, scope_id))
+        await session_item(ctx, principal, Scope, scope_id)
         async with ctx.pool.connection() as conn:
             rows, total = await list_turns(
                 conn, principal.tenant_id, scope_id=scope_id, role=role, limit=limit, offset=offset
             )
-        return Page([from_row(r, TurnOut) for r in rows], total, limit, offset)
+        return rows_page(rows, total, TurnOut, limit, offset)
 
     @get("/turns/{turn_id:uuid}", operation_id="getTurn")
     async def get_one(
         self, turn_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> Response[TurnOut]:
         """A turn from the event store (no lag); deleted or another tenant's -> 404."""
-        turn = await anyio.to_thread.run_sync(lambda: sessions(ctx).get(Turn, principal.tenant_id, turn_id))
+        turn = await session_item(ctx, principal, Turn, turn_id)
         bind_correlation(turn.correlation_id)
-        return Response(turn_out(turn), headers=etag(turn.version))
+        return with_etag(turn_out(turn), turn.version)
 
     @patch("/turns/{turn_id:uuid}", operation_id="updateTurn", opt={"scope": "write"})
     async def update(
@@ -201,9 +198,10 @@ class TurnController(Controller):
         if_match: IfMatch,
     ) -> Response[TurnOut]:
         """Change content, tool calls, tool results or metadata."""
-        turn = await _edit(
+        turn = await edit_session_item(
             ctx,
             principal,
+            Turn,
             turn_id,
             lambda t, c: t.update(
                 c,
@@ -215,7 +213,7 @@ class TurnController(Controller):
             data.caused_by,
             expected_version(if_match),
         )
-        return Response(turn_out(turn), headers=etag(turn.version))
+        return with_etag(turn_out(turn), turn.version)
 
     @delete("/turns/{turn_id:uuid}", operation_id="deleteTurn", opt={"scope": "write"}, status_code=204)
     async def remove(
@@ -226,20 +224,4 @@ class TurnController(Controller):
         if_match: IfMatch,
     ) -> None:
         """Delete: appends a tombstone; the history stays, and the scope keeps the tokens counted."""
-        await _edit(ctx, principal, turn_id, lambda t, c: t.delete(c), [], expected_version(if_match))
-
-
-async def _edit(
-    ctx: ApiContext,
-    principal: Principal,
-    turn_id: UUID,
-    change: Callable[[Turn, CommandContext], object],
-    caused_by: list[UUID],
-    version: int | None = None,
-) -> Turn:
-    """Load, let the aggregate decide, save, in a thread (the event store is synchronous)."""
-    turn = await anyio.to_thread.run_sync(
-        lambda: sessions(ctx).edit(principal.context(caused_by), Turn, turn_id, change, expected_version=version)
-    )
-    bind_correlation(turn.correlation_id)
-    return turn
+        await edit_session_item(ctx, principal, Turn, turn_id, lambda t, c: t.delete(c), [], expected_version(if_match))

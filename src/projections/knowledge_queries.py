@@ -17,6 +17,8 @@ from projections.paging import page
 
 S = KnowledgeProjection.schema()
 MAX_TRAVERSAL_EDGES = 10_000
+# Every list starts from the tenant's rows without a tombstone.
+_LIVE = " WHERE tenant_id = %s AND NOT deleted"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,30 @@ def _window(where: str, params: list[Any], w: Window, *, lifecycle: bool = True)
     return where
 
 
+async def _windowed(
+    conn: AsyncConnection[DictRow],
+    table: str,
+    key: str,
+    where: str,
+    params: list[Any],
+    w: Window,
+    *,
+    lifecycle: bool = True,
+) -> tuple[list[DictRow], int]:
+    """One page of ``table`` within the window, by creation time (``key`` breaks ties)."""
+    return await page(
+        conn,
+        f"{S}.{table}",
+        _window(where, params, w, lifecycle=lifecycle),
+        params,
+        sort="created_at",
+        descending=w.descending,
+        tie_breaker=key,
+        limit=w.limit,
+        offset=w.offset,
+    )
+
+
 def _equal(where: str, params: list[Any], **filters: Any) -> str:
     """``column = value`` for every filter given (names are the caller's, never the client's)."""
     for column, value in filters.items():
@@ -68,7 +94,7 @@ async def list_artifacts(
 ) -> tuple[list[DictRow], int]:
     params: list[Any] = [tenant_id]
     where = _equal(
-        " WHERE tenant_id = %s AND NOT deleted",
+        _LIVE,
         params,
         artifact_type=artifact_type,
         trajectory_id=trajectory_id,
@@ -76,18 +102,7 @@ async def list_artifacts(
         extraction_method=extraction_method,
         execution_id=execution_id,
     )
-    where = _window(where, params, w)
-    return await page(
-        conn,
-        f"{S}.artifacts",
-        where,
-        params,
-        sort="created_at",
-        descending=w.descending,
-        tie_breaker="artifact_id",
-        limit=w.limit,
-        offset=w.offset,
-    )
+    return await _windowed(conn, "artifacts", "artifact_id", where, params, w)
 
 
 async def list_notes(
@@ -104,7 +119,7 @@ async def list_notes(
 ) -> tuple[list[DictRow], int]:
     params: list[Any] = [tenant_id]
     where = _equal(
-        " WHERE tenant_id = %s AND NOT deleted",
+        _LIVE,
         params,
         note_type=note_type,
         abstraction_level=abstraction_level,
@@ -119,18 +134,7 @@ async def list_notes(
         if value is not None:
             where += f" AND {column} @> ARRAY[%s]::uuid[]"
             params.append(value)
-    where = _window(where, params, w)
-    return await page(
-        conn,
-        f"{S}.notes",
-        where,
-        params,
-        sort="created_at",
-        descending=w.descending,
-        tie_breaker="note_id",
-        limit=w.limit,
-        offset=w.offset,
-    )
+    return await _windowed(conn, "notes", "note_id", where, params, w)
 
 
 async def list_edges(
@@ -146,7 +150,7 @@ async def list_edges(
 ) -> tuple[list[DictRow], int]:
     """Live edges; ``participant`` (with ``role`` / ``entity_type``) keeps those naming it."""
     params: list[Any] = [tenant_id]
-    where = _equal(" WHERE tenant_id = %s AND NOT deleted", params, edge_type=edge_type, trajectory_id=trajectory_id)
+    where = _equal(_LIVE, params, edge_type=edge_type, trajectory_id=trajectory_id)
     if participant is not None or role is not None or entity_type is not None:
         where += (
             f" AND EXISTS (SELECT 1 FROM {S}.edge_participants p"
@@ -157,18 +161,7 @@ async def list_edges(
                 where += f" AND p.{column} = %s"
                 params.append(value)
         where += ")"
-    where = _window(where, params, w, lifecycle=False)
-    return await page(
-        conn,
-        f"{S}.edges",
-        where,
-        params,
-        sort="created_at",
-        descending=w.descending,
-        tie_breaker="edge_id",
-        limit=w.limit,
-        offset=w.offset,
-    )
+    return await _windowed(conn, "edges", "edge_id", where, params, w, lifecycle=False)
 
 
 async def participants_of(

@@ -26,6 +26,10 @@ def _json(value: Any) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
 
+def _metadata(p: dict[str, Any]) -> Jsonb:
+    return Jsonb(p.get("metadata") or {})
+
+
 async def _trajectory_created(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
     p = e.payload
     await cur.execute(
@@ -40,7 +44,7 @@ async def _trajectory_created(cur: AsyncCursor[DictRow], e: EventEnvelope) -> No
             p.get("agent_id"),
             p.get("parent_trajectory_id"),
             p["root_trajectory_id"],
-            Jsonb(p.get("metadata") or {}),
+            _metadata(p),
             e.occurred_at,
             e.occurred_at,
             e.version,
@@ -54,7 +58,7 @@ async def _trajectory_changed(cur: AsyncCursor[DictRow], e: EventEnvelope) -> No
     sets, values = _touch(e)
     if e.kind == "trajectory.updated":
         sets += ", name = %s, description = %s, metadata = %s"
-        values += [p["name"], p.get("description"), Jsonb(p.get("metadata") or {})]
+        values += [p["name"], p.get("description"), _metadata(p)]
     elif e.kind in ("trajectory.suspended", "trajectory.resumed"):
         sets += ", status = %s"
         values.append("suspended" if e.kind == "trajectory.suspended" else "active")
@@ -63,10 +67,7 @@ async def _trajectory_changed(cur: AsyncCursor[DictRow], e: EventEnvelope) -> No
         values += [e.kind.removeprefix("trajectory."), _json(p.get("outcome")), p.get("error"), e.occurred_at]
     elif e.kind == "trajectory.deleted":
         sets += ", deleted = true"
-    await cur.execute(
-        f"UPDATE trajectories SET {sets} WHERE tenant_id = %s AND trajectory_id = %s",
-        [*values, e.tenant_id, e.stream_id],
-    )
+    await _save(cur, "trajectories", e, sets, values)
 
 
 async def _scope_opened(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
@@ -83,7 +84,7 @@ async def _scope_opened(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
             p["name"],
             p.get("purpose"),
             p["token_budget"],
-            Jsonb(p.get("metadata") or {}),
+            _metadata(p),
             e.occurred_at,
             e.occurred_at,
             e.version,
@@ -97,7 +98,7 @@ async def _scope_changed(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
     sets, values = _touch(e)
     if e.kind == "scope.updated":
         sets += ", name = %s, purpose = %s, token_budget = %s, metadata = %s"
-        values += [p["name"], p.get("purpose"), p["token_budget"], Jsonb(p.get("metadata") or {})]
+        values += [p["name"], p.get("purpose"), p["token_budget"], _metadata(p)]
     elif e.kind == "scope.checkpointed":
         sets += ", checkpoint = %s"
         checkpoint = {"context_state": p["context_state"], "recoverable": p["recoverable"]}
@@ -110,9 +111,7 @@ async def _scope_changed(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
         values.append(e.occurred_at)
     elif e.kind == "scope.deleted":
         sets += ", deleted = true"
-    await cur.execute(
-        f"UPDATE scopes SET {sets} WHERE tenant_id = %s AND scope_id = %s", [*values, e.tenant_id, e.stream_id]
-    )
+    await _save(cur, "scopes", e, sets, values)
 
 
 async def _turn_recorded(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
@@ -133,7 +132,7 @@ async def _turn_recorded(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
             p.get("token_count", 0),
             _json(p.get("tool_calls")),
             _json(p.get("tool_results")),
-            Jsonb(p.get("metadata") or {}),
+            _metadata(p),
             p.get("execution_id"),
             p.get("node_id"),
             e.occurred_at,
@@ -153,18 +152,27 @@ async def _turn_changed(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
             p["content"],
             _json(p.get("tool_calls")),
             _json(p.get("tool_results")),
-            Jsonb(p.get("metadata") or {}),
+            _metadata(p),
         ]
     elif e.kind == "turn.deleted":
         sets += ", deleted = true"
-    await cur.execute(
-        f"UPDATE turns SET {sets} WHERE tenant_id = %s AND turn_id = %s", [*values, e.tenant_id, e.stream_id]
-    )
+    await _save(cur, "turns", e, sets, values)
 
 
 def _touch(e: EventEnvelope) -> tuple[str, list[Any]]:
     """What every change writes: the stream's version, its latest event, the time."""
     return "version = %s, last_event_id = %s, updated_at = %s", [e.version, e.event_id, e.occurred_at]
+
+
+# Each table's key column: the id of the stream a row mirrors (also the lists' tie-breaker).
+_KEYS = {"trajectories": "trajectory_id", "scopes": "scope_id", "turns": "turn_id"}
+
+
+async def _save(cur: AsyncCursor[DictRow], table: str, e: EventEnvelope, sets: str, values: list[Any]) -> None:
+    """Write ``sets`` (from ``_touch`` on) to the row of the event's stream."""
+    await cur.execute(
+        f"UPDATE {table} SET {sets} WHERE tenant_id = %s AND {_KEYS[table]} = %s", [*values, e.tenant_id, e.stream_id]
+    )
 
 
 _COMMON = (
@@ -252,7 +260,7 @@ async def _list(
         if value is not None:
             where += f" AND {column} = %s"
             params.append(value)
-    tie = {"trajectories": "trajectory_id", "scopes": "scope_id", "turns": "turn_id"}[table]
+    tie = _KEYS[table]
     return await page(
         conn,
         f"{_S}.{table}",

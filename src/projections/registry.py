@@ -8,6 +8,7 @@ from projections.checkpoints import CheckpointsProjection
 from projections.execution_metrics import MetricsProjection
 from projections.executions import ExecutionsProjection
 from projections.knowledge import KnowledgeProjection
+from projections.memory_search import MemorySearchProjection
 from projections.memory_sessions import MemorySessionsProjection
 from projections.timeline import TimelineProjection
 from projections.timers import TimersProjection
@@ -25,6 +26,7 @@ PROJECTIONS: dict[str, type[Projection]] = {
         BranchesProjection,
         MemorySessionsProjection,
         KnowledgeProjection,
+        MemorySearchProjection,
     )
 }
 
