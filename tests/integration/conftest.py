@@ -29,7 +29,7 @@ class Running:
     def auth(self, tenant: str = "acme") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[tenant]}"}
 
-    async def wait_for(self, check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
+    async def wait_for(self, check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         while not await check():
             if asyncio.get_running_loop().time() > deadline:
