@@ -10,7 +10,7 @@ import warnings
 import psycopg
 import structlog
 
-from bench import append, dag, lag, orchestration, time_travel
+from bench import append, dag, lag, memory_search, orchestration, time_travel
 from bench.common import fmt, log, pct
 from bench.infra import infra
 from quipu.tuning import tune_gc
@@ -94,14 +94,22 @@ def time_travel_rows(t: time_travel.TimeTravelResult) -> list[tuple[str, str, st
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
+    parser.add_argument(
+        "--search-notes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="notes for the memory search latency phase (default 100,000; 5,000 with --quick)",
+    )
     args = parser.parse_args()
     if args.quick:
         sizes = {"append_n": 400, "lag_rate": 500.0, "lag_s": 4.0, "dag_n": 10_000, "samples": 100}
-        sizes |= {"runs": 40, "latency_runs": 16, "tt_events": 2000, "tt_repeats": 5}
+        sizes |= {"runs": 40, "latency_runs": 16, "tt_events": 2000, "tt_repeats": 5, "search_queries": 100}
     else:
         sizes = {"append_n": 3000, "lag_rate": 500.0, "lag_s": 10.0, "dag_n": 100_000, "samples": 200}
-        sizes |= {"runs": 200, "latency_runs": 60, "tt_events": 10_000, "tt_repeats": 15}
+        sizes |= {"runs": 200, "latency_runs": 60, "tt_events": 10_000, "tt_repeats": 15, "search_queries": 225}
+    search_notes = args.search_notes or (5_000 if args.quick else 100_000)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.basicConfig(level=logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -111,20 +119,23 @@ def main() -> None:
     with infra() as env:
         store = build_store(env.database_url, pool_size=8)
         try:
-            log("1/5 append throughput")
+            log("1/6 append throughput")
             appends = append.measure(store, env.database_url, int(sizes["append_n"]))
             quiesce(env.database_url)
-            log("2/5 append -> read-model lag")
+            log("2/6 append -> read-model lag")
             lags = lag.measure(store, env.database_url, env.nats_url, sizes["lag_rate"], sizes["lag_s"])
             quiesce(env.database_url)
-            log("3/5 DAG walks")
+            log("3/6 DAG walks")
             walks = dag.measure(store, env.database_url, int(sizes["dag_n"]), int(sizes["samples"]))
             quiesce(env.database_url)
-            log("4/5 orchestration")
+            log("4/6 orchestration")
             orch = orchestration.measure(env.database_url, env.nats_url, int(sizes["runs"]), int(sizes["latency_runs"]))
             quiesce(env.database_url)
-            log("5/5 time travel")
+            log("5/6 time travel")
             travel = time_travel.measure(store, env.database_url, int(sizes["tt_events"]), int(sizes["tt_repeats"]))
+            quiesce(env.database_url)
+            log(f"6/6 memory search through the API (Cranfield, then {search_notes:,} notes)")
+            memory = memory_search.measure(env.database_url, env.nats_url, search_notes, int(sizes["search_queries"]))
         finally:
             store.close()
     total = time.perf_counter() - started
@@ -182,6 +193,7 @@ def main() -> None:
         )
     rows += orchestration_rows(orch)
     rows += time_travel_rows(travel)
+    rows += memory_search.rows(memory)
 
     mode = "quick" if args.quick else "full"
     print(f"\nQuipu bench ({mode}; DAG build {walks.build_s:.0f} s; total {total:.0f} s)\n")
