@@ -97,6 +97,8 @@ _RESERVED_SETTINGS: Final = frozenset({"listen_addresses", "port", "unix_socket_
 _SETTING_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 _POLL_INTERVAL: Final = 0.05
+#: NATS's own default is 1 MiB; Quipu's largest event must fit with room for headers.
+DEFAULT_NATS_MAX_PAYLOAD: Final = 8 * 1024 * 1024
 _LOG_TAIL_LINES: Final = 40
 
 
@@ -796,6 +798,8 @@ class EmbeddedNats:
         port: Client port; by default a free one is picked on first start and kept.
         host: Address to listen on (clients and monitoring); loopback by default.
         timeout: Seconds to wait for readiness.
+        max_payload: Largest message the server accepts, in bytes. Above NATS's 1 MiB default
+            so that every event Quipu can append fits (see ``commands`` for the event bound).
     """
 
     def __init__(
@@ -805,9 +809,12 @@ class EmbeddedNats:
         port: int | None = None,
         host: str = "127.0.0.1",
         timeout: float = 30.0,
+        max_payload: int = DEFAULT_NATS_MAX_PAYLOAD,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.log_path = self.data_dir / "nats.log"
+        self.config_path = self.data_dir / "nats.conf"
+        self.max_payload = max_payload
         self.host = host
         self.timeout = timeout
         self._requested_port = port
@@ -923,13 +930,21 @@ class EmbeddedNats:
         self._proc = None
         atexit.unregister(self.stop)
 
+    def _write_config(self) -> None:
+        """Settings the command line cannot carry; rewritten on every start."""
+        self.config_path.write_text(f"max_payload: {self.max_payload}\n")
+        os.chmod(self.config_path, 0o600)
+
     def _spawn(self, binary: Path, port: int, monitor_port: int) -> subprocess.Popen[bytes]:
+        self._write_config()
         # stdout/stderr to the log file rather than `-l`: that also captures Go panics and
         # errors raised before the server's logger is configured.
         with self.log_path.open("ab") as log_file:
             return subprocess.Popen(
                 [
                     str(binary),
+                    "-c",
+                    str(self.config_path),
                     "-a",
                     self.host,
                     "-p",
