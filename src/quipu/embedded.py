@@ -13,13 +13,18 @@ Both listen on ``127.0.0.1`` on free ports so they never collide with, or get mi
 system PostgreSQL on 5432 or a system NATS on 4222, and keep all state under a data folder::
 
     <data_dir>/pgdata/          the Postgres cluster (owned by the service account under root)
+    <data_dir>/password         the ``postgres`` superuser's password (0600, ours)
     <data_dir>/postgres.log     Postgres server log
     <nats_dir>/jetstream/       JetStream store
     <nats_dir>/nats.log         nats-server log
 
-Security model: Postgres uses ``trust`` authentication for the ``postgres`` superuser and only
-listens on the loopback interface. That is fine for a dev box or CI runner and wrong anywhere
-else; production deployments use a managed Postgres and NATS instead.
+Security model: Postgres listens on the loopback interface only (no unix socket) and every
+pg_hba.conf rule requires ``scram-sha-256``. The ``postgres`` superuser's password is random,
+generated at first start and kept in ``<data_dir>/password`` (mode 0600, owned by the account
+that runs Quipu, not by the service account the server runs as); the URLs we hand out carry it.
+So another local user can reach the port but not log in. Clusters created before passwords
+existed (``trust``) get a password and SCRAM rules on their next start. Production deployments
+use a managed Postgres (and NATS) with credentials of their own.
 
 POSIX only (uses ``fcntl``, ``pwd`` and unix signals).
 """
@@ -57,6 +62,14 @@ import psycopg
 import structlog
 from psycopg import errors as pg_errors
 from psycopg import sql
+
+from quipu.embedded_auth import (
+    PASSWORD_FILE,
+    hba_trusts,
+    hba_with_passwords,
+    initdb_pwfile,
+    load_or_create_password,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -397,8 +410,11 @@ class EmbeddedPostgres:
     running after the process exits and a later :meth:`start` on the same ``data_dir``, from
     any process, reuses it. Call :meth:`stop` (or use the context manager) to shut it down.
 
+    Clients authenticate with SCRAM as ``postgres`` with the password kept in
+    ``data_dir/password``; :attr:`url` and :meth:`database_url` carry it.
+
     Args:
-        data_dir: Folder for the cluster (``pgdata/``), its log and a lock file.
+        data_dir: Folder for the cluster (``pgdata/``), its password, its log and a lock file.
         port: TCP port; by default a free one is picked on first start and reused on restart.
         host: Address to listen on; loopback by default.
         extra_settings: Additional ``postgresql.conf`` settings, e.g. ``{"fsync": "off"}`` for
@@ -423,11 +439,13 @@ class EmbeddedPostgres:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.pgdata = self.data_dir / "pgdata"
         self.log_path = self.data_dir / "postgres.log"
+        self.password_path = self.data_dir / PASSWORD_FILE
         self.host = host
         self.extra_settings = settings
         self.timeout = timeout
         self._requested_port = port
         self._port = port
+        self._password: str | None = None
         self._bin_dir = postgres_bin_dir()
 
     # -- public API ---------------------------------------------------------------------
@@ -439,8 +457,15 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        """``postgresql://postgres@HOST:PORT/postgres`` of the running server."""
+        """``postgresql://postgres:PASSWORD@HOST:PORT/postgres`` of the running server."""
         return self.database_url("postgres")
+
+    @property
+    def password(self) -> str:
+        """The ``postgres`` superuser's password (known once :meth:`start` ran)."""
+        if self._password is None:
+            raise EmbeddedServiceError("EmbeddedPostgres has not been started")
+        return self._password
 
     @property
     def running(self) -> bool:
@@ -452,7 +477,8 @@ class EmbeddedPostgres:
         if self._port is None:
             raise EmbeddedServiceError("EmbeddedPostgres has not been started")
         host = _url_host(self.host)
-        return f"postgresql://{SUPERUSER}@{host}:{self._port}/{quote(name, safe='')}"
+        secret = quote(self.password, safe="")
+        return f"postgresql://{SUPERUSER}:{secret}@{host}:{self._port}/{quote(name, safe='')}"
 
     def start(self) -> str:
         """Initialise the cluster if needed, start it (or reuse a running one); return its URL.
@@ -463,6 +489,7 @@ class EmbeddedPostgres:
         """
         with self._locked():
             account = _service_account()
+            self._password = load_or_create_password(self.password_path)
             running = self._wait_for_settled_postmaster()
             if running is not None:
                 if self._requested_port not in (None, running.port):
@@ -485,6 +512,7 @@ class EmbeddedPostgres:
                     self._initdb(account)
                 self._port = self._launch(account)
             self._wait_accepting()
+            self._require_password()
         return self.url
 
     def create_database(self, name: str) -> str:
@@ -641,13 +669,19 @@ class EmbeddedPostgres:
         os.chown(self.log_path, account.uid, account.gid)
 
     def _initdb(self, account: _Account | None) -> None:
+        owner = (account.uid, account.gid) if account else None
+        with initdb_pwfile(self.data_dir, self.password, owner) as pwfile:
+            self._initdb_with(account, pwfile)
+
+    def _initdb_with(self, account: _Account | None, pwfile: Path) -> None:
         base = [
             str(self._bin_dir / "initdb"),
             "-D",
             str(self.pgdata),
             "-U",
             SUPERUSER,
-            "--auth=trust",
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
             "--encoding=UTF8",
             # Collation from Postgres' builtin provider: byte order, identical on every OS and
             # immune to glibc upgrades silently invalidating text indexes.
@@ -753,12 +787,53 @@ class EmbeddedPostgres:
                     conn.execute("SELECT 1")
                 return
             except psycopg.OperationalError as exc:
+                if "password authentication failed" in str(exc):
+                    # Waiting will not help: the cluster and our password file disagree.
+                    raise EmbeddedServiceError(
+                        f"postgres on {self.host}:{self._port} refuses the password in "
+                        f"{self.password_path}; restore that file or start from a new data dir"
+                    ) from exc
                 if time.monotonic() > deadline:
                     raise EmbeddedServiceError(
                         f"postgres on {self.host}:{self._port} not accepting connections: {exc}\n"
                         f"--- {self.log_path} ---\n{_log_tail(self.log_path)}"
                     ) from exc
                 time.sleep(_POLL_INTERVAL)
+
+    def _require_password(self) -> None:
+        """Upgrade a cluster initialised with ``trust`` (before Quipu set passwords) to SCRAM.
+
+        Runs while the old rules still let us in: set the password first (sent as a SCRAM
+        verifier, so the clear text never reaches the server or its log), then rewrite
+        pg_hba.conf and reload. Idempotent, and a no-op on clusters that already use SCRAM.
+        """
+        hba = self.pgdata / "pg_hba.conf"
+        text = hba.read_text()
+        if not hba_trusts(text):
+            return
+        with psycopg.connect(self.url, connect_timeout=5, autocommit=True) as conn:
+            verifier = conn.pgconn.encrypt_password(self.password.encode(), SUPERUSER.encode(), b"scram-sha-256")
+            role, secret = sql.Identifier(SUPERUSER), sql.Literal(verifier.decode())
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, secret))
+            # Written in place: the file keeps its owner (the service account) and mode.
+            hba.write_text(hba_with_passwords(text))
+            conn.execute("SELECT pg_reload_conf()")
+        self._wait_refuses_wrong_password()
+        log.info("embedded_postgres_auth_upgraded", pgdata=str(self.pgdata), method="scram-sha-256")
+
+    def _wait_refuses_wrong_password(self) -> None:
+        """Block until the reloaded rules are in force (the reload is asynchronous)."""
+        assert self._port is not None
+        wrong = f"postgresql://{SUPERUSER}:not-the-password@{_url_host(self.host)}:{self._port}/postgres"
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            try:
+                psycopg.connect(wrong, connect_timeout=2).close()
+            except psycopg.OperationalError as exc:
+                if "password authentication failed" in str(exc):
+                    return
+            time.sleep(_POLL_INTERVAL)
+        raise EmbeddedServiceError(f"postgres for {self.pgdata} still lets clients in without a password")
 
 
 # --------------------------------------------------------------------------------------------

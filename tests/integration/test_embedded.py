@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
+import time
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import nats
 import psycopg
@@ -49,7 +53,8 @@ def test_postgres_extensions_and_persistence(postgres: EmbeddedPostgres) -> None
     url = postgres.start()
     assert postgres.port is not None
     assert postgres.port not in SYSTEM_PORTS
-    assert url == f"postgresql://postgres@127.0.0.1:{postgres.port}/postgres"
+    secret = quote(postgres.password, safe="")
+    assert url == f"postgresql://postgres:{secret}@127.0.0.1:{postgres.port}/postgres"
     assert postgres.url == url
     assert postgres.running
 
@@ -99,10 +104,98 @@ def test_postgres_restarts_after_kill(postgres: EmbeddedPostgres) -> None:
 def test_postgres_create_database(postgres: EmbeddedPostgres) -> None:
     postgres.start()
     db_url = postgres.create_database("quipu_test")
-    assert db_url == f"postgresql://postgres@127.0.0.1:{postgres.port}/quipu_test"
+    secret = quote(postgres.password, safe="")
+    assert db_url == f"postgresql://postgres:{secret}@127.0.0.1:{postgres.port}/quipu_test"
     assert postgres.create_database("quipu_test") == db_url  # idempotent
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT current_database()").fetchone() == ("quipu_test",)
+
+
+def _refused(url: str) -> str:
+    with pytest.raises(psycopg.OperationalError) as caught:
+        psycopg.connect(url, connect_timeout=5).close()
+    return str(caught.value)
+
+
+def _wait_open(url: str) -> None:
+    """Until the reloaded trust rules let any password in (a reload is asynchronous)."""
+    for _ in range(100):
+        try:
+            psycopg.connect(url, connect_timeout=5).close()
+            return
+        except psycopg.OperationalError:
+            time.sleep(0.05)
+    raise AssertionError("trust rules never took effect")
+
+
+def test_postgres_requires_its_generated_password(postgres: EmbeddedPostgres) -> None:
+    url = postgres.start()
+    password_file = postgres.data_dir / "password"
+    info = password_file.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert info.st_uid == os.geteuid()  # ours, not the service account's
+    assert password_file.read_text().strip() == postgres.password
+    assert len(postgres.password) >= 32
+    assert not list(postgres.data_dir.glob(".initdb-pwfile*"))  # initdb's copy is gone
+
+    hba = (postgres.pgdata / "pg_hba.conf").read_text()
+    rules = [line.split() for line in hba.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert rules and all(rule[-1] == "scram-sha-256" for rule in rules)
+
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
+    base = f"127.0.0.1:{postgres.port}/postgres"
+    assert "password authentication failed" in _refused(f"postgresql://postgres:wrong@{base}")
+    assert "no password" in _refused(f"postgresql://postgres@{base}")
+    assert "password authentication failed" in _refused(f"postgresql://someone:{quote(postgres.password)}@{base}")
+
+    # The password survives restarts and new handles on the same data dir.
+    postgres.stop()
+    again = EmbeddedPostgres(postgres.data_dir, port=postgres.port)
+    assert again.start() == url
+    assert again.password == postgres.password
+
+
+def test_postgres_created_with_trust_gets_a_password_on_start(postgres: EmbeddedPostgres) -> None:
+    """Data dirs made before passwords existed: initdb --auth=trust, no password file."""
+    postgres.start()
+    hba_path = postgres.pgdata / "pg_hba.conf"
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (v text)")
+        conn.execute("INSERT INTO kept VALUES ('from the trust days')")
+        conn.execute("ALTER ROLE postgres PASSWORD NULL")
+        hba_path.write_text(hba_path.read_text().replace("scram-sha-256", "trust"))
+        conn.execute("SELECT pg_reload_conf()")
+        conn.execute("CHECKPOINT")
+    base = f"127.0.0.1:{postgres.port}/postgres"
+    _wait_open(f"postgresql://postgres:anything@{base}")  # the legacy state: anyone gets in
+    postgres.stop()
+    (postgres.data_dir / "password").unlink()
+    old_password = postgres.password
+
+    upgraded = EmbeddedPostgres(postgres.data_dir, port=postgres.port, extra_settings={"fsync": "off"})
+    url = upgraded.start()
+    assert upgraded.password != old_password
+    assert stat.S_IMODE((upgraded.data_dir / "password").stat().st_mode) == 0o600
+    assert "trust" not in "".join(
+        line for line in hba_path.read_text().splitlines() if not line.lstrip().startswith("#")
+    )
+    assert hba_path.stat().st_uid == postgres.pgdata.stat().st_uid  # still the server's file
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT v FROM kept").fetchone() == ("from the trust days",)
+    assert "password authentication failed" in _refused(f"postgresql://postgres:wrong@{base}")
+    assert "no password" in _refused(f"postgresql://postgres@{base}")
+
+    # Upgrading also works on a trust cluster that is still running (reused, not restarted).
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER ROLE postgres PASSWORD NULL")
+        hba_path.write_text(hba_path.read_text().replace("scram-sha-256", "trust"))
+        conn.execute("SELECT pg_reload_conf()")
+    _wait_open(f"postgresql://postgres:anything@{base}")
+    assert EmbeddedPostgres(postgres.data_dir).start() == url
+    assert "password authentication failed" in _refused(f"postgresql://postgres:wrong@{base}")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM kept").fetchone() == (1,)
 
 
 def test_postgres_rejects_reserved_settings(tmp_path: Path) -> None:
