@@ -13,7 +13,9 @@ it reads the Postgres log, sends the log after its resume point, then the live m
 skipping every notification id it already sent. A live execution event whose version
 does not follow the replica's (a message lost in transit) sends the feed back to the log,
 and so does every quiet keep-alive period. Without NATS (down, or no event stream yet) the
-feed polls the log instead.
+feed polls the log instead. A NATS message is only a hint (invariant 8): what is sent is
+the envelope the log holds at the message's position, and a message the log does not
+confirm is dropped and counted (``quipu_bus_messages_rejected_total{consumer="live"}``).
 
 Progress, current nodes and the state come from an execution aggregate replica kept per
 subscriber: loaded once (event store, in a thread) as of the resume point and then
@@ -32,7 +34,6 @@ from uuid import UUID
 
 import anyio
 import anyio.to_thread
-import msgspec
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -45,6 +46,7 @@ from psycopg.rows import DictRow
 from api.context import ApiContext
 from api.live_messages import LiveMessage, execution_message, glass_box
 from commands.log import envelope_from_row
+from commands.log_trust import Claim, claim_of, confirmed, reject
 from commands.schema import EVENTS_TABLE
 from domain.envelope import EventEnvelope, event_from_envelope
 from domain.errors import FieldProblem, NotFound, ValidationFailed
@@ -257,12 +259,34 @@ class ExecutionFeed:
                 getter.cancel()  # a message not yet taken stays in the inbox
         if not getter.done() or getter.cancelled():
             return (await self._read_log())[0]
-        envelope = msgspec.json.decode(getter.result().data, type=EventEnvelope)
-        if envelope.notification_id <= self._position or not self._belongs(envelope):
-            return []  # sent already from the log, or not this execution's
-        if not envelope.kind.startswith("telemetry.") and envelope.version != self._next_version():
-            return (await self._read_log())[0]  # a message went missing in transit: the log has it
-        return [envelope]
+        msgs = [getter.result()]
+        while len(msgs) < BATCH and not self._inbox.empty():  # what else arrived: one log query for all
+            msgs.append(self._inbox.get_nowait())
+        out: list[EventEnvelope] = []
+        version = self._next_version()
+        for envelope in await self._confirmed(msgs):
+            if envelope.notification_id <= self._position or not self._belongs(envelope):
+                continue  # sent already from the log, or not this execution's
+            if not envelope.kind.startswith("telemetry."):
+                if envelope.version != version:
+                    return (await self._read_log())[0]  # a message went missing in transit: the log has it
+                version += 1
+            out.append(envelope)
+        return out
+
+    async def _confirmed(self, msgs: list[Msg]) -> list[EventEnvelope]:
+        """The log's envelopes for the messages the log confirms, in log order."""
+        claims: list[tuple[Claim, str]] = []
+        for msg in msgs:
+            claim = claim_of(msg.data, msg.headers)
+            if claim is None:
+                reject("live", "malformed", subject=msg.subject)
+            else:
+                claims.append((claim, msg.subject))
+        if not claims:
+            return []
+        async with self._ctx.pool.connection() as conn:
+            return await confirmed(conn, "live", claims)
 
     async def _poll(self, seconds: float) -> list[EventEnvelope]:
         batch, _ = await self._read_log()

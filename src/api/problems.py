@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Permissio
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from commands.errors import CausesRejected, ConcurrencyConflict, IdempotencyMismatch, PreconditionFailed
+from commands.limits import EventTooLarge
 from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
 from domain.events import UnknownKind
 from projections.search_index import VectorSearchUnavailable
@@ -103,6 +104,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         field = "caused_by" if isinstance(exc, CausesRejected) else "Idempotency-Key"
         code = "unknown_cause" if isinstance(exc, CausesRejected) else "idempotency_key_reused"
         return problem_response(request, 422, str(exc), code=code, errors=[FieldError(field, str(exc), code)])
+    if isinstance(exc, EventTooLarge):  # an event outgrew its request (e.g. a checkpoint's merged state)
+        return problem_response(request, 413, str(exc), code="event-too-large")
     if isinstance(exc, UnknownKind):
         return problem_response(request, 404, f"unknown event kind '{exc}'", code="unknown-kind")
     if isinstance(exc, PreconditionFailed):

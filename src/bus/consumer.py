@@ -1,11 +1,19 @@
-"""Projectors as durable JetStream consumers feeding the exactly-once applier."""
+"""Projectors as durable JetStream consumers feeding the exactly-once applier.
+
+Only the log is trusted (invariant 8). A message means "the log has reached notification
+id N": the projector reads the log from its position up to the highest N the log
+confirms (same event id, and hash) and applies what the log holds - one range query per
+batch. A gap or a jump in positions is healed from the log, never skipped. A message the
+log refutes (a position beyond the head, another event id or hash) is dropped, logged and
+counted (``quipu_bus_messages_rejected_total``) and moves nothing.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from uuid import UUID
 
-import msgspec
 import psycopg
 import structlog
 from nats.aio.msg import Msg
@@ -17,13 +25,13 @@ from psycopg.rows import DictRow, dict_row
 from bus.runtime import become_leader, connect_nats, run_until_stopped
 from bus.streams import ensure_event_stream
 from bus.subjects import Subjects
-from commands.log import read_after
+from commands.log import identities_at, read_after
+from commands.log_trust import Claim, claim_of, mismatch, reject
 from domain.envelope import EventEnvelope
 from projections.applier import apply_batch, ensure_schema, position, retry_dead_letters
 from projections.base import Projection
 
 log = structlog.get_logger(__name__)
-_decode = msgspec.json.Decoder(EventEnvelope).decode
 
 
 class Projector:
@@ -96,14 +104,7 @@ class Projector:
                     except (NatsTimeout, TimeoutError):  # nats-py raises either on an empty fetch
                         msgs = []
                     if msgs:
-                        # Messages at or below what is applied (after a catch-up from the
-                        # log or a rebuild) are acked unread: a backlog of them must not
-                        # delay what is new. apply_batch re-checks against the database.
-                        fresh = [m for m in msgs if _notification_id(m) > applied_upto]
-                        if fresh:
-                            envelopes = sorted((_decode(m.data) for m in fresh), key=lambda e: e.notification_id)
-                            await apply_batch(conn, self.projection, envelopes)
-                            applied_upto = max(applied_upto, envelopes[-1].notification_id)
+                        applied_upto = await self._apply_hints(conn, msgs, applied_upto)
                         # Ack only after commit: a crash before this line means redelivery,
                         # which the tracking position turns into a no-op.
                         await msgs[-1].ack()
@@ -113,6 +114,65 @@ class Projector:
             finally:
                 with contextlib.suppress(Exception):
                     await nc.close()
+
+    @property
+    def _consumer(self) -> str:
+        return f"projector:{self.projection.name}"
+
+    async def _apply_hints(self, conn: AsyncConnection[DictRow], msgs: list[Msg], applied_upto: int) -> int:
+        """Apply the log up to the highest position the messages claim and the log
+        confirms; returns the new position."""
+        fresh: list[tuple[Claim, str]] = []
+        stale: list[tuple[Claim, str]] = []
+        for msg in msgs:
+            claim = claim_of(msg.data, msg.headers)
+            if claim is None:
+                reject(self._consumer, "malformed", subject=msg.subject)
+            else:
+                (fresh if claim.notification_id > applied_upto else stale).append((claim, msg.subject))
+        if stale:
+            # At or below the position (a redelivery, or a backlog after a catch-up from
+            # the log): nothing to apply, but a forgery is still counted.
+            await self._check(conn, stale, await identities_at(conn, [c.notification_id for c, _ in stale]))
+        if not fresh:
+            return applied_upto
+        target = max(c.notification_id for c, _ in fresh)
+        limit = max(self._batch_size * 2, 512)
+        events = await read_after(conn, applied_upto, limit, upto=target)
+        if len(events) < limit:  # the whole range in hand: check the claims against it
+            top = await self._check(conn, fresh, {e.notification_id: (e.event_id, e.hash) for e in events})
+            events = [e for e in events if e.notification_id <= top]
+            if events:
+                await apply_batch(conn, self.projection, events)
+                return events[-1].notification_id
+            return applied_upto
+        # Far behind (or a claim far ahead): check the claims alone, then stream the log.
+        top = await self._check(conn, fresh, await identities_at(conn, [c.notification_id for c, _ in fresh]))
+        position = applied_upto
+        while position < top:
+            if not events:
+                events = await read_after(conn, position, limit, upto=top)
+                if not events:
+                    break
+            events = [e for e in events if e.notification_id <= top]
+            if not events:
+                break
+            await apply_batch(conn, self.projection, events)
+            position, events = events[-1].notification_id, []
+        return max(position, applied_upto)
+
+    async def _check(
+        self, conn: AsyncConnection[DictRow], claims: list[tuple[Claim, str]], logged: dict[int, tuple[UUID, str]]
+    ) -> int:
+        """Reject what the log refutes; the highest confirmed position (0 if none)."""
+        top = 0
+        for claim, subject in claims:
+            reason = mismatch(claim, logged.get(claim.notification_id))
+            if reason is None:
+                top = max(top, claim.notification_id)
+            else:
+                reject(self._consumer, reason, claim, subject)
+        return top
 
     async def _catch_up_from_log(self, conn: AsyncConnection[DictRow]) -> int:
         start, _ = await position(conn, self.projection)
@@ -134,8 +194,3 @@ class Projector:
             return batch[0] if batch else None
 
         return fetch
-
-
-def _notification_id(msg: Msg) -> int:
-    header = (msg.headers or {}).get("Quipu-Notification-Id")
-    return int(header) if header else _decode(msg.data).notification_id

@@ -7,6 +7,10 @@ and acks the event only after JetStream acked the task. A crash in between re-pu
 and JetStream drops the duplicate. For an approval node it publishes ``hitp_required``
 on the notices stream the same way. Several dispatchers may share the durable consumer:
 each event is handled by one of them, and order between tasks does not matter.
+
+A message is only a hint (invariant 8): the dispatcher looks the event up in the log at
+the position the message names and dispatches the log's envelope; a message the log does
+not confirm, or that names an event of another kind, is dropped and counted.
 """
 
 from __future__ import annotations
@@ -18,21 +22,24 @@ from uuid import UUID
 
 import msgspec
 import structlog
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
 
 from bus.runtime import connect_nats, run_until_stopped
 from bus.streams import ensure_event_stream, ensure_work_streams
 from bus.subjects import DEFAULT_AGENT_TYPE, Subjects
 from bus.tasks import HitpRequired, Task
+from commands.log_trust import Claim, claim_of, confirmed, reject
 from domain.envelope import EventEnvelope
 from domain.errors import NotFound
 from domain.execution import Execution
 from domain.hashing import state_hash
 
 log = structlog.get_logger(__name__)
-_decode = msgspec.json.Decoder(EventEnvelope).decode
 _encode = msgspec.json.Encoder().encode
 DISPATCHED = Counter("quipu_tasks_dispatched_total", "Tasks and notices published for workers", ["type"])
 
@@ -41,8 +48,11 @@ LoadExecution = Callable[[str, UUID, int], Execution]
 
 
 class Dispatcher:
-    def __init__(self, nats_url: str, subjects: Subjects, load: LoadExecution, *, batch_size: int = 64) -> None:
+    def __init__(
+        self, nats_url: str, subjects: Subjects, load: LoadExecution, *, database_url: str, batch_size: int = 64
+    ) -> None:
         self._nats_url = nats_url
+        self._database_url = database_url
         self._subjects = subjects
         self._load = load
         self._batch_size = batch_size
@@ -55,6 +65,12 @@ class Dispatcher:
         await run_until_stopped(stop, self._run_once, "dispatcher_retrying")
 
     async def _run_once(self, stop: asyncio.Event) -> None:
+        async with await AsyncConnection.connect(
+            self._database_url, autocommit=True, row_factory=dict_row, application_name="quipu-dispatcher"
+        ) as conn:
+            await self._consume(conn, stop)
+
+    async def _consume(self, conn: AsyncConnection[DictRow], stop: asyncio.Event) -> None:
         nc = await connect_nats(self._nats_url)
         try:
             js = nc.jetstream(timeout=5)
@@ -77,12 +93,31 @@ class Dispatcher:
                     msgs = await sub.fetch(self._batch_size, timeout=0.5)
                 except (NatsTimeout, TimeoutError):  # nats-py raises either on an empty fetch
                     continue
-                for msg in msgs:
-                    await self._dispatch(js, _decode(msg.data))
+                for envelope in await self._from_log(conn, msgs):
+                    await self._dispatch(js, envelope)
+                for msg in msgs:  # only after every confirmed one went out: a crash re-sends, dedup drops
                     await msg.ack()
         finally:
             with contextlib.suppress(Exception):
                 await nc.close()
+
+    async def _from_log(self, conn: AsyncConnection[DictRow], msgs: list[Msg]) -> list[EventEnvelope]:
+        """The log's envelopes for the messages it confirms (one query per batch)."""
+        claims: list[tuple[Claim, str]] = []
+        for msg in msgs:
+            claim = claim_of(msg.data, msg.headers)
+            if claim is None:
+                reject("dispatcher", "malformed", subject=msg.subject)
+            else:
+                claims.append((claim, msg.subject))
+        envelopes = await confirmed(conn, "dispatcher", claims) if claims else []
+        out: list[EventEnvelope] = []
+        for envelope in envelopes:
+            if envelope.kind != "execution.node_scheduled":  # a real event, but not one to dispatch
+                reject("dispatcher", "unexpected_kind", Claim(envelope.event_id, envelope.notification_id))
+            else:
+                out.append(envelope)
+        return out
 
     async def _dispatch(self, js: object, envelope: EventEnvelope) -> None:
         node_type = envelope.payload.get("node_type", "task")

@@ -3,6 +3,12 @@
 Position is stored in Postgres only after JetStream acknowledged, so a crash re-sends at
 most one batch and JetStream drops the repeats by ``Nats-Msg-Id``. Several relays may run:
 a Postgres advisory lock makes exactly one of them active, the others wait to take over.
+
+One event can never stop the relay: an event the bus refuses for a reason retrying cannot
+fix (larger than its ``max_payload``, or refused by JetStream as too large) is recorded as
+a ``system.event_unpublishable`` event of its own (parent: that event), counted in
+``quipu_relay_unpublishable_total``, and the relay goes on with the next. Consumers lose
+nothing by it: they apply events from the log, and a later message heals the gap.
 """
 
 from __future__ import annotations
@@ -14,7 +20,12 @@ from typing import Any
 
 import msgspec
 import structlog
+from eventsourcing.persistence import PersistenceError
+from nats.aio.client import Client as NATS
+from nats.errors import BadSubjectError, MaxPayloadError
 from nats.js.client import JetStreamContext
+from nats.js.errors import APIError
+from prometheus_client import Counter
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 
@@ -24,11 +35,42 @@ from bus.runtime import become_leader, connect_nats, run_until_stopped
 from bus.streams import ensure_event_stream, last_message_id
 from bus.subjects import Subjects
 from commands.log import head, read_after
+from commands.store import EventStore, postgres_env
+from commands.system_records import LoggedEvent, SystemRecords
 from domain.envelope import EventEnvelope
 
 log = structlog.get_logger(__name__)
 PUBLISH_ACK_TIMEOUT = 10.0
 _encoder = msgspec.json.Encoder()
+RELAY_UNPUBLISHABLE = Counter(
+    "quipu_relay_unpublishable_total", "Events the bus refused for good, recorded as system.event_unpublishable"
+)
+# JetStream's "message size exceeds maximum allowed": the stream's own size limit.
+_TOO_LARGE_FOR_STREAM = 10054
+
+
+class RecordFailed(OSError):
+    """Recording an unpublishable event failed (Postgres away): retried like an outage."""
+
+
+def _header_bytes(headers: dict[str, str]) -> int:
+    """Size of the NATS header block; the server counts it against ``max_payload``."""
+    return len(b"NATS/1.0\r\n\r\n") + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
+
+
+def _permanent(error: BaseException) -> str | None:
+    """Why the bus will never take this one message, or None when a retry may succeed.
+
+    Deliberately narrow: an error that may concern the whole stream (storage full, no
+    responders, a broken chain) is retried, or one outage would mark every event.
+    """
+    if isinstance(error, MaxPayloadError):
+        return "larger than the bus max_payload"
+    if isinstance(error, BadSubjectError):
+        return "its subject is not a valid NATS subject"
+    if isinstance(error, APIError) and error.err_code == _TOO_LARGE_FOR_STREAM:
+        return f"refused by JetStream: {error.description}"
+    return None
 
 
 class Relay:
@@ -50,11 +92,17 @@ class Relay:
         self._batch_size = batch_size
         self._idle_wait = idle_wait
         self._wakeup = asyncio.Event()
+        self._records: SystemRecords | None = None
         self.published = 0
+        self.unpublishable = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; survives Postgres and NATS outages by retrying."""
-        await run_until_stopped(stop, self._run_as_leader, "relay_retrying", relay=self._name)
+        try:
+            await run_until_stopped(stop, self._run_as_leader, "relay_retrying", relay=self._name)
+        finally:
+            if self._records is not None:
+                await asyncio.to_thread(self._records.close)
 
     async def _run_as_leader(self, stop: asyncio.Event) -> None:
         async with await AsyncConnection.connect(
@@ -75,7 +123,7 @@ class Relay:
                 await ensure_event_stream(js, self._subjects)
                 listener = asyncio.create_task(self._listen())
                 try:
-                    await self._pump(conn, js, stop)
+                    await self._pump(conn, nc, js, stop)
                 finally:
                     listener.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -91,13 +139,12 @@ class Relay:
             async for _ in conn.notifies():
                 self._wakeup.set()
 
-    async def _pump(self, conn: AsyncConnection[DictRow], js: JetStreamContext, stop: asyncio.Event) -> None:
+    async def _pump(self, conn: AsyncConnection[DictRow], nc: NATS, js: JetStreamContext, stop: asyncio.Event) -> None:
         position, expected_last = await self._resume_point(conn, js)
         while not stop.is_set():
             batch = await read_after(conn, position, self._batch_size)
             if batch:
-                await self._publish(js, batch, expected_last)
-                expected_last = str(batch[-1].event_id)
+                expected_last = await self._publish_all(conn, nc, js, batch, expected_last)
                 position = batch[-1].notification_id
                 await self._store_position(conn, position)
                 self.published += len(batch)
@@ -112,33 +159,106 @@ class Relay:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wait_any(stop), self._idle_wait)
 
-    async def _publish(self, js: JetStreamContext, batch: list[EventEnvelope], expected_last: str | None) -> None:
-        """Publish a batch pipelined, each message chained to its predecessor.
+    async def _publish_all(
+        self,
+        conn: AsyncConnection[DictRow],
+        nc: NATS,
+        js: JetStreamContext,
+        batch: list[EventEnvelope],
+        expected_last: str | None,
+    ) -> str | None:
+        """Publish ``batch``; an event refused for good is recorded and passed by, and the
+        chain continues from the last message the stream holds. Returns that message's id."""
+        start = 0
+        while start < len(batch):
+            refused, reason, size, expected_last = await self._publish(nc, js, batch[start:], expected_last)
+            if refused is None:
+                break
+            event = batch[start + refused]
+            await self._record_unpublishable(event, size, reason)
+            # Recorded: a crash from here on must not try this event again.
+            await self._store_position(conn, event.notification_id)
+            start += refused + 1
+        return expected_last
+
+    async def _publish(
+        self, nc: NATS, js: JetStreamContext, batch: list[EventEnvelope], expected_last: str | None
+    ) -> tuple[int | None, str, int, str | None]:
+        """Publish a run of events pipelined, each message chained to its predecessor.
 
         ``Nats-Expected-Last-Msg-Id`` makes JetStream refuse a message unless the
         previous one is the stream's last, so a message lost in flight (a reconnect
         replays the client's buffer) can never let a later one overtake it: the batch
         fails and is re-sent from the stored position, repeats dropped by dedup
         (which JetStream checks before the expectation).
+
+        Stops at the first event the bus refuses for good and returns (its index in
+        ``batch``, why, its size, the id of the last message published before it); the
+        events after it were refused by the chain and go out in the next run. Any other
+        failure raises, and the whole batch is retried.
         """
         futures: list[asyncio.Future[Any]] = []
+        sizes: list[int] = []
+        refused: tuple[int, str, int] | None = None
+        last_ok = expected_last
         try:
-            for envelope in batch:
+            for index, envelope in enumerate(batch):
                 headers = headers_for(envelope)
                 if expected_last is not None:
                     headers["Nats-Expected-Last-Msg-Id"] = expected_last
-                expected_last = headers["Nats-Msg-Id"]
-                futures.append(
-                    await js.publish_async(
-                        self._subjects.event(envelope.tenant_id, envelope.kind),
-                        _encoder.encode(envelope),
-                        headers=headers,
+                payload = _encoder.encode(envelope)
+                size = len(payload) + _header_bytes(headers)
+                if size > nc.max_payload:  # checked here: nats-py leaks a pending future on MaxPayloadError
+                    refused = (index, f"{size} bytes exceed the bus max_payload of {nc.max_payload} bytes", size)
+                    break
+                try:
+                    future = await js.publish_async(
+                        self._subjects.event(envelope.tenant_id, envelope.kind), payload, headers=headers
                     )
-                )
-            await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_ACK_TIMEOUT)
+                except (MaxPayloadError, BadSubjectError) as error:
+                    refused = (index, _permanent(error) or repr(error), size)
+                    break
+                futures.append(future)
+                sizes.append(size)
+                expected_last = headers["Nats-Msg-Id"]
+            results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), PUBLISH_ACK_TIMEOUT)
         finally:
             for future in futures:
                 future.cancel()
+        for index, result in enumerate(results):
+            if isinstance(result, BaseException):
+                reason = _permanent(result)
+                if reason is None:
+                    raise result
+                return index, reason, sizes[index], last_ok
+            last_ok = str(batch[index].event_id)
+        if refused is not None:
+            index, reason, size = refused
+            return index, reason, size, last_ok
+        return None, "", 0, last_ok
+
+    async def _record_unpublishable(self, event: EventEnvelope, size: int, reason: str) -> None:
+        if self._records is None:
+            store = await asyncio.to_thread(EventStore, postgres_env(self._database_url, pool_size=1))
+            self._records = SystemRecords(store)
+        records = self._records
+        logged = LoggedEvent(event.event_id, event.tenant_id, event.notification_id, event.kind)
+        try:
+            fresh = await asyncio.to_thread(records.record_unpublishable, logged, size=size, reason=reason)
+        except PersistenceError as error:
+            raise RecordFailed(f"recording unpublishable event {event.event_id} failed: {error}") from error
+        if fresh:
+            RELAY_UNPUBLISHABLE.inc()
+            self.unpublishable += 1
+        log.error(
+            "relay_event_unpublishable",
+            event_id=str(event.event_id),
+            notification_id=event.notification_id,
+            kind=event.kind,
+            size=size,
+            reason=reason,
+            recorded=fresh,
+        )
 
     async def _resume_point(self, conn: AsyncConnection[DictRow], js: JetStreamContext) -> tuple[int, str | None]:
         """Where to continue: the stored position, or further if the stream already holds

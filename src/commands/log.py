@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
@@ -80,3 +81,46 @@ async def backlog(conn: AsyncConnection[DictRow], after: int) -> tuple[int, floa
     row = await cur.fetchone()
     assert row is not None
     return int(row["n"]), max(0.0, float(row["age"]))
+
+
+_AT = (
+    "SELECT d.kind, d.depth, d.hash, e.notification_id, e.state"
+    f" FROM {EVENTS_TABLE} e JOIN event_dag d ON d.notification_id = e.notification_id"
+    " WHERE e.notification_id = ANY(%s)"
+)
+
+
+async def read_at(conn: AsyncConnection[DictRow], positions: Sequence[int]) -> dict[int, EventEnvelope]:
+    """The events recorded at exactly these notification ids (absent ones are missing):
+    what a bus consumer applies instead of the message it was handed (invariant 8)."""
+    if not positions:
+        return {}
+    cur = await conn.execute(_AT, (list(positions),), prepare=True)
+    return {row["notification_id"]: envelope_from_row(row) for row in await cur.fetchall()}
+
+
+async def identities_at(conn: AsyncConnection[DictRow], positions: Sequence[int]) -> dict[int, tuple[UUID, str]]:
+    """(event id, hash) of the events at these notification ids, without their bodies."""
+    if not positions:
+        return {}
+    cur = await conn.execute(
+        "SELECT notification_id, event_id, hash FROM event_dag WHERE notification_id = ANY(%s)",
+        (list(positions),),
+        prepare=True,
+    )
+    return {row["notification_id"]: (row["event_id"], row["hash"].strip()) for row in await cur.fetchall()}
+
+
+async def read_kind(
+    conn: AsyncConnection[DictRow], kind: str, *, tenant_id: str | None = None, limit: int | None = None
+) -> list[EventEnvelope]:
+    """The events of one kind (all tenants', or one tenant's), oldest first (all when
+    ``limit`` is None)."""
+    query = (
+        "SELECT d.kind, d.depth, d.hash, d.notification_id, e.state"
+        f" FROM event_dag d JOIN {EVENTS_TABLE} e ON e.notification_id = d.notification_id"
+        " WHERE d.kind = %(kind)s AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)"
+        " ORDER BY d.notification_id LIMIT %(limit)s"
+    )
+    cur = await conn.execute(query, {"kind": kind, "tenant": tenant_id, "limit": limit})
+    return [envelope_from_row(row) for row in await cur.fetchall()]

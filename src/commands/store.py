@@ -18,6 +18,8 @@ from prometheus_client import Counter, Histogram
 
 from commands.errors import CausesRejected, ConcurrencyConflict
 from commands.group_commit import GroupCommitter
+from commands.limits import DEFAULT_MAX_EVENT_BYTES
+from commands.limits import ENV_KEY as LIMIT_KEY
 from commands.mapper import MsgspecMapper
 from commands.recorder import CausalLinkError, DagRecorder
 from commands.snapshots import (
@@ -98,7 +100,8 @@ class EventStore(Application[UUID]):
         super().close()
 
     def construct_mapper(self) -> Mapper[UUID]:
-        return MsgspecMapper(transcoder=None)  # type: ignore[arg-type]
+        bound = int(self.env.get(LIMIT_KEY) or DEFAULT_MAX_EVENT_BYTES)
+        return MsgspecMapper(transcoder=None, max_event_bytes=bound)  # type: ignore[arg-type]
 
     def load(
         self,

@@ -4,6 +4,30 @@ happens to be imported."""
 
 from __future__ import annotations
 
-from domain import access, artifact, entity_edge, execution, note, scope, telemetry, trajectory, turn, workflow
+from domain import (
+    access,
+    artifact,
+    entity_edge,
+    execution,
+    note,
+    scope,
+    system,
+    telemetry,
+    trajectory,
+    turn,
+    workflow,
+)
 
-AGGREGATE_MODULES = (access, artifact, entity_edge, execution, note, scope, telemetry, trajectory, turn, workflow)
+AGGREGATE_MODULES = (
+    access,
+    artifact,
+    entity_edge,
+    execution,
+    note,
+    scope,
+    system,
+    telemetry,
+    trajectory,
+    turn,
+    workflow,
+)

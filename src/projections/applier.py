@@ -3,7 +3,8 @@
 The tracking row is locked for the batch and every event at or below the recorded
 position is ignored, so a redelivered message changes nothing. An event whose handler
 fails is parked in ``projection_dead_letters`` (inside a savepoint, so its partial writes
-are undone) and retried later with backoff: the stream never stalls silently.
+are undone) and retried later with backoff: the stream never stalls silently. An event an
+admin told this projection to skip (``projections.skips``) is passed by, never applied.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from psycopg.rows import DictRow
 from domain.envelope import EventEnvelope
 from projections.base import OPS_DDL, TRACKING_DDL, Projection
 from projections.metrics import PROJECTION_APPLIED, PROJECTION_ERRORS, PROJECTION_LAG
+from projections.skips import SKIPS_DDL, remember, skip_for
 
 log = structlog.get_logger(__name__)
 MAX_BACKOFF_SECONDS = 3600.0
@@ -33,7 +35,7 @@ async def ensure_schema(conn: AsyncConnection[DictRow], projection: Projection, 
     schema = schema or projection.schema()
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('quipu-ddl'))")
-        for stmt in OPS_DDL:
+        for stmt in (*OPS_DDL, *SKIPS_DDL):
             await conn.execute(stmt)
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         await conn.execute(f"SET LOCAL search_path TO {schema}")
@@ -75,17 +77,29 @@ async def apply_batch(
             },
             prepare=True,
         )
-        cur = await conn.execute("SELECT notification_id FROM tracking FOR UPDATE")
+        # The position and the skip decisions ahead of it in one round trip.
+        cur = await conn.execute(
+            "SELECT t.notification_id, ARRAY(SELECT s.notification_id FROM public.projection_skips s"
+            " WHERE s.projection = %s AND s.notification_id > t.notification_id) AS skips"
+            " FROM tracking t FOR UPDATE OF t",
+            (projection.name,),
+            prepare=True,
+        )
         row = await cur.fetchone()
         assert row is not None, f"projection {projection.name} has no tracking row"
         position = int(row["notification_id"])
+        skipped = set(row["skips"])
         fresh: list[EventEnvelope] = []
         for envelope in envelopes:
             if envelope.notification_id > position:  # at or below: already applied
                 fresh.append(envelope)
                 position = envelope.notification_id
         last = fresh[-1] if fresh else None
-        wanted = [e for e in fresh if e.kind in projection.handlers]
+        decisions = [e for e in fresh if skip_for(e, projection.name)]
+        if decisions:  # a skip may follow its event within one batch: honour it at once
+            await remember(conn, projection.name, decisions)
+            skipped.update(int(e.payload["notification_id"]) for e in decisions)
+        wanted = [e for e in fresh if e.kind in projection.handlers and e.notification_id not in skipped]
         if wanted:
             applied = await _apply_all_or_isolate(conn, projection, wanted)
         if last is not None:

@@ -3,12 +3,14 @@
 The bulk of the work runs beside the live projector, into ``rm_<name>__rebuild``. The
 final step takes the projection's lock (live batches wait), applies what arrived
 meanwhile, and renames the schemas in one transaction: readers see either the old model
-or the new one, never a half-built one.
+or the new one, never a half-built one. Events an admin told the projection to skip stay
+skipped: the skip decisions are handed over before the bulk starts (a decision follows
+its event in the log, so meeting it on the way would be too late).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import structlog
 from psycopg import AsyncConnection
@@ -17,6 +19,7 @@ from psycopg.rows import DictRow
 from domain.envelope import EventEnvelope
 from projections.applier import apply_batch, ensure_schema, lock_projection
 from projections.base import Projection
+from projections.skips import remember
 
 log = structlog.get_logger(__name__)
 
@@ -24,6 +27,8 @@ LogSource = Callable[[int, int], AsyncIterator[list[EventEnvelope]]]
 """(after, upto) -> batches of the log in notification order."""
 Progress = Callable[[int, int], None]
 """(done, total) for a progress bar."""
+SkipDecisions = Callable[[], Awaitable[Sequence[EventEnvelope]]]
+"""Every ``system.event_skipped`` event in the log."""
 
 
 async def rebuild(
@@ -33,6 +38,7 @@ async def rebuild(
     head: Callable[[], Awaitable[int]],
     *,
     progress: Progress | None = None,
+    skips: SkipDecisions | None = None,
 ) -> int:
     """Rebuild ``projection``; returns the notification id the new model is at."""
     live = projection.schema()
@@ -41,6 +47,8 @@ async def rebuild(
     await ensure_schema(conn, projection, fresh)
     # Parked events are retried by the rebuild itself; what still fails is parked again.
     await conn.execute("DELETE FROM public.projection_dead_letters WHERE projection = %s", (projection.name,))
+    if skips is not None:
+        await remember(conn, projection.name, await skips())
     target = await head()
     done = 0
     position = 0

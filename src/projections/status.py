@@ -1,4 +1,4 @@
-"""The read side's own view of each projector: position and parked events."""
+"""The read side's own view of each projector: position, parked events and skip decisions."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ class ProjectorState:
     position: int
     updated_at: datetime | None
     dead_letters: list[DeadLetterRow]
+    dead_letter_count: int = 0
+    skipped_applied: frozenset[int] = frozenset()  # notification ids this projector passes by
 
 
 async def projector_state(
@@ -39,4 +41,12 @@ async def projector_state(
         " WHERE projection = %s ORDER BY notification_id LIMIT %s",
         (projection.name, limit),
     )
-    return ProjectorState(pos, updated_at, [DeadLetterRow(**row) for row in await cur.fetchall()])
+    dead = [DeadLetterRow(**row) for row in await cur.fetchall()]
+    cur = await conn.execute(
+        "SELECT (SELECT count(*) FROM public.projection_dead_letters WHERE projection = %(p)s) AS dead,"
+        " ARRAY(SELECT notification_id FROM public.projection_skips WHERE projection = %(p)s) AS skips",
+        {"p": projection.name},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return ProjectorState(pos, updated_at, dead, int(row["dead"]), frozenset(row["skips"]))

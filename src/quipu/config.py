@@ -22,6 +22,8 @@ class Settings:
     subject_prefix: str = field(default_factory=lambda: os.environ.get("QUIPU_SUBJECT_PREFIX", "quipu"))
     pool_size: int = field(default_factory=lambda: int(os.environ.get("QUIPU_POOL_SIZE", "10")))
     max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("QUIPU_MAX_BODY_BYTES", str(1 << 20))))
+    # Largest encoded event (see commands.limits): above the body limit, below NATS max_payload.
+    max_event_bytes: int = field(default_factory=lambda: int(os.environ.get("QUIPU_MAX_EVENT_BYTES", str(4 << 20))))
     rate_limit_per_minute: int = field(
         default_factory=lambda: int(os.environ.get("QUIPU_RATE_LIMIT_PER_MINUTE", "6000"))
     )

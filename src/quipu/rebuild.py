@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from commands.log import batches, head
+from commands.log import batches, head, read_kind
 from domain.envelope import EventEnvelope
 from projections.rebuild import rebuild
 from projections.registry import projection
+from projections.skips import SKIP_KIND
 from quipu.wiring import Wiring
 
 
@@ -46,7 +47,9 @@ async def rebuild_projection(database_url: str, name: str, progress: ProgressBar
         def source(after: int, upto: int) -> AsyncIterator[list[EventEnvelope]]:
             return batches(reader, after, upto)
 
-        return await rebuild(conn, proj, source, lambda: head(reader), progress=progress)
+        return await rebuild(
+            conn, proj, source, lambda: head(reader), progress=progress, skips=lambda: read_kind(reader, SKIP_KIND)
+        )
 
 
 def run_rebuild(wiring: Wiring, name: str) -> None:

@@ -24,6 +24,8 @@ from bus.subjects import Subjects
 from bus.timers import TimerRunner
 from commands.access import AccessService
 from commands.executions import ExecutionService
+from commands.limits import DEFAULT_MAX_EVENT_BYTES
+from commands.limits import ENV_KEY as LIMIT_KEY
 from commands.store import EventStore, postgres_env
 from commands.workflows import WorkflowService
 from domain.execution import Execution
@@ -32,9 +34,11 @@ from projections.registry import PROJECTIONS, projection
 from quipu.config import Settings
 
 
-def build_store(database_url: str, pool_size: int = 10) -> EventStore:
+def build_store(
+    database_url: str, pool_size: int = 10, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> EventStore:
     """Connects, and creates the write-side tables on first use."""
-    return EventStore(env=postgres_env(database_url, pool_size=pool_size))
+    return EventStore(env={**postgres_env(database_url, pool_size=pool_size), LIMIT_KEY: str(max_event_bytes)})
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Wiring:
     max_body_bytes: int = 1 << 20
     rate_limit_per_minute: int = 6000
     agent_types: frozenset[str] | None = None  # the registry of agent types, when configured
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
     @classmethod
     def from_settings(cls, settings: Settings, database_url: str, nats_url: str) -> Wiring:
@@ -57,11 +62,14 @@ class Wiring:
             settings.max_body_bytes,
             settings.rate_limit_per_minute,
             settings.agent_types,
+            max_event_bytes=settings.max_event_bytes,
         )
 
     @contextlib.asynccontextmanager
     async def api_context(self) -> AsyncIterator[ApiContext]:
-        store = await asyncio.to_thread(build_store, self.database_url, self.pool_size)
+        store = await asyncio.to_thread(
+            lambda: build_store(self.database_url, self.pool_size, max_event_bytes=self.max_event_bytes)
+        )
         pool = AsyncConnectionPool(
             self.database_url,
             connection_class=AsyncConnection[DictRow],
@@ -121,7 +129,7 @@ class Wiring:
         """The parts that move executions along without a client asking: task dispatch
         (events -> worker queue) and durable timers (timeouts, retries). They share a
         small event store of their own."""
-        store = await asyncio.to_thread(build_store, self.database_url, 2)
+        store = await asyncio.to_thread(lambda: build_store(self.database_url, 2, max_event_bytes=self.max_event_bytes))
 
         def load(tenant_id: str, execution_id: UUID, version: int) -> Execution:
             return store.load(Execution, execution_id, tenant_id, version=version)
@@ -129,7 +137,10 @@ class Wiring:
         executions = ExecutionService(store, WorkflowService(store, agent_types=self.agent_types))
         runner = TimerRunner(self.database_url, executions.fire_timer, leader_key=self.subjects.prefix)
         try:
-            yield [Dispatcher(self.nats_url, self.subjects, load).run, *([runner.run] if timers else [])]
+            yield [
+                Dispatcher(self.nats_url, self.subjects, load, database_url=self.database_url).run,
+                *([runner.run] if timers else []),
+            ]
         finally:
             await asyncio.to_thread(store.close)
 
