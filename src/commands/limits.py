@@ -20,7 +20,7 @@ class EventTooLarge(DomainError):
 
     def __init__(self, kind: str, size: int, limit: int) -> None:
         super().__init__(
-            f"the command would record a {kind} event of {size} bytes; events are limited to {limit} bytes"
+            f"the command would record an event of {size} bytes ({kind}); events are limited to {limit} bytes"
         )
         self.kind = kind
         self.size = size
