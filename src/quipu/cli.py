@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -19,7 +21,7 @@ from quipu.wiring import Wiring, build_store
 
 def _settings(args: argparse.Namespace) -> Settings:
     s = Settings()
-    for name in ("data_dir", "host", "port", "database_url", "nats_url"):
+    for name in ("data_dir", "host", "port", "health_port", "database_url", "nats_url"):
         value = getattr(args, name, None)
         if value is not None:
             setattr(s, name, Path(value) if name == "data_dir" else value)
@@ -32,23 +34,57 @@ def _wiring(s: Settings) -> Wiring:
     return Wiring.from_settings(s, s.database_url, s.nats_url)
 
 
+def _run_roles(main: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived process; exit non-zero when one of its roles died."""
+    from quipu.supervise import RoleFailed
+
+    try:
+        asyncio.run(main)
+    except RoleFailed as failure:
+        sys.exit(f"quipu: {failure}; stopped")
+
+
+def _bind(host: str, port: int, what: str) -> socket.socket:
+    from quipu.ports import PortTaken, bind_tcp
+
+    try:
+        return bind_tcp(host, port)
+    except PortTaken as taken:
+        sys.exit(f"quipu: {taken}; choose another {what}")
+    except OSError as error:
+        sys.exit(f"quipu: cannot listen on {host}:{port}: {error.strerror}")
+
+
 def cmd_up(args: argparse.Namespace) -> None:
+    from quipu.ports import PortTaken
+    from quipu.supervise import RoleFailed
     from quipu.up import run_up
 
-    run_up(_settings(args))
+    try:
+        run_up(_settings(args))
+    except PortTaken as taken:
+        sys.exit(f"quipu: {taken}; pass another --port or QUIPU_PORT, or set neither to use a free port")
+    except RoleFailed as failure:
+        sys.exit(f"quipu: {failure}; stopped")
 
 
 def cmd_api(args: argparse.Namespace) -> None:
+    from quipu.ports import DEFAULT_API_PORT
     from quipu.serve import serve
 
     s = _settings(args)
-    asyncio.run(serve(_wiring(s), relay=False, run_projectors=False, host=s.host, port=s.port))
+    wiring = _wiring(s)
+    sock = _bind(s.host, DEFAULT_API_PORT if s.port is None else s.port, "--port (or QUIPU_PORT)")
+    _run_roles(serve(wiring, relay=False, run_projectors=False, api_socket=sock))
 
 
 def cmd_relay(args: argparse.Namespace) -> None:
     from quipu.serve import serve
 
-    asyncio.run(serve(_wiring(_settings(args)), api=False, run_projectors=False))
+    s = _settings(args)
+    wiring = _wiring(s)
+    health = _bind(s.host, s.health_port, "--health-port (or QUIPU_HEALTH_PORT)")
+    _run_roles(serve(wiring, api=False, run_projectors=False, health_socket=health))
 
 
 def cmd_projector(args: argparse.Namespace) -> None:
@@ -63,7 +99,24 @@ def cmd_projector(args: argparse.Namespace) -> None:
             sys.exit("usage: quipu projector rebuild NAME")
         run_rebuild(_wiring(s), names[1])
         return
-    asyncio.run(serve(_wiring(s), api=False, relay=False, projectors=names))
+    wiring = _wiring(s)
+    health = _bind(s.host, s.health_port, "--health-port (or QUIPU_HEALTH_PORT)")
+    _run_roles(serve(wiring, api=False, relay=False, projectors=names, health_socket=health))
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    from quipu.status import StatusError, fetch_status, render
+
+    runtime = _runtime(_settings(args))
+    api_url = args.api_url or os.environ.get("QUIPU_API_URL") or runtime.get("api_url")
+    api_key = args.api_key or os.environ.get("QUIPU_API_KEY") or runtime.get("api_key")
+    if not api_url or not api_key:
+        sys.exit("quipu: no API to ask: start 'quipu up', or pass --api-url and --api-key (an admin key)")
+    try:
+        document = fetch_status(api_url, api_key)
+    except StatusError as error:
+        sys.exit(f"quipu: {error}")
+    print(json.dumps(document, indent=2) if args.json else render(document))
 
 
 def cmd_keys(args: argparse.Namespace) -> None:
@@ -130,20 +183,40 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="start everything; embedded Postgres and NATS unless URLs are set")
-    up.add_argument("--host")
-    up.add_argument("--port", type=int)
+    up.add_argument("--host", help="address the API listens on (default: $QUIPU_HOST or 127.0.0.1)")
+    up.add_argument(
+        "--port",
+        type=int,
+        help="API port (default: $QUIPU_PORT; if neither is set, 8000 when free, else a free port); "
+        "a port given here that is taken is an error",
+    )
     up.set_defaults(func=cmd_up)
 
     api = sub.add_parser("api", help="run the HTTP API only")
-    api.add_argument("--host")
-    api.add_argument("--port", type=int)
+    api.add_argument("--host", help="address to listen on (default: $QUIPU_HOST or 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port (default: $QUIPU_PORT or 8000); taken is an error")
     api.set_defaults(func=cmd_api)
 
-    sub.add_parser("relay", help="run the notification-log relay only").set_defaults(func=cmd_relay)
+    health_help = (
+        "port for /health, /ready and /metrics on $QUIPU_HOST (default: $QUIPU_HEALTH_PORT or 0 = a free "
+        "port, logged as health_listening)"
+    )
+    relay = sub.add_parser("relay", help="run the notification-log relay only")
+    relay.add_argument("--health-port", type=int, help=health_help)
+    relay.set_defaults(func=cmd_relay)
 
     proj = sub.add_parser("projector", help="run projectors (all, or NAMEs); 'projector rebuild NAME' rebuilds one")
     proj.add_argument("names", nargs="*")
+    proj.add_argument("--health-port", type=int, help=health_help)
     proj.set_defaults(func=cmd_projector)
+
+    status = sub.add_parser(
+        "status", help="projections' positions, lag and dead letters, and the relay's unpublishable events"
+    )
+    status.add_argument("--api-url", help="Quipu's URL (default: $QUIPU_API_URL, else runtime.json)")
+    status.add_argument("--api-key", help="an admin API key (default: $QUIPU_API_KEY, else runtime.json)")
+    status.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    status.set_defaults(func=cmd_status)
 
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

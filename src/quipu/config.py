@@ -12,13 +12,21 @@ def default_data_dir() -> Path:
     return Path(base) / "quipu"
 
 
+def _port(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else None
+
+
 @dataclass
 class Settings:
     database_url: str | None = field(default_factory=lambda: os.environ.get("QUIPU_DATABASE_URL"))
     nats_url: str | None = field(default_factory=lambda: os.environ.get("QUIPU_NATS_URL"))
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("QUIPU_DATA_DIR") or default_data_dir()))
     host: str = field(default_factory=lambda: os.environ.get("QUIPU_HOST", "127.0.0.1"))
-    port: int = field(default_factory=lambda: int(os.environ.get("QUIPU_PORT", "8000")))
+    # API port; None: 8000 when free, else a free port (`quipu up`), 8000 (`quipu api`).
+    port: int | None = field(default_factory=lambda: _port("QUIPU_PORT"))
+    # /health, /ready and /metrics of `quipu relay` and `quipu projector`; 0: a free port.
+    health_port: int = field(default_factory=lambda: _port("QUIPU_HEALTH_PORT") or 0)
     subject_prefix: str = field(default_factory=lambda: os.environ.get("QUIPU_SUBJECT_PREFIX", "quipu"))
     pool_size: int = field(default_factory=lambda: int(os.environ.get("QUIPU_POOL_SIZE", "10")))
     max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("QUIPU_MAX_BODY_BYTES", str(1 << 20))))

@@ -1,29 +1,46 @@
-"""Running the parts in one event loop: API (uvicorn), relay and projectors."""
+"""Running the parts in one event loop: API (uvicorn), relay, projectors, orchestration.
+
+Every part runs as a supervised role task (see :mod:`quipu.supervise`): if one dies, the
+others stop and :func:`serve` raises :class:`~quipu.supervise.RoleFailed`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 
 import structlog
 import uvicorn
 
 from api.app import create_app
+from quipu.health import postgres_check, start_health_server
+from quipu.supervise import Roles
 from quipu.tuning import tune_gc
-from quipu.wiring import Wiring
+from quipu.wiring import Wiring, build_store
 
 log = structlog.get_logger(__name__)
 
 
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn inside our loop: signals belong to ``serve``, which stops every part in
-    order; uvicorn's own capture would re-raise Ctrl-C after shutdown."""
+    order (uvicorn's own capture would re-raise Ctrl-C after shutdown); ``on_started``
+    runs the moment the socket accepts, before any request is served."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_started = on_started
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()
 
 
 def install_stop_handlers(stop: asyncio.Event) -> None:
@@ -40,63 +57,105 @@ async def serve(
     relay: bool = True,
     projectors: list[str] | None = None,
     run_projectors: bool = True,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    api_socket: socket.socket | None = None,
+    health_socket: socket.socket | None = None,
     stop: asyncio.Event | None = None,
-    started: asyncio.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
+    """Run the chosen parts until ``stop`` (or SIGINT/SIGTERM); raise ``RoleFailed`` if one died.
+
+    ``api_socket`` is the bound socket the API serves on (required with ``api``);
+    ``health_socket``, if given, serves ``/health``, ``/ready`` and ``/metrics`` for a process
+    without the API. ``on_ready`` runs once every part has started and the API accepts.
+    """
+    if api and api_socket is None:
+        raise ValueError("serving the API needs a bound socket")
     stop = stop or asyncio.Event()
     install_stop_handlers(stop)
-    tasks: list[asyncio.Task[None]] = []
-    if relay:
-        tasks.append(asyncio.create_task(wiring.relay().run(stop), name="relay"))
-    if run_projectors:
-        for projector in wiring.projectors(projectors):
-            tasks.append(asyncio.create_task(projector.run(stop), name=f"projector:{projector.projection.name}"))
+    roles = Roles(stop)
     async with contextlib.AsyncExitStack() as resources:
-        if run_projectors:  # the process that runs projectors also dispatches tasks and fires timers
-            for part in await resources.enter_async_context(wiring.orchestration()):
-                tasks.append(asyncio.create_task(part(stop), name=getattr(part, "__qualname__", "orchestration")))
-        await _serve(wiring, api, host, port, stop, started, tasks)
-
-
-async def _serve(
-    wiring: Wiring,
-    api: bool,
-    host: str,
-    port: int,
-    stop: asyncio.Event,
-    started: asyncio.Event | None,
-    tasks: list[asyncio.Task[None]],
-) -> None:
-    try:
-        if api:
-            async with wiring.api_context() as ctx:
-                reports = asyncio.create_task(wiring.report_responder(ctx.executions).run(stop), name="reports")
-                config = uvicorn.Config(
-                    create_app(ctx), host=host, port=port, log_config=None, access_log=False, lifespan="on"
-                )
-                server = _EmbeddedServer(config)
-                tune_gc()
-                serving = asyncio.create_task(server.serve(), name="api")
-                while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
-                    await asyncio.sleep(0.05)
-                if serving.done():
-                    await serving  # raises the bind error, for instance
-                if started:
-                    started.set()
+        try:
+            if health_socket is not None:  # first: probes answer while we wait for Postgres
+                health = await start_health_server(health_socket, lambda: _role_checks(wiring, roles))
+                resources.push_async_callback(_close_server, health)
+            if (relay or run_projectors) and not await _log_tables_ready(wiring, stop):
+                return  # stopped while waiting
+            if relay:
+                roles.start("relay", wiring.relay().run(stop))
+            if run_projectors:
+                for projector in wiring.projectors(projectors):
+                    roles.start(f"projector:{projector.projection.name}", projector.run(stop))
+                # The process that runs projectors also dispatches tasks and fires timers.
+                for part in await resources.enter_async_context(wiring.orchestration()):
+                    roles.start(_role_name(part), part(stop))
+            if api:
+                assert api_socket is not None
+                await _serve_api(wiring, api_socket, roles, stop, on_ready)
+            else:
+                if on_ready is not None:
+                    on_ready()
                 await stop.wait()
-                server.should_exit = True
-                await serving
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(reports, 10)  # before the store it uses closes
-        else:
-            if started:
-                started.set()
-            await stop.wait()
-    finally:
-        stop.set()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 10)
-        log.info("quipu_stopped")
+        finally:
+            stop.set()
+            await roles.wait_stopped()  # before the resources the roles use close
+    log.info("quipu_stopped", failed=roles.failed)
+    roles.raise_if_failed()
+
+
+async def _serve_api(
+    wiring: Wiring,
+    sock: socket.socket,
+    roles: Roles,
+    stop: asyncio.Event,
+    on_ready: Callable[[], None] | None,
+) -> None:
+    async with wiring.api_context() as ctx:
+        roles.start("reports", wiring.report_responder(ctx.executions).run(stop))
+        config = uvicorn.Config(create_app(ctx), log_config=None, access_log=False, lifespan="on")
+        server = _EmbeddedServer(config, on_ready)
+        tune_gc()
+        roles.start("api", server.serve(sockets=[sock]))
+        await stop.wait()
+        server.should_exit = True
+        await roles.wait_stopped()  # the responder and the API use the store closed below
+
+
+async def _log_tables_ready(wiring: Wiring, stop: asyncio.Event) -> bool:
+    """Create the log's tables (as the API does) before roles read them; False if stopped.
+
+    A relay or projector started before any API on a fresh database would otherwise die on
+    "relation does not exist". While Postgres does not answer, wait (the probes say so)
+    rather than exit: an outage is not a failure of this process.
+    """
+    backoff = 0.2
+    while not stop.is_set():
+        check = await postgres_check(wiring.database_url)
+        if check == "ok":
+            await asyncio.to_thread(lambda: build_store(wiring.database_url, 1).close())
+            return True
+        log.warning("postgres_waiting", check=check, backoff=backoff)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), backoff)
+        backoff = min(backoff * 2, 5.0)
+    return False
+
+
+async def _role_checks(wiring: Wiring, roles: Roles) -> dict[str, str]:
+    """Readiness of a role process: Postgres answers and every role task is alive."""
+    dead = roles.dead()
+    return {
+        "postgres": await postgres_check(wiring.database_url),
+        "roles": "ok" if not dead else "error: stopped: " + ", ".join(dead),
+    }
+
+
+async def _close_server(server: asyncio.Server) -> None:
+    server.close()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(server.wait_closed(), 5)
+
+
+def _role_name(part: object) -> str:
+    # Bound methods of Dispatcher/TimerRunner: "Dispatcher.run" -> "dispatcher".
+    qualname = str(getattr(part, "__qualname__", "orchestration"))
+    return {"Dispatcher": "dispatcher", "TimerRunner": "timers"}.get(qualname.split(".")[0], qualname)

@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import structlog
 
 from commands.access import AccessService, issue_bootstrap_key
 from quipu.config import Settings
 from quipu.embedded import EmbeddedNats, EmbeddedPostgres
+from quipu.ports import bind_api, bound_port, http_url
 from quipu.serve import serve
 from quipu.wiring import Wiring, build_store
 
@@ -57,37 +59,76 @@ def dev_key(database_url: str, data_dir: Path) -> str:
         secret = issue_bootstrap_key(store, DEV_TENANT, ["read", "write", "admin"], "development key")
     finally:
         store.close()
-    path.write_text(secret + "\n")
-    os.chmod(path, 0o600)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
     return secret
 
 
+def runtime_info(*, api_base: str, database_url: str, nats_url: str, api_key: str, embedded: bool) -> dict[str, Any]:
+    """What runtime.json holds: the one place its fields are put together."""
+    return {
+        "api_url": f"{api_base}/api/v1",
+        "docs_url": f"{api_base}/docs",
+        "database_url": database_url,
+        "nats_url": nats_url,
+        "api_key": api_key,
+        "tenant": DEV_TENANT,
+        "embedded": embedded,
+        "pid": os.getpid(),
+    }
+
+
+def write_runtime(path: Path, runtime: dict[str, Any]) -> None:
+    """Write runtime.json 0600 from the first byte (it holds credentials), atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(runtime, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def remove_runtime(path: Path, *, only_if_dead: bool = False) -> None:
+    """Remove runtime.json if it is ours, or (``only_if_dead``) left by a process that is gone."""
+    try:
+        pid = json.loads(path.read_text()).get("pid")
+    except (FileNotFoundError, ValueError):
+        return
+    if pid == os.getpid() or (only_if_dead and not (isinstance(pid, int) and psutil.pid_exists(pid))):
+        path.unlink(missing_ok=True)
+
+
 def run_up(settings: Settings) -> None:
-    with infrastructure(settings) as (database_url, nats_url, embedded):
-        key = dev_key(database_url, settings.data_dir)
-        base = f"http://{settings.host}:{settings.port}"
-        runtime: dict[str, Any] = {
-            "api_url": f"{base}/api/v1",
-            "docs_url": f"{base}/docs",
-            "database_url": database_url,
-            "nats_url": nats_url,
-            "api_key": key,
-            "tenant": DEV_TENANT,
-            "embedded": embedded,
-            "pid": os.getpid(),
-        }
-        runtime_file = settings.data_dir / "runtime.json"
-        runtime_file.write_text(json.dumps(runtime, indent=2) + "\n")
-        os.chmod(runtime_file, 0o600)
-        print(
-            "Quipu is up\n"
-            f"  API       {runtime['api_url']}\n"
-            f"  OpenAPI   {runtime['docs_url']}\n"
-            f"  Postgres  {database_url}\n"
-            f"  NATS      {nats_url}\n"
-            f"  API key   {key}   (tenant '{DEV_TENANT}', scopes read,write,admin)\n"
-            f"  written to {runtime_file}; Ctrl-C stops everything",
-            flush=True,
-        )
-        wiring = Wiring.from_settings(settings, database_url, nats_url)
-        asyncio.run(serve(wiring, host=settings.host, port=settings.port))
+    # Bind first: a taken port must fail before anything is started or announced.
+    sock = bind_api(settings.host, settings.port)
+    api_base = http_url(settings.host, bound_port(sock))
+    runtime_file = settings.data_dir / "runtime.json"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    remove_runtime(runtime_file, only_if_dead=True)  # a crashed run's file points at nothing
+    try:
+        with infrastructure(settings) as (database_url, nats_url, embedded):
+            key = dev_key(database_url, settings.data_dir)
+            runtime = runtime_info(
+                api_base=api_base, database_url=database_url, nats_url=nats_url, api_key=key, embedded=embedded
+            )
+
+            def announce() -> None:
+                write_runtime(runtime_file, runtime)
+                print(
+                    "Quipu is up\n"
+                    f"  API       {runtime['api_url']}\n"
+                    f"  OpenAPI   {runtime['docs_url']}\n"
+                    f"  Postgres  {database_url}\n"
+                    f"  NATS      {nats_url}\n"
+                    f"  API key   {key}   (tenant '{DEV_TENANT}', scopes read,write,admin)\n"
+                    f"  written to {runtime_file}; Ctrl-C stops everything",
+                    flush=True,
+                )
+
+            wiring = Wiring.from_settings(settings, database_url, nats_url)
+            asyncio.run(serve(wiring, api_socket=sock, on_ready=announce))
+    finally:
+        remove_runtime(runtime_file)
+        sock.close()
