@@ -40,15 +40,15 @@ def fetch_status(api_url: str, api_key: str, timeout: float = 10.0) -> Any:
     return response.json()
 
 
-def render(document: Any, title: str = "projections") -> str:
+def render(document: Any, title: str = "projections", *, nested: bool = False) -> str:
     """The whole answer: a table per list of records, ``key: value`` for the rest."""
     if isinstance(document, list):
         return f"{title}\n{_table(document)}" if document else f"{title}: none"
     if not isinstance(document, dict):
         return f"{title}: {_cell(document)}"
     scalars = [f"{key}: {_cell(value)}" for key, value in document.items() if not isinstance(value, list | dict)]
-    parts = ["\n".join(scalars)] if scalars else []
-    parts += [render(value, key) for key, value in document.items() if isinstance(value, list | dict)]
+    parts = ["\n".join([title, *scalars] if nested else scalars)] if scalars or nested else []
+    parts += [render(value, key, nested=True) for key, value in document.items() if isinstance(value, list | dict)]
     return "\n\n".join(parts)
 
 
@@ -73,10 +73,22 @@ def _details(records: list[dict[str, Any]], columns: list[str]) -> list[str]:
     """The entries of list fields (dead letters, unpublishable events ...), under the table."""
     lines: list[str] = []
     label = columns[0] if columns else ""
+    shared = {  # the same entries on every row (the relay's, say): listed once
+        column
+        for column in columns
+        if len(records) > 1
+        and isinstance(records[0].get(column), list)
+        and records[0][column]
+        and all(r.get(column) == records[0][column] for r in records)
+    }
+    for column in columns:
+        if column in shared:
+            lines.append(f"{column} (all):")
+            lines += [f"  - {_entry(item)}" for item in records[0][column]]
     for record in records:
         for column in columns:
             value = record.get(column)
-            if isinstance(value, list) and value:
+            if isinstance(value, list) and value and column not in shared:
                 lines.append(f"{record.get(label, '')} {column}:")
                 lines += [f"  - {_entry(item)}" for item in value]
     return ["", *lines] if lines else []
