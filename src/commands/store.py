@@ -101,7 +101,7 @@ class EventStore(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         bound = int(self.env.get(LIMIT_KEY) or DEFAULT_MAX_EVENT_BYTES)
-        return MsgspecMapper(transcoder=None, max_event_bytes=bound)  # type: ignore[arg-type]
+        return MsgspecMapper(transcoder=None, max_event_bytes=bound)
 
     def load(
         self,

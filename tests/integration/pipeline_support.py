@@ -51,7 +51,7 @@ async def quipu_with(database_url: str, nats_url: str, subjects: Subjects, **lim
 
 def query(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        return conn.execute(sql, params or None).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params or None).fetchall()
 
 
 async def rows(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
