@@ -10,7 +10,6 @@ import structlog
 from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +30,7 @@ from api.event_dag import EventDagController
 from api.execution_insights import ExecutionInsightsController
 from api.executions import ExecutionController
 from api.forks import ForkController
+from api.input_limits import check_request
 from api.live_controller import LiveController
 from api.node_reports import NodeReportController
 from api.notes import NoteController
@@ -89,21 +89,6 @@ class RequestContextMiddleware:
             )
 
 
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-async def require_json_body(request: Request[Any, Any, State]) -> None:
-    """Bodies are JSON. Anything else is refused with 415 instead of being guessed at."""
-    if request.method not in BODY_METHODS:
-        return
-    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if has_body and media_type != "application/json" and not media_type.endswith("+json"):
-        raise HTTPException(
-            status_code=415, detail=f"send the body as application/json, not '{media_type or 'no content type'}'"
-        )
-
-
 def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
     async def provide_ctx() -> ApiContext:
         return ctx
@@ -143,7 +128,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
         ],
         dependencies={"ctx": Provide(provide_ctx), "principal": Provide(provide_principal)},
         exception_handlers={Exception: _exc},
-        before_request=require_json_body,
+        before_request=check_request,  # 415, 413, NUL characters and JSON depth (api.input_limits)
         middleware=[
             DefineMiddleware(RequestContextMiddleware),
             DefineMiddleware(RateLimiter, per_minute=ctx.rate_limit_per_minute),

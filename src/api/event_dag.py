@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
-from api.pagination import Limit, Offset, Page
+from api.pagination import MAX_DEPTH, Limit, Offset, Page
 from commands import forensics
 from domain.envelope import EventEnvelope
 from domain.events import resolve_kind
@@ -162,8 +162,8 @@ class EventDagController(Controller):
         kind: FromPath[str],
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
-        min_depth: Annotated[int | None, QueryParameter(ge=0)] = None,
-        max_depth: Annotated[int | None, QueryParameter(ge=0)] = None,
+        min_depth: Annotated[int | None, QueryParameter(ge=0, le=MAX_DEPTH)] = None,
+        max_depth: Annotated[int | None, QueryParameter(ge=0, le=MAX_DEPTH)] = None,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Page[EventEnvelope]:

@@ -15,7 +15,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
-from api.pagination import Limit, Offset, Page, created_headers
+from api.pagination import MAX_VERSION, Limit, Offset, Page, created_headers
 from api.workflows import IdempotencyKey
 from domain.aggregate import CommandContext
 from domain.execution import Execution, ExecutionStatus
@@ -28,7 +28,7 @@ Causes = Annotated[list[UUID], msgspec.Meta(max_length=100)]
 
 class ExecutionStart(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     workflow_id: UUID
-    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    version: Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)] | None = None
     input: dict[str, Any] = {}
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=30 * 24 * 3600)] | None = None
     caused_by: Causes = []

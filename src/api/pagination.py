@@ -9,8 +9,14 @@ from litestar.params import QueryParameter
 
 T = TypeVar("T")
 
+# Every integer a client sends is bounded, so none reaches Postgres out of range (an offset
+# past bigint was a 500): past these the answer is a 422 naming the parameter.
+MAX_OFFSET = 1_000_000_000  # far past any real list; paging deeper than this is not paging
+MAX_VERSION = 2**62  # stream versions and positions: bigint with room to spare
+MAX_DEPTH = 1_000_000  # DAG depths (an int column); no causal chain is this long
+
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="page size")]
-Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
+Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="items to skip")]
 
 
 class Page(msgspec.Struct, Generic[T]):

@@ -15,7 +15,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
 from api.definitions import DefinitionInput
-from api.pagination import Limit, Offset, Page, created_headers
+from api.pagination import MAX_VERSION, Limit, Offset, Page, created_headers
 from commands.workflows import WorkflowInput
 from domain.workflow import Description, Name, Workflow
 from domain.workflow_graph import WorkflowDefinition
@@ -163,7 +163,7 @@ class WorkflowController(Controller):
         workflow_id: FromPath[UUID],
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
-        version: Annotated[int | None, QueryParameter(ge=1, description="definition version")] = None,
+        version: Annotated[int | None, QueryParameter(ge=1, le=MAX_VERSION, description="definition version")] = None,
     ) -> Response[WorkflowOut]:
         """A workflow from the event store (no lag); ``?version=`` returns an earlier version."""
         bind_correlation(workflow_id)

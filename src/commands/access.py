@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.store import EventStore
-from domain.access import ApiKey, check_tenant_id, hash_key, key_id_for, new_secret
+from domain.access import ApiKey, check_tenant_id, ensure_an_admin_remains, hash_key, key_id_for, new_secret
 from domain.aggregate import CommandContext
 
 # A revoked key stops working within this many seconds on every API process.
@@ -21,6 +21,7 @@ class AccessService:
         self._store = store
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
+        self._revoking = threading.Lock()
 
     def issue(self, ctx: CommandContext, *, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
         """Create a key; the secret is returned once and only its hash is stored."""
@@ -30,9 +31,15 @@ class AccessService:
         return key, secret
 
     def revoke(self, ctx: CommandContext, key_id: UUID) -> ApiKey:
-        key = self._store.load(ApiKey, key_id, ctx.tenant_id)
-        key.revoke(ctx)
-        self._store.save_all(key)
+        # Check-then-save of the last-admin rule is serialized per tenant (the thread lock keeps
+        # this process to one waiting connection, the advisory lock covers other API processes),
+        # so two admins revoking each other at once cannot both succeed.
+        with self._revoking, self._store.datastore.transaction(commit=False) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"quipu-api-keys:{ctx.tenant_id}",))
+            key = self._store.load(ApiKey, key_id, ctx.tenant_id)
+            ensure_an_admin_remains(key, self.list(ctx.tenant_id))
+            key.revoke(ctx)
+            self._store.save_all(key)
         with self._lock:
             self._cache.clear()
         return key

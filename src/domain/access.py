@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from typing import Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -108,3 +109,12 @@ class ApiKey(Aggregate):
             self.revoked = True
         else:  # pragma: no cover
             raise TypeError(f"ApiKey cannot apply {type(event).__name__}")
+
+
+def ensure_an_admin_remains(revoking: ApiKey, tenant_keys: Iterable[ApiKey]) -> None:
+    """Revoking a key must leave its tenant an active admin key: without one nobody can issue
+    or revoke keys any more and the tenant is stranded (an admin key revoking itself included)."""
+    if revoking.allows("admin") and not any(k.id != revoking.id and k.allows("admin") for k in tenant_keys):
+        raise Conflict(
+            f"api key {revoking.id} is the tenant's last active admin key; issue another admin key before revoking it"
+        )
