@@ -14,12 +14,15 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 
 from bench.common import log
+from bus.nats_auth import NatsAuthority
+from bus.runtime import NatsEndpoint
 
 
 @dataclass
 class Infra:
     database_url: str
-    nats_url: str
+    nats_url: NatsEndpoint | str  # with operator credentials for the embedded NATS
+    nats_authority: NatsAuthority | None = None  # lets each role connect as a user of its own
 
 
 def _with_db(url: str, name: str) -> str:
@@ -56,6 +59,8 @@ def infra() -> Iterator[Infra]:
             pg.start()
             stack.callback(pg.stop, mode="fast")
             database_url = pg.create_database("quipu_bench")
+        authority = None
+        nats_url: NatsEndpoint | str
         if nats_env:
             nats_url = nats_env
         else:
@@ -65,5 +70,5 @@ def infra() -> Iterator[Infra]:
             nats = EmbeddedNats(tmp / "nats")
             nats.start()
             stack.callback(nats.stop)
-            nats_url = nats.url
-        yield Infra(database_url, nats_url)
+            nats_url, authority = nats.endpoint, nats.authority
+        yield Infra(database_url, nats_url, authority)

@@ -26,6 +26,7 @@ import bus.consumer as consumer_module
 from bench.common import log, new_workflow
 from bus.consumer import Projector
 from bus.relay import Relay
+from bus.runtime import NatsEndpoint
 from bus.subjects import Subjects
 from commands.store import EventStore
 from domain.envelope import EventEnvelope
@@ -61,11 +62,13 @@ async def _wait_caught_up(database_url: str, timeout: float) -> None:
     raise TimeoutError("projector did not catch up with the log")
 
 
-async def _wait_consumer_idle(nats_url: str, projector: Projector, subjects: Subjects, timeout: float) -> None:
+async def _wait_consumer_idle(
+    nats_url: NatsEndpoint | str, projector: Projector, subjects: Subjects, timeout: float
+) -> None:
     """Until the projector's durable consumer has nothing left to deliver (steady state)."""
-    import nats
+    from bus.runtime import connect_nats
 
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url, allow_reconnect=False)
     try:
         js = nc.jetstream()
         deadline = time.monotonic() + timeout
@@ -80,7 +83,9 @@ async def _wait_consumer_idle(nats_url: str, projector: Projector, subjects: Sub
         await nc.close()
 
 
-async def measure_async(store: EventStore, database_url: str, nats_url: str, rate: float, seconds: float) -> LagResult:
+async def measure_async(
+    store: EventStore, database_url: str, nats_url: NatsEndpoint | str, rate: float, seconds: float
+) -> LagResult:
     visible: dict[uuid.UUID, float] = {}
     original = consumer_module.apply_batch
 
@@ -168,5 +173,7 @@ def _append_paced(database_url: str, rate: float, total: int, writers: int = 4) 
     return stamped
 
 
-def measure(store: EventStore, database_url: str, nats_url: str, rate: float, seconds: float) -> LagResult:
+def measure(
+    store: EventStore, database_url: str, nats_url: NatsEndpoint | str, rate: float, seconds: float
+) -> LagResult:
     return asyncio.run(measure_async(store, database_url, nats_url, rate, seconds))

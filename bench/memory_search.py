@@ -35,6 +35,7 @@ from psycopg.rows import DictRow, dict_row
 from api.app import create_app
 from bench.common import Progress, fmt, log, pct
 from bench.search_quality import cranfield_docs, cranfield_qrels, cranfield_queries, evaluate
+from bus.runtime import NatsEndpoint
 from bus.subjects import Subjects
 from commands.access import issue_bootstrap_key
 from projections.memory_search import SCHEMA
@@ -246,7 +247,7 @@ async def _measure(
     return result
 
 
-def measure(database_url: str, nats_url: str, notes: int, rounds: int = 225) -> MemorySearchResult:
+def measure(database_url: str, nats_url: NatsEndpoint | str, notes: int, rounds: int = 225) -> MemorySearchResult:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     # A high rate limit: the bench's posts are one client's, far above the default per-key budget.
     wiring = Wiring(

@@ -41,7 +41,7 @@ import psycopg
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
 from bench.common import Progress, log
-from bus.runtime import connect_nats
+from bus.runtime import NatsEndpoint, connect_nats, endpoint
 from bus.subjects import Subjects
 from bus.tasks import Task
 from commands.executions import ExecutionService
@@ -277,7 +277,13 @@ async def _running(wiring: Wiring, executions: ExecutionService, flow: uuid.UUID
         async with wiring.orchestration() as parts:
             tasks += [asyncio.create_task(part(stop)) for part in parts]
             try:
-                config = {"nats_url": wiring.nats_url, "prefix": subjects.prefix, "tenant": TENANT}
+                nats = endpoint(wiring.nats_url)
+                config = {
+                    "nats_url": nats.url,
+                    "nats_credentials": nats.credentials,
+                    "prefix": subjects.prefix,
+                    "tenant": TENANT,
+                }
                 workers = await _spawn_workers({**config, "ping_stream": ping_stream, "ping_subject": ping_subject})
                 await _until_ready(workers)
                 yield _Rig(executions, flow, finished, js, ping_subject, workers)
@@ -340,7 +346,7 @@ async def _tally(database_url: str) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-async def measure_async(database_url: str, nats_url: str, n: int, latency_n: int) -> OrchestrationResult:
+async def measure_async(database_url: str, nats_url: NatsEndpoint | str, n: int, latency_n: int) -> OrchestrationResult:
     wiring = Wiring(database_url, nats_url, Subjects("bench" + uuid.uuid4().hex[:8]))
     threads = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default pool, which runs the reports
     async with wiring.api_context() as ctx:
@@ -376,5 +382,5 @@ async def measure_async(database_url: str, nats_url: str, n: int, latency_n: int
     )
 
 
-def measure(database_url: str, nats_url: str, n: int, latency_n: int) -> OrchestrationResult:
+def measure(database_url: str, nats_url: NatsEndpoint | str, n: int, latency_n: int) -> OrchestrationResult:
     return asyncio.run(measure_async(database_url, nats_url, n, latency_n))

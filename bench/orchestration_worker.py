@@ -19,7 +19,7 @@ import msgspec
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from bus.runtime import connect_nats
+from bus.runtime import NatsEndpoint, connect_nats
 from bus.subjects import Subjects
 from bus.tasks import Task
 from bus.worker import Worker, serve_workers
@@ -29,6 +29,7 @@ WORKER_CONCURRENCY = 8
 
 async def _worker_process(config: dict[str, Any]) -> dict[str, Any]:
     """No-op workers plus the baseline's pull consumer; stops when stdin closes."""
+    nats = NatsEndpoint(config["nats_url"], config.get("nats_credentials"))
     received: dict[str, tuple[str, str, float]] = {}  # task id -> (execution, node, ms after scheduled)
     handled: dict[str, float] = {}
     sizes: list[int] = []
@@ -48,7 +49,7 @@ async def _worker_process(config: dict[str, Any]) -> dict[str, Any]:
     serving = asyncio.create_task(
         serve_workers(
             [Worker(t, noop, WORKER_CONCURRENCY) for t in ("noop_a", "noop_b")],
-            nats_url=config["nats_url"],
+            nats_url=nats,
             tenant=config["tenant"],
             prefix=config["prefix"],
             stop=stop,
@@ -56,7 +57,7 @@ async def _worker_process(config: dict[str, Any]) -> dict[str, Any]:
             on_receive=on_receive,
         )
     )
-    nc = await connect_nats(config["nats_url"])
+    nc = await connect_nats(nats)
     js = nc.jetstream(timeout=5)
     sub = await js.pull_subscribe(
         config["ping_subject"],

@@ -18,7 +18,9 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import pytest
 
+from bus.runtime import connect_nats
 from bus.subjects import Subjects
+from tests.nats_access import nats_for_tests
 
 
 @pytest.fixture(scope="session")
@@ -76,9 +78,11 @@ def embedded_nats(infra_dir: Path) -> Iterator[object | None]:
 
 @pytest.fixture(scope="session")
 def nats_url(embedded_nats: object | None) -> str:
+    """The URL, as a ``NatsForTests`` endpoint carrying operator credentials when the embedded
+    NATS (authenticated, as in production) is used; a plain URL for QUIPU_TEST_NATS_URL."""
     if embedded_nats is None:
         return os.environ["QUIPU_TEST_NATS_URL"]
-    return embedded_nats.url  # type: ignore[attr-defined,no-any-return]
+    return nats_for_tests(embedded_nats)  # type: ignore[return-value]
 
 
 def _with_db(url: str, name: str) -> str:
@@ -103,8 +107,6 @@ def subjects() -> Subjects:
 
 @pytest.fixture
 async def nats_client(nats_url: str) -> AsyncIterator[object]:
-    import nats
-
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url, allow_reconnect=False)
     yield nc
     await nc.close()

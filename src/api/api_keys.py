@@ -20,7 +20,7 @@ from domain.access import ApiKey
 
 class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=3)] = msgspec.field(
+    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=4)] = msgspec.field(
         default_factory=lambda: ["read"]
     )
 

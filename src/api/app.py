@@ -42,6 +42,7 @@ from api.search import SearchController
 from api.time_travel import TimeTravelController
 from api.trajectories import TrajectoryController
 from api.turns import TurnController
+from api.workers import WorkerController
 from api.workflow_parts import WorkflowPartsController
 from api.workflows import WorkflowController
 
@@ -125,6 +126,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             TenantController,
             AdminController,
             HealthController,
+            WorkerController,
         ],
         dependencies={"ctx": Provide(provide_ctx), "principal": Provide(provide_principal)},
         exception_handlers={Exception: _exc},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from nats.aio.client import Client as NATS
 from psycopg import AsyncConnection
@@ -27,6 +28,30 @@ class LiveBus:
     subjects: Callable[[str], list[str]]
 
 
+class BusUnavailable(Exception):
+    """NATS cannot be reached right now (the API answers 503 with Retry-After)."""
+
+
+@dataclass(frozen=True)
+class WorkerCredentials:
+    """What a worker needs to take its tenant's tasks: where NATS is, who to be there, and
+    which consumers and subjects its credentials reach."""
+
+    tenant_id: str
+    nats_url: str
+    credentials: str | None  # a .creds file's text (user JWT and nkey seed); None: no NATS auth
+    inbox_prefix: str | None
+    subject_prefix: str
+    tasks_stream: str
+    consumers: dict[str, str]
+    report_subject: str
+    expires_at: datetime | None
+
+
+# (tenant, agent types, worker name) -> credentials
+WorkerCredentialsPort = Callable[[str, list[str], str], Awaitable[WorkerCredentials]]
+
+
 @dataclass
 class ApiContext:
     store: EventStore
@@ -38,3 +63,4 @@ class ApiContext:
     max_body_bytes: int = 1_048_576
     rate_limit_per_minute: int = 6000
     live: LiveBus | None = None  # None: live updates poll the Postgres log instead of following NATS
+    worker_credentials: WorkerCredentialsPort | None = None  # None: this API hands out no NATS access

@@ -69,7 +69,7 @@ class NodeReportController(Controller):
     path = "/api/v1/executions/{execution_id:uuid}"
     tags = ["executions"]
 
-    @post("/nodes/{node_id:str}/complete", operation_id="completeNode", opt={"scope": "write"}, status_code=200)
+    @post("/nodes/{node_id:str}/complete", operation_id="completeNode", opt={"scope": "worker"}, status_code=200)
     async def complete(
         self,
         execution_id: FromPath[UUID],
@@ -87,7 +87,7 @@ class NodeReportController(Controller):
             data.caused_by,
         )
 
-    @post("/nodes/{node_id:str}/fail", operation_id="failNode", opt={"scope": "write"}, status_code=200)
+    @post("/nodes/{node_id:str}/fail", operation_id="failNode", opt={"scope": "worker"}, status_code=200)
     async def fail(
         self,
         execution_id: FromPath[UUID],
@@ -101,7 +101,7 @@ class NodeReportController(Controller):
             ctx, principal, execution_id, lambda e, c: e.fail_node(c, node_id, data.error, data.attempt), data.caused_by
         )
 
-    @post("/nodes/{node_id:str}/heartbeat", operation_id="heartbeatNode", opt={"scope": "write"}, status_code=200)
+    @post("/nodes/{node_id:str}/heartbeat", operation_id="heartbeatNode", opt={"scope": "worker"}, status_code=200)
     async def heartbeat(
         self,
         execution_id: FromPath[UUID],
@@ -128,7 +128,7 @@ class NodeReportController(Controller):
         """An outside service chooses the branches (``targets``) of an external decision node."""
         return await act(ctx, principal, execution_id, lambda e, c: e.decide(c, node_id, data.targets, data.reason))
 
-    @post("/telemetry", operation_id="recordTelemetry", opt={"scope": "write"}, status_code=201)
+    @post("/telemetry", operation_id="recordTelemetry", opt={"scope": "worker"}, status_code=201)
     async def telemetry(
         self,
         execution_id: FromPath[UUID],

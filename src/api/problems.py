@@ -11,6 +11,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from api.context import BusUnavailable
 from commands.errors import CausesRejected, ConcurrencyConflict, IdempotencyMismatch, PreconditionFailed
 from commands.limits import EventTooLarge
 from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
@@ -130,6 +131,14 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         status = 415 if "content-type" in detail.lower() else 422
         return problem_response(
             request, status, detail if not errors else "the request is invalid", code="validation", errors=errors
+        )
+    if isinstance(exc, BusUnavailable):
+        return problem_response(
+            request,
+            503,
+            f"NATS is unavailable; retry shortly ({exc})",
+            code="unavailable",
+            headers={"Retry-After": "1"},
         )
     if isinstance(exc, NotAuthorizedException):
         return problem_response(request, 401, exc.detail, headers={"WWW-Authenticate": 'Bearer realm="quipu"'})

@@ -22,7 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 
-from bus.runtime import become_leader, connect_nats, run_until_stopped
+from bus.runtime import NatsEndpoint, become_leader, connect_nats, run_until_stopped
 from bus.streams import ensure_event_stream
 from bus.subjects import Subjects
 from commands.log import identities_at, read_after
@@ -41,7 +41,7 @@ class Projector:
         self,
         projection: Projection,
         database_url: str,
-        nats_url: str,
+        nats_url: NatsEndpoint | str,
         subjects: Subjects,
         *,
         batch_size: int = 256,

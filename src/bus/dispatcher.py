@@ -29,7 +29,7 @@ from prometheus_client import Counter
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 
-from bus.runtime import connect_nats, run_until_stopped
+from bus.runtime import NatsEndpoint, connect_nats, run_until_stopped
 from bus.streams import ensure_event_stream, ensure_work_streams
 from bus.subjects import DEFAULT_AGENT_TYPE, Subjects
 from bus.tasks import HitpRequired, Task
@@ -49,7 +49,13 @@ LoadExecution = Callable[[str, UUID, int], Execution]
 
 class Dispatcher:
     def __init__(
-        self, nats_url: str, subjects: Subjects, load: LoadExecution, *, database_url: str, batch_size: int = 64
+        self,
+        nats_url: NatsEndpoint | str,
+        subjects: Subjects,
+        load: LoadExecution,
+        *,
+        database_url: str,
+        batch_size: int = 64,
     ) -> None:
         self._nats_url = nats_url
         self._database_url = database_url

@@ -31,7 +31,7 @@ from psycopg.rows import DictRow, dict_row
 
 from bus.metrics import RELAY_LAG, RELAY_PUBLISHED
 from bus.publishing import headers_for
-from bus.runtime import become_leader, connect_nats, run_until_stopped
+from bus.runtime import NatsEndpoint, become_leader, connect_nats, run_until_stopped
 from bus.streams import ensure_event_stream, last_message_id
 from bus.subjects import Subjects
 from commands.log import head, read_after
@@ -77,7 +77,7 @@ class Relay:
     def __init__(
         self,
         database_url: str,
-        nats_url: str,
+        nats_url: NatsEndpoint | str,
         subjects: Subjects,
         *,
         name: str | None = None,

@@ -16,7 +16,7 @@ import msgspec
 import structlog
 from nats.aio.msg import Msg
 
-from bus.runtime import connect_nats, run_until_stopped
+from bus.runtime import NatsEndpoint, connect_nats, run_until_stopped
 from bus.subjects import Subjects
 from bus.tasks import Report, ReportReply
 from commands.errors import ConcurrencyConflict
@@ -32,7 +32,7 @@ QUEUE_GROUP = "quipu-reports"
 
 
 class ReportResponder:
-    def __init__(self, nats_url: str, subjects: Subjects, executions: ExecutionService) -> None:
+    def __init__(self, nats_url: NatsEndpoint | str, subjects: Subjects, executions: ExecutionService) -> None:
         self._nats_url = nats_url
         self._subjects = subjects
         self._executions = executions

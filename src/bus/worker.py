@@ -6,7 +6,12 @@
     async def summarize(task: Task) -> dict:
         return {"summary": task.input["text"][:100]}
 
-    run(summarize, nats_url="nats://127.0.0.1:4222", tenant="default")
+    run(summarize, quipu_url="http://127.0.0.1:8000", api_key="qk_...")
+
+A worker needs only Quipu's URL and an API key with the ``worker`` scope: it asks Quipu for
+NATS credentials that reach its own tenant's tasks of its agent types and nothing else,
+and renews them before they expire (``bus.worker_login``). Against a NATS without
+authentication, ``nats_url`` and ``tenant`` may be given instead.
 
 Workers of one agent type share a durable pull consumer on the task work-queue, so each
 task goes to one of them. While the handler runs, the helper heartbeats: it tells
@@ -37,10 +42,11 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from bus.runtime import connect_nats
+from bus.runtime import NatsEndpoint, connect_nats
 from bus.streams import ensure_work_streams
 from bus.subjects import Subjects
 from bus.tasks import Report, ReportReply, Task
+from bus.worker_login import WorkerLogin
 
 __all__ = ["Task", "TaskFailed", "Worker", "run", "serve_workers", "worker"]
 
@@ -101,8 +107,10 @@ class _Session:
 async def serve_workers(
     workers: Sequence[Worker],
     *,
-    nats_url: str,
-    tenant: str,
+    quipu_url: str | None = None,
+    api_key: str | None = None,
+    nats_url: NatsEndpoint | str | None = None,
+    tenant: str | None = None,
     prefix: str = "quipu",
     stop: asyncio.Event,
     name: str | None = None,
@@ -113,32 +121,62 @@ async def serve_workers(
 ) -> None:
     """Run the workers until ``stop`` is set (the async entry point; ``run`` wraps it).
     ``on_receive`` sees each task as it arrives, before anything is reported (metrics)."""
-    subjects = Subjects(prefix)
-    nc = await connect_nats(nats_url)
     name = name or f"{socket.gethostname()}:{os.getpid()}"
+    agent_types = list(dict.fromkeys(w.agent_type for w in workers))
+    login: WorkerLogin | None = None
+    if api_key is not None:
+        if quipu_url is None:
+            raise ValueError("api_key needs quipu_url (Quipu's base URL)")
+        login = WorkerLogin(quipu_url, api_key, agent_types, name)
+        grant = await login.login()
+        tenant, subjects = grant.tenant_id, Subjects(grant.subject_prefix)
+        nc = await login.connect()
+    elif nats_url is not None and tenant is not None:
+        subjects = Subjects(prefix)
+        nc = await connect_nats(nats_url)
+    else:
+        raise ValueError("give quipu_url and api_key (or, for a NATS without authentication, nats_url and tenant)")
     session = _Session(nc, subjects, tenant, name, heartbeat_seconds, report_timeout, on_receive)
+    renewal = asyncio.create_task(login.keep_renewed(stop)) if login is not None else None
+    if renewal is not None:
+        renewal.add_done_callback(lambda done: _stop_on_failure(done, stop))
     try:
         js = nc.jetstream(timeout=5)
-        await ensure_work_streams(js, subjects)  # a worker may start before Quipu
         loops = []
         for w in workers:
-            sub = await js.pull_subscribe(
-                subjects.task(tenant, w.agent_type),
-                durable=f"workers_{tenant}_{w.agent_type}",
-                stream=subjects.tasks_stream,
-                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=max(30.0, heartbeat_seconds * 3)),
-            )
+            if login is not None and login.grant is not None:
+                # The consumer was made by Quipu; these credentials may only pull from it.
+                sub = await js.pull_subscribe_bind(login.grant.consumers[w.agent_type], stream=subjects.tasks_stream)
+            else:
+                await ensure_work_streams(js, subjects)  # a worker may start before Quipu
+                sub = await js.pull_subscribe(
+                    subjects.task(tenant, w.agent_type),
+                    durable=f"workers_{tenant}_{w.agent_type}",
+                    stream=subjects.tasks_stream,
+                    config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=max(30.0, heartbeat_seconds * 3)),
+                )
             loops += [asyncio.create_task(_fetch_loop(session, sub, w, stop)) for _ in range(w.concurrency)]
-        log.info("worker_started", agent_types=[w.agent_type for w in workers], tenant=tenant, worker=session.name)
+        log.info("worker_started", agent_types=agent_types, tenant=tenant, worker=session.name)
         await stop.wait()
         _, pending = await asyncio.wait(loops, timeout=grace_seconds)
         for task in pending:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
     finally:
+        if renewal is not None:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await renewal
         with contextlib.suppress(Exception):
             await nc.close()  # every message was acked or handed back above
         log.info("worker_stopped", worker=session.name)
+
+
+def _stop_on_failure(done: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Quipu refused to renew the credentials (key revoked): stop rather than run blind."""
+    if not done.cancelled() and done.exception() is not None:
+        log.error("worker_credentials_refused", error=str(done.exception()))
+        stop.set()
 
 
 async def _fetch_loop(session: _Session, sub: Any, w: Worker, stop: asyncio.Event) -> None:
@@ -206,8 +244,8 @@ async def _work(session: _Session, msg: Msg, w: Worker) -> None:
     await msg.ack()
 
 
-def run(*workers: Worker, nats_url: str, tenant: str, prefix: str = "quipu", **options: Any) -> None:
-    """Run workers in the foreground until Ctrl-C or SIGTERM."""
+def run(*workers: Worker, **options: Any) -> None:
+    """Run workers in the foreground until Ctrl-C or SIGTERM (options: see ``serve_workers``)."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -215,6 +253,6 @@ def run(*workers: Worker, nats_url: str, tenant: str, prefix: str = "quipu", **o
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        await serve_workers(workers, nats_url=nats_url, tenant=tenant, prefix=prefix, stop=stop, **options)
+        await serve_workers(workers, stop=stop, **options)
 
     asyncio.run(main())

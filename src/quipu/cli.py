@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from bus.runtime import NatsEndpoint
 from bus.subjects import Subjects
 from quipu.config import Settings
 from quipu.logging import configure_logging
@@ -155,10 +156,13 @@ def cmd_events(args: argparse.Namespace) -> None:
     from quipu.tail import tail
 
     s = _settings(args)
-    nats_url = s.nats_url or _runtime(s).get("nats_url")
+    runtime = _runtime(s)
+    nats_url = s.nats_url or runtime.get("nats_url")
     if not nats_url:
         sys.exit("no NATS: set QUIPU_NATS_URL or start 'quipu up' first")
-    asyncio.run(tail(nats_url, Subjects(s.subject_prefix), tenant=args.tenant, kind=args.kind, limit=args.limit))
+    creds_file = s.nats_creds or (Path(runtime["nats_credentials"]) if runtime.get("nats_credentials") else None)
+    where = NatsEndpoint(nats_url, creds_file.read_text() if creds_file else None)
+    asyncio.run(tail(where, Subjects(s.subject_prefix), tenant=args.tenant, kind=args.kind, limit=args.limit))
 
 
 def cmd_replay(args: argparse.Namespace) -> None:

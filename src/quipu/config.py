@@ -17,6 +17,11 @@ def _port(name: str) -> int | None:
     return int(value) if value else None
 
 
+def _path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value) if value else None
+
+
 @dataclass
 class Settings:
     database_url: str | None = field(default_factory=lambda: os.environ.get("QUIPU_DATABASE_URL"))
@@ -41,6 +46,17 @@ class Settings:
             if os.environ.get("QUIPU_AGENT_TYPES")
             else None
         )
+    )
+    # NATS authentication (see the README's security section). A .creds file this process
+    # connects with, and/or a signing key of the NATS account (with the account's public key)
+    # from which each role mints a user of its own and the API mints workers' credentials.
+    nats_creds: Path | None = field(default_factory=lambda: _path("QUIPU_NATS_CREDS"))
+    nats_account: str | None = field(default_factory=lambda: os.environ.get("QUIPU_NATS_ACCOUNT") or None)
+    nats_signing_key_file: Path | None = field(default_factory=lambda: _path("QUIPU_NATS_SIGNING_KEY_FILE"))
+    # The NATS URL workers are told to use (default: the one Quipu uses).
+    nats_public_url: str | None = field(default_factory=lambda: os.environ.get("QUIPU_NATS_PUBLIC_URL") or None)
+    worker_credentials_ttl: int = field(
+        default_factory=lambda: int(os.environ.get("QUIPU_WORKER_CREDENTIALS_TTL", "3600"))
     )
     log_format: str = field(default_factory=lambda: os.environ.get("QUIPU_LOG_FORMAT", "auto"))
     log_level: str = field(default_factory=lambda: os.environ.get("QUIPU_LOG_LEVEL", "info"))

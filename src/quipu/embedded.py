@@ -63,6 +63,8 @@ import structlog
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from bus.nats_auth import EVERYTHING, NatsAuthority, OperatorKeys
+from bus.runtime import NatsEndpoint
 from quipu.embedded_auth import (
     PASSWORD_FILE,
     hba_trusts,
@@ -840,6 +842,14 @@ class EmbeddedPostgres:
 # NATS
 # --------------------------------------------------------------------------------------------
 
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds keys or credentials)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)
+
 # No proxy handlers: urllib honours HTTP(S)_PROXY, and no proxy should be asked for 127.0.0.1.
 _DIRECT_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -875,6 +885,8 @@ class EmbeddedNats:
         timeout: Seconds to wait for readiness.
         max_payload: Largest message the server accepts, in bytes. Above NATS's 1 MiB default
             so that every event Quipu can append fits (see ``commands`` for the event bound).
+        auth: Require authentication (decentralized JWT, one account for Quipu). Without it any
+            local process could read every tenant's events and forge reports.
     """
 
     def __init__(
@@ -885,11 +897,17 @@ class EmbeddedNats:
         host: str = "127.0.0.1",
         timeout: float = 30.0,
         max_payload: int = DEFAULT_NATS_MAX_PAYLOAD,
+        auth: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.log_path = self.data_dir / "nats.log"
         self.config_path = self.data_dir / "nats.conf"
+        self.credentials_path = self.data_dir / "operator.creds"
+        self.signing_key_path = self.data_dir / "auth" / "account-signing.nk"
         self.max_payload = max_payload
+        # Operator mode: keys generated once and kept in the data dir (0600); every client
+        # needs a user JWT signed by the account's signing key (see bus.nats_auth).
+        self.keys = OperatorKeys.load_or_create(self.data_dir / "auth" / "keys.json") if auth else None
         self.host = host
         self.timeout = timeout
         self._requested_port = port
@@ -1005,10 +1023,37 @@ class EmbeddedNats:
         self._proc = None
         atexit.unregister(self.stop)
 
+    @property
+    def authority(self) -> NatsAuthority | None:
+        """The signing key that mints users of Quipu's account (None without auth)."""
+        return self.keys.authority if self.keys else None
+
+    @property
+    def endpoint(self) -> NatsEndpoint:
+        """The URL with operator credentials (everything allowed): for Quipu and local tools."""
+        if not self.credentials_path.exists():
+            return NatsEndpoint(self.url)
+        return NatsEndpoint(self.url, self.credentials_path.read_text())
+
+    def env(self) -> dict[str, str]:
+        """The environment a separate ``quipu`` process needs to use this server as Quipu does."""
+        out = {"QUIPU_NATS_URL": self.url}
+        if self.keys is not None:
+            out |= {
+                "QUIPU_NATS_ACCOUNT": self.keys.authority.account,
+                "QUIPU_NATS_SIGNING_KEY_FILE": str(self.signing_key_path),
+            }
+        return out
+
     def _write_config(self) -> None:
         """Settings the command line cannot carry; rewritten on every start."""
-        self.config_path.write_text(f"max_payload: {self.max_payload}\n")
-        os.chmod(self.config_path, 0o600)
+        text = f"max_payload: {self.max_payload}\n"
+        if self.keys is not None:
+            text += self.keys.server_config()
+            _write_private(self.credentials_path, self.keys.authority.mint("quipu-operator", EVERYTHING))
+            # For Quipu processes started apart (quipu api / relay / projector): see env().
+            _write_private(self.signing_key_path, self.keys.signing_seed + "\n")
+        _write_private(self.config_path, text)
 
     def _spawn(self, binary: Path, port: int, monitor_port: int) -> subprocess.Popen[bytes]:
         self._write_config()

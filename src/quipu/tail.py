@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import sys
 
-import nats
 from nats.js.api import DeliverPolicy
 
+from bus.runtime import NatsEndpoint, connect_nats
 from bus.streams import ensure_event_stream
 from bus.subjects import Subjects
 
 
-async def tail(nats_url: str, subjects: Subjects, *, tenant: str | None, kind: str | None, limit: int = 0) -> None:
-    nc = await nats.connect(nats_url)
+async def tail(
+    nats: NatsEndpoint | str, subjects: Subjects, *, tenant: str | None, kind: str | None, limit: int = 0
+) -> None:
+    nc = await connect_nats(nats, allow_reconnect=False)
     js = nc.jetstream()
     await ensure_event_stream(js, subjects)
     if tenant and kind:

@@ -7,12 +7,15 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 import structlog
 
+from bus.nats_auth import NatsAuthority
+from bus.runtime import NatsEndpoint
 from commands.access import AccessService, issue_bootstrap_key
 from quipu.config import Settings
 from quipu.embedded import EmbeddedNats, EmbeddedPostgres
@@ -24,9 +27,18 @@ log = structlog.get_logger(__name__)
 DEV_TENANT = "default"
 
 
+@dataclass(frozen=True)
+class Infrastructure:
+    database_url: str
+    nats: NatsEndpoint | str  # with the operator's credentials when embedded
+    nats_authority: NatsAuthority | None  # the embedded account's signing key
+    nats_credentials_file: Path | None  # the operator's .creds, for local tools
+    embedded: bool
+
+
 @contextlib.contextmanager
-def infrastructure(settings: Settings) -> Iterator[tuple[str, str, bool]]:
-    """Yield (database_url, nats_url, embedded). Starts only what is not configured."""
+def infrastructure(settings: Settings) -> Iterator[Infrastructure]:
+    """Start only what is not configured: Postgres and NATS, each with authentication."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     pg = nats = None
     try:
@@ -35,11 +47,12 @@ def infrastructure(settings: Settings) -> Iterator[tuple[str, str, bool]]:
             pg = EmbeddedPostgres(settings.data_dir / "postgres")
             pg.start()
             database_url = pg.create_database("quipu")
-        nats_url = settings.nats_url
-        if not nats_url:
-            nats = EmbeddedNats(settings.data_dir / "nats")
-            nats_url = nats.start()
-        yield database_url, nats_url, bool(pg or nats)
+        if settings.nats_url:
+            yield Infrastructure(database_url, settings.nats_url, None, settings.nats_creds, pg is not None)
+            return
+        nats = EmbeddedNats(settings.data_dir / "nats")
+        nats.start()
+        yield Infrastructure(database_url, nats.endpoint, nats.authority, nats.credentials_path, True)
     finally:
         if nats is not None:
             nats.stop()
@@ -66,13 +79,23 @@ def dev_key(database_url: str, data_dir: Path) -> str:
     return secret
 
 
-def runtime_info(*, api_base: str, database_url: str, nats_url: str, api_key: str, embedded: bool) -> dict[str, Any]:
+def runtime_info(
+    *,
+    api_base: str,
+    database_url: str,
+    nats_url: str,
+    api_key: str,
+    embedded: bool,
+    nats_credentials: Path | None = None,
+) -> dict[str, Any]:
     """What runtime.json holds: the one place its fields are put together."""
     return {
         "api_url": f"{api_base}/api/v1",
         "docs_url": f"{api_base}/docs",
         "database_url": database_url,
         "nats_url": nats_url,
+        # The operator's credentials (a .creds file, 0600): `quipu events tail`, `nats --creds`.
+        "nats_credentials": str(nats_credentials) if nats_credentials else None,
         "api_key": api_key,
         "tenant": DEV_TENANT,
         "embedded": embedded,
@@ -108,10 +131,16 @@ def run_up(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     remove_runtime(runtime_file, only_if_dead=True)  # a crashed run's file points at nothing
     try:
-        with infrastructure(settings) as (database_url, nats_url, embedded):
+        with infrastructure(settings) as infra:
+            database_url, nats_url = infra.database_url, str(infra.nats)
             key = dev_key(database_url, settings.data_dir)
             runtime = runtime_info(
-                api_base=api_base, database_url=database_url, nats_url=nats_url, api_key=key, embedded=embedded
+                api_base=api_base,
+                database_url=database_url,
+                nats_url=nats_url,
+                api_key=key,
+                embedded=infra.embedded,
+                nats_credentials=infra.nats_credentials_file,
             )
 
             def announce() -> None:
@@ -127,7 +156,7 @@ def run_up(settings: Settings) -> None:
                     flush=True,
                 )
 
-            wiring = Wiring.from_settings(settings, database_url, nats_url)
+            wiring = Wiring.from_settings(settings, database_url, infra.nats, infra.nats_authority)
             asyncio.run(serve(wiring, api_socket=sock, on_ready=announce))
     finally:
         remove_runtime(runtime_file)

@@ -14,14 +14,17 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api.context import ApiContext, LiveBus
+from api.context import ApiContext, BusUnavailable, LiveBus, WorkerCredentials, WorkerCredentialsPort
+from bus import permissions
 from bus.consumer import Projector
 from bus.dispatcher import Dispatcher
+from bus.nats_auth import NatsAuthority, Permissions
 from bus.relay import Relay
 from bus.reports import ReportResponder
-from bus.runtime import RETRYABLE, connect_nats
+from bus.runtime import RETRYABLE, NatsEndpoint, connect_nats, endpoint
 from bus.subjects import Subjects
 from bus.timers import TimerRunner
+from bus.worker_access import WorkerAccess
 from commands.access import AccessService
 from commands.executions import ExecutionService
 from commands.limits import DEFAULT_MAX_EVENT_BYTES
@@ -44,16 +47,41 @@ def build_store(
 @dataclass
 class Wiring:
     database_url: str
-    nats_url: str
+    nats_url: NatsEndpoint | str  # with the credentials this process connects with, if any
     subjects: Subjects
     pool_size: int = 10
     max_body_bytes: int = 1 << 20
     rate_limit_per_minute: int = 6000
     agent_types: frozenset[str] | None = None  # the registry of agent types, when configured
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    # A signing key of the NATS account: each role then connects as a user of its own with
+    # only the permissions it needs, and the API can mint workers' credentials.
+    nats_authority: NatsAuthority | None = None
+    nats_public_url: str | None = None  # the NATS URL handed to workers (default: ours)
+    worker_credentials_ttl: int = 3600
+
+    def nats_as(self, rights: Permissions, name: str) -> NatsEndpoint:
+        """The endpoint a role connects to: its own minted user when a signing key is
+        configured, otherwise the process's credentials (or none)."""
+        where = endpoint(self.nats_url)
+        if self.nats_authority is None:
+            return where
+        return where.with_credentials(self.nats_authority.mint(f"quipu-{name}", rights))
 
     @classmethod
-    def from_settings(cls, settings: Settings, database_url: str, nats_url: str) -> Wiring:
+    def from_settings(
+        cls,
+        settings: Settings,
+        database_url: str,
+        nats_url: NatsEndpoint | str,
+        nats_authority: NatsAuthority | None = None,
+    ) -> Wiring:
+        if nats_authority is None and settings.nats_signing_key_file is not None:
+            if not settings.nats_account:
+                raise ValueError("QUIPU_NATS_SIGNING_KEY_FILE needs QUIPU_NATS_ACCOUNT (the account's public key)")
+            nats_authority = NatsAuthority.from_files(settings.nats_account, settings.nats_signing_key_file)
+        if isinstance(nats_url, str) and settings.nats_creds is not None:
+            nats_url = NatsEndpoint(nats_url, settings.nats_creds.read_text())
         return cls(
             database_url,
             nats_url,
@@ -63,6 +91,9 @@ class Wiring:
             settings.rate_limit_per_minute,
             settings.agent_types,
             max_event_bytes=settings.max_event_bytes,
+            nats_authority=nats_authority,
+            nats_public_url=settings.nats_public_url,
+            worker_credentials_ttl=settings.worker_credentials_ttl,
         )
 
     @contextlib.asynccontextmanager
@@ -85,14 +116,15 @@ class Wiring:
                 await ensure_schema(conn, projection(name))
         # Readiness reports NATS; the API still serves commands while NATS is down, and
         # connects lazily if NATS was not there at start.
+        api_nats = self.nats_as(permissions.api(self.subjects), "api")
         clients: list[NATS] = []
         with contextlib.suppress(*RETRYABLE):
-            clients.append(await connect_nats(self.nats_url))
+            clients.append(await connect_nats(api_nats))
 
         async def nats_ready() -> bool:
             if not clients:
                 with contextlib.suppress(*RETRYABLE):
-                    clients.append(await asyncio.wait_for(connect_nats(self.nats_url), 3))
+                    clients.append(await asyncio.wait_for(connect_nats(api_nats), 3))
             return bool(clients) and clients[0].is_connected
 
         async def live_client() -> NATS | None:
@@ -103,6 +135,13 @@ class Wiring:
             return [self.subjects.event(tenant_id, "execution.>"), self.subjects.event(tenant_id, "telemetry.>")]
 
         workflows = WorkflowService(store, agent_types=self.agent_types)
+        access = WorkerAccess(
+            api_nats,
+            self.subjects,
+            self.nats_authority,
+            public_url=self.nats_public_url,
+            ttl_seconds=self.worker_credentials_ttl,
+        )
         try:
             yield ApiContext(
                 store=store,
@@ -114,6 +153,7 @@ class Wiring:
                 max_body_bytes=self.max_body_bytes,
                 rate_limit_per_minute=self.rate_limit_per_minute,
                 live=LiveBus(live_client, self.subjects.events_stream, live_subjects),
+                worker_credentials=worker_credentials_port(access),
             )
         finally:
             for client in clients:
@@ -138,7 +178,12 @@ class Wiring:
         runner = TimerRunner(self.database_url, executions.fire_timer, leader_key=self.subjects.prefix)
         try:
             yield [
-                Dispatcher(self.nats_url, self.subjects, load, database_url=self.database_url).run,
+                Dispatcher(
+                    self.nats_as(permissions.dispatcher(self.subjects), "dispatcher"),
+                    self.subjects,
+                    load,
+                    database_url=self.database_url,
+                ).run,
                 *([runner.run] if timers else []),
             ]
         finally:
@@ -146,13 +191,26 @@ class Wiring:
 
     def report_responder(self, executions: ExecutionService) -> ReportResponder:
         """Worker reports over NATS; runs beside the API, which owns the command side."""
-        return ReportResponder(self.nats_url, self.subjects, executions)
+        return ReportResponder(self.nats_as(permissions.api(self.subjects), "reports"), self.subjects, executions)
 
     def relay(self) -> Relay:
-        return Relay(self.database_url, self.nats_url, self.subjects)
+        return Relay(self.database_url, self.nats_as(permissions.relay(self.subjects), "relay"), self.subjects)
 
     def projectors(self, names: list[str] | None = None) -> list[Projector]:
+        nats = self.nats_as(permissions.projector(self.subjects), "projector")
         return [
-            Projector(projection(n), self.database_url, self.nats_url, self.subjects)
-            for n in (names or sorted(PROJECTIONS))
+            Projector(projection(n), self.database_url, nats, self.subjects) for n in (names or sorted(PROJECTIONS))
         ]
+
+
+def worker_credentials_port(access: WorkerAccess) -> WorkerCredentialsPort:
+    """The API's view of worker access: its own types, and 503 while NATS is unreachable."""
+
+    async def issue(tenant_id: str, agent_types: list[str], worker_name: str) -> WorkerCredentials:
+        try:
+            grant = await access.grant(tenant_id, agent_types, worker_name)
+        except RETRYABLE as error:
+            raise BusUnavailable(str(error) or type(error).__name__) from error
+        return WorkerCredentials(**vars(grant))
+
+    return issue

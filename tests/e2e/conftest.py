@@ -9,18 +9,20 @@ from pathlib import Path
 import pytest
 
 from quipu.embedded import EmbeddedNats, EmbeddedPostgres
+from tests.nats_access import NatsForTests, nats_for_tests
 
 
 @pytest.fixture
-def infra(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(database_url, nats_url) on free ports; fsync off: these tests kill processes, not machines."""
+def infra(tmp_path: Path) -> Iterator[tuple[str, NatsForTests]]:
+    """(database_url, nats) on free ports; fsync off: these tests kill processes, not machines.
+    ``nats`` carries operator credentials, and ``nats.env()`` what a ``quipu`` process needs."""
     os.chmod(tmp_path, 0o755)
     pg = EmbeddedPostgres(tmp_path / "pg", extra_settings={"fsync": "off"})
     pg.start()
     nats_server = EmbeddedNats(tmp_path / "nats")
-    nats_url = nats_server.start()
+    nats_server.start()
     try:
-        yield pg.create_database("quipu"), nats_url
+        yield pg.create_database("quipu"), nats_for_tests(nats_server)
     finally:
         nats_server.stop()
         pg.stop(mode="immediate")

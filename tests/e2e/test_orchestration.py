@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from quipu.embedded import free_port
+from tests.nats_access import NatsForTests
 
 QUIPU = [sys.executable, "-m", "quipu.cli"]
 WORKER = [sys.executable, str(Path(__file__).with_name("worker_process.py"))]
@@ -73,12 +74,12 @@ OUTPUTS = {
 class Quipu:
     """`quipu up` on the given Postgres and NATS: API, relay, projectors, dispatcher, timers."""
 
-    def __init__(self, database_url: str, nats_url: str, tmp: Path) -> None:
+    def __init__(self, database_url: str, nats: NatsForTests, tmp: Path) -> None:
         self.port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("QUIPU_")}
         self.env.update(
             QUIPU_DATABASE_URL=database_url,
-            QUIPU_NATS_URL=nats_url,
+            **nats.env(),
             QUIPU_DATA_DIR=str(tmp / "data"),
             QUIPU_LOG_LEVEL="warning",
         )
@@ -181,7 +182,7 @@ def _wait(check: Any, what: str, timeout: float = 90) -> Any:
 
 
 def test_an_eleven_node_run_with_two_workers_survives_a_restart_of_quipu(
-    infra: tuple[str, str], tmp_path: Path
+    infra: tuple[str, NatsForTests], tmp_path: Path
 ) -> None:
     database_url, nats_url = infra
     quipu = Quipu(database_url, nats_url, tmp_path)
@@ -193,7 +194,7 @@ def test_an_eleven_node_run_with_two_workers_survives_a_restart_of_quipu(
             with (tmp_path / f"{name}.log").open("ab") as out:
                 workers.append(
                     subprocess.Popen(
-                        [*WORKER, nats_url, quipu.api, quipu.key, name], env=quipu.env, stdout=out, stderr=out
+                        [*WORKER, quipu.api, quipu.key, name], env=quipu.env, stdout=out, stderr=out
                     )
                 )
         api = httpx.Client(base_url=quipu.api, headers=h, timeout=10)

@@ -24,7 +24,7 @@ DEFINITION = {"nodes": [{"id": "a"}]}
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedPostgres, str]]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedPostgres, dict[str, str]]]:
     """One Postgres and NATS for the module; each test gets a database of its own."""
     root = tmp_path_factory.mktemp("roles")
     os.chmod(root, 0o755)
@@ -32,15 +32,16 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Embedded
     pg.start()
     nats_server = EmbeddedNats(root / "nats")
     try:
-        yield pg, nats_server.start()
+        nats_server.start()
+        yield pg, nats_server.env()
     finally:
         nats_server.stop()
         pg.stop(mode="immediate")
 
 
 @pytest.fixture
-def env(servers: tuple[EmbeddedPostgres, str], tmp_path: Path) -> dict[str, str]:
-    pg, nats_url = servers
+def env(servers: tuple[EmbeddedPostgres, dict[str, str]], tmp_path: Path) -> dict[str, str]:
+    pg, nats_env = servers
     database_url = pg.create_database("roles_" + uuid.uuid4().hex[:10])
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QUIPU_")}
     # A subject prefix per test: the module's tests share one NATS.
@@ -48,7 +49,7 @@ def env(servers: tuple[EmbeddedPostgres, str], tmp_path: Path) -> dict[str, str]
     return {
         **clean,
         "QUIPU_DATABASE_URL": database_url,
-        "QUIPU_NATS_URL": nats_url,
+        **nats_env,
         "QUIPU_SUBJECT_PREFIX": prefix,
         "QUIPU_DATA_DIR": str(tmp_path / "data"),
         "QUIPU_LOG_FORMAT": "json",

@@ -16,21 +16,22 @@ import time
 from pathlib import Path
 
 import httpx
-import nats
 import psycopg
 from nats.js.api import DeliverPolicy
 
+from bus.runtime import connect_nats
 from bus.streams import ensure_event_stream
 from bus.subjects import Subjects
 from quipu.embedded import free_port
+from tests.nats_access import NatsForTests
 
 QUIPU = [sys.executable, "-m", "quipu.cli"]
 DEFINITION = {"nodes": [{"id": "a"}, {"id": "b"}], "edges": [{"from": "a", "to": "b"}]}
 
 
-def _env(database_url: str, nats_url: str) -> dict[str, str]:
+def _env(database_url: str, nats: NatsForTests) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUIPU_")}
-    env.update(QUIPU_DATABASE_URL=database_url, QUIPU_NATS_URL=nats_url, QUIPU_LOG_LEVEL="warning")
+    env.update(QUIPU_DATABASE_URL=database_url, QUIPU_LOG_LEVEL="warning", **nats.env())
     return env
 
 
@@ -52,7 +53,7 @@ def _wait_ready(port: int, timeout: float = 60) -> None:
 
 
 async def _stream_ids(nats_url: str) -> list[str]:
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url, allow_reconnect=False)
     try:
         js = nc.jetstream()
         subjects = Subjects()
@@ -68,7 +69,7 @@ async def _stream_ids(nats_url: str) -> list[str]:
         await nc.close()
 
 
-def test_two_apis_two_relays_and_a_projector(infra: tuple[str, str], tmp_path: Path) -> None:
+def test_two_apis_two_relays_and_a_projector(infra: tuple[str, NatsForTests], tmp_path: Path) -> None:
     database_url, nats_url = infra
     env = _env(database_url, nats_url)
     log = tmp_path / "processes.log"

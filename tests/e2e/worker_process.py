@@ -1,4 +1,4 @@
-"""A real worker process for the end-to-end run (argv: NATS_URL API_URL API_KEY NAME).
+"""A real worker process for the end-to-end run (argv: API_URL API_KEY NAME).
 
 It serves both agent types of the workflow, as the README's worker does, and reports
 glass-box telemetry over HTTP. Its outputs are deterministic, so a run's final state is
@@ -15,7 +15,7 @@ import httpx
 
 from bus.worker import Task, TaskFailed, run, worker
 
-NATS_URL, API_URL, API_KEY, NAME = sys.argv[1:5]
+API_URL, API_KEY, NAME = sys.argv[1:4]
 SLOW_FIRST_ATTEMPT_SECONDS = 60.0  # far beyond the node's timeout: Quipu must time it out
 
 
@@ -78,4 +78,5 @@ async def llm(task: Task) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run(io, llm, nats_url=NATS_URL, tenant="default", name=NAME, heartbeat_seconds=0.5, report_timeout=120)
+    # Only Quipu's URL and a key: the NATS credentials come from Quipu (tenant from the key).
+    run(io, llm, quipu_url=API_URL, api_key=API_KEY, name=NAME, heartbeat_seconds=0.5, report_timeout=120)

@@ -16,6 +16,7 @@ from api.context import ApiContext
 from bus.subjects import Subjects
 from commands.access import issue_bootstrap_key
 from quipu.wiring import Wiring
+from tests.nats_access import authority_of
 
 
 @dataclass
@@ -54,6 +55,7 @@ async def running_quipu(
         pool_size=4,
         max_body_bytes=256 * 1024,
         rate_limit_per_minute=rate_limit_per_minute,
+        nats_authority=authority_of(nats_url),  # each role connects as a NATS user of its own
     )
     stop = asyncio.Event()
     async with wiring.api_context() as ctx:

@@ -9,10 +9,10 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import nats
 import psycopg
 import pytest
 
+from bus.runtime import connect_nats
 from quipu.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ async def test_nats_jetstream_survives_restart_on_same_port(nats_server: Embedde
     assert url == f"nats://127.0.0.1:{nats_server.port}"
     assert nats_server.running
 
-    nc = await nats.connect(url)
+    nc = await connect_nats(nats_server.endpoint, allow_reconnect=False)
     try:
         js = nc.jetstream()
         await js.add_stream(name="EVENTS", subjects=["events.>"])
@@ -223,7 +223,7 @@ async def test_nats_jetstream_survives_restart_on_same_port(nats_server: Embedde
     assert not nats_server.running
     assert nats_server.start() == url  # same port
 
-    nc = await nats.connect(url)
+    nc = await connect_nats(nats_server.endpoint, allow_reconnect=False)
     try:
         js = nc.jetstream()
         msg = await js.get_msg("EVENTS", 1)
@@ -244,8 +244,8 @@ async def test_nats_client_reconnects_after_kill(nats_server: EmbeddedNats) -> N
     async def on_reconnect() -> None:
         reconnected.set()
 
-    nc = await nats.connect(
-        url,
+    nc = await connect_nats(
+        nats_server.endpoint,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.1,
         connect_timeout=2,

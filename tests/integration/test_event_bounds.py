@@ -116,7 +116,7 @@ def small_nats(tmp_path: Path) -> Any:
 async def test_an_event_the_bus_refuses_is_recorded_and_the_rest_flow(
     database_url: str, small_nats: EmbeddedNats, subjects: Subjects
 ) -> None:
-    async with quipu_with(database_url, small_nats.url, subjects, max_body_bytes=256 * 1024) as q:
+    async with quipu_with(database_url, small_nats.endpoint, subjects, max_body_bytes=256 * 1024) as q:
         c, h = q.client, q.auth()
         names = [f"small-{i}" for i in range(10)] + ["too-big"] + [f"after-{i}" for i in range(10)]
         ids: dict[str, str] = {}
@@ -149,7 +149,7 @@ async def test_an_event_the_bus_refuses_is_recorded_and_the_rest_flow(
 
         # Every other event reached JetStream, once each, in log order.
         await wait_relayed(database_url)
-        published = await stream_contents(small_nats.url, subjects)
+        published = await stream_contents(small_nats.endpoint, subjects)
         logged = [
             (str(e), int(n))
             for e, n in await rows(database_url, "SELECT event_id, notification_id FROM event_dag ORDER BY 2")

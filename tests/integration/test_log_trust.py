@@ -7,10 +7,10 @@ import asyncio
 from typing import Any
 
 import msgspec
-import nats
 import psycopg
 from psycopg.rows import dict_row
 
+from bus.runtime import connect_nats
 from bus.subjects import Subjects
 from commands.log import read_after
 from domain.aggregate import CommandContext
@@ -40,8 +40,9 @@ async def _real(database_url: str, kind: str) -> EventEnvelope:
 
 
 async def _publish(nats_url: str, subjects: Subjects, forged: list[EventEnvelope]) -> None:
-    """Straight onto the events stream, as any process that reaches NATS could."""
-    nc = await nats.connect(nats_url)
+    """Straight onto the events stream, as any process with the operator's credentials could
+    (without credentials, or with a worker's, NATS refuses: see test_nats_auth)."""
+    nc = await connect_nats(nats_url, allow_reconnect=False)
     try:
         js = nc.jetstream(timeout=10)
         for e in forged:

@@ -26,7 +26,7 @@ def own_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
 
 
 async def test_ready_stays_200_with_nats_stopped(database_url: str, own_nats: EmbeddedNats, subjects: Subjects) -> None:
-    async with running_quipu(database_url, own_nats.url, subjects, background=False) as q:
+    async with running_quipu(database_url, own_nats.endpoint, subjects, background=False) as q:
         ready = await q.client.get("/ready")
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"postgres": "ok", "nats": "ok"}

@@ -17,13 +17,13 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import nats
 import psycopg
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bus.relay import Relay
+from bus.runtime import connect_nats
 from bus.subjects import Subjects
 from commands.store import EventStore
 from domain.aggregate import CommandContext
@@ -133,7 +133,7 @@ async def _finish(task: asyncio.Task[None], stop: asyncio.Event) -> None:
 
 async def stream_contents(nats_url: str, subjects: Subjects) -> list[tuple[str, int]]:
     """(event_id, notification_id) of every message in the stream, in stream order."""
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url, allow_reconnect=False)
     try:
         js = nc.jetstream(timeout=10)
         info = await js.stream_info(subjects.events_stream)
@@ -183,13 +183,13 @@ async def assert_exactly_once_in_order(database_url: str, nats_url: str, subject
 
 @contextlib.asynccontextmanager
 async def relay_process(
-    database_url: str, nats_url: str, subjects: Subjects, log_path: Path
+    database_url: str, nats_env: dict[str, str], subjects: Subjects, log_path: Path
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
     """``quipu relay`` as a real OS process (killed on exit whatever happened)."""
     env = {
         **os.environ,
         "QUIPU_DATABASE_URL": database_url,
-        "QUIPU_NATS_URL": nats_url,
+        **nats_env,  # URL, account and signing key: the relay mints its own NATS user
         "QUIPU_SUBJECT_PREFIX": subjects.prefix,
         "QUIPU_LOG_FORMAT": "json",
     }
@@ -211,7 +211,7 @@ async def test_relay_survives_nats_outage_and_crashes(
 ) -> None:
     total = 3000
     appender = Appender(store, total)
-    relay_a = Relay(database_url, own_nats.url, subjects, batch_size=50, idle_wait=0.2)
+    relay_a = Relay(database_url, own_nats.endpoint, subjects, batch_size=50, idle_wait=0.2)
     task_a, stop_a = await _start_relay(relay_a)
     appending = appender.start()
     try:
@@ -234,7 +234,7 @@ async def test_relay_survives_nats_outage_and_crashes(
         while not task_a.done():
             task_a.cancel()
             await asyncio.wait([task_a], timeout=0.5)
-        relay_b = Relay(database_url, own_nats.url, subjects, batch_size=50, idle_wait=0.2)
+        relay_b = Relay(database_url, own_nats.endpoint, subjects, batch_size=50, idle_wait=0.2)
         task_b, stop_b = await _start_relay(relay_b)
         await appender.reached(1800)
         await wait_relayed(database_url, at_least=1700)
@@ -243,7 +243,7 @@ async def test_relay_survives_nats_outage_and_crashes(
         # 3. A real `quipu relay` process is SIGKILLed while it publishes, and NATS is killed too.
         # (no relay runs now, so these are waiting for the process below)
         await asyncio.to_thread(Appender(store, 300, per_save=30)._run)
-        async with relay_process(database_url, own_nats.url, subjects, tmp_path / "relay.log") as proc:
+        async with relay_process(database_url, own_nats.env(), subjects, tmp_path / "relay.log") as proc:
             start = await relay_position(database_url)
             async with asyncio.timeout(30):
                 while await relay_position(database_url) <= start:
@@ -255,11 +255,11 @@ async def test_relay_survives_nats_outage_and_crashes(
         await appender.reached(min(total, appender.count + 200))
         own_nats.start()
 
-        relay_c = Relay(database_url, own_nats.url, subjects, batch_size=200, idle_wait=0.2)
+        relay_c = Relay(database_url, own_nats.endpoint, subjects, batch_size=200, idle_wait=0.2)
         task_c, stop_c = await _start_relay(relay_c)
         await asyncio.wait_for(appending, 120)
         try:
-            count = await assert_exactly_once_in_order(database_url, own_nats.url, subjects)
+            count = await assert_exactly_once_in_order(database_url, own_nats.endpoint, subjects)
         finally:
             await _finish(task_c, stop_c)
         assert count == total + 300
@@ -275,20 +275,20 @@ async def test_relay_survives_nats_outage_and_crashes(
 async def test_two_relays_publish_each_event_once_and_fail_over(
     database_url: str, store: EventStore, own_nats: EmbeddedNats, subjects: Subjects
 ) -> None:
-    first = Relay(database_url, own_nats.url, subjects, name="default", batch_size=100, idle_wait=0.2)
-    second = Relay(database_url, own_nats.url, subjects, name="default", batch_size=100, idle_wait=0.2)
+    first = Relay(database_url, own_nats.endpoint, subjects, name="default", batch_size=100, idle_wait=0.2)
+    second = Relay(database_url, own_nats.endpoint, subjects, name="default", batch_size=100, idle_wait=0.2)
     task_1, stop_1 = await _start_relay(first)
     task_2, stop_2 = await _start_relay(second)
     try:
         await asyncio.to_thread(Appender(store, 500, per_save=25)._run)
-        await assert_exactly_once_in_order(database_url, own_nats.url, subjects)
+        await assert_exactly_once_in_order(database_url, own_nats.endpoint, subjects)
         leader, standby = (first, second) if first.published else (second, first)
         assert leader.published == 500 and standby.published == 0, "both relays were active"
         # The active relay stops: the standby takes the advisory lock and carries on.
         leader_task, leader_stop = (task_1, stop_1) if leader is first else (task_2, stop_2)
         await _finish(leader_task, leader_stop)
         await asyncio.to_thread(Appender(store, 300, per_save=25)._run)
-        count = await assert_exactly_once_in_order(database_url, own_nats.url, subjects)
+        count = await assert_exactly_once_in_order(database_url, own_nats.endpoint, subjects)
         assert count == 800
         assert standby.published == 300
     finally:

@@ -1,0 +1,121 @@
+"""The worker side of worker credentials: log in to Quipu with an API key, connect to NATS
+as the user Quipu minted, and renew before the credentials expire.
+
+Credentials are read at every (re)connect through callbacks, so a renewal takes effect the
+next time NATS asks, including when the server closes a connection whose JWT expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import nkeys
+import structlog
+from nats.aio.client import Client as NATS
+
+from bus.runtime import NatsEndpoint, connect_nats
+
+log = structlog.get_logger(__name__)
+CREDENTIALS_PATH = "/api/v1/workers/credentials"
+RENEW_AT = 0.5  # of the credentials' lifetime
+
+
+class LoginRefused(RuntimeError):
+    """Quipu refused the API key (401/403) or the request (4xx): retrying will not help."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    tenant_id: str
+    nats_url: str
+    credentials: str | None
+    inbox_prefix: str | None
+    subject_prefix: str
+    tasks_stream: str
+    consumers: dict[str, str]
+    expires_at: datetime | None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Grant:
+        expires = body.get("expires_at")
+        return cls(
+            tenant_id=body["tenant_id"],
+            nats_url=body["nats_url"],
+            credentials=body.get("credentials"),
+            inbox_prefix=body.get("inbox_prefix"),
+            subject_prefix=body["subject_prefix"],
+            tasks_stream=body["tasks_stream"],
+            consumers=dict(body["consumers"]),
+            expires_at=datetime.fromisoformat(expires) if expires else None,
+        )
+
+
+def _section(creds: str, begin: str) -> str:
+    lines = creds.splitlines()
+    for i, line in enumerate(lines):
+        if begin in line:
+            return lines[i + 1].strip()
+    raise ValueError(f"credentials without {begin}")
+
+
+class WorkerLogin:
+    def __init__(self, quipu_url: str, api_key: str, agent_types: list[str], name: str) -> None:
+        base = quipu_url.rstrip("/")
+        self._url = (base.removesuffix("/api/v1")) + CREDENTIALS_PATH
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._body = {"agent_types": agent_types, "name": name}
+        self.grant: Grant | None = None
+
+    async def login(self) -> Grant:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(self._url, json=self._body, headers=self._headers)
+        if 400 <= response.status_code < 500:
+            raise LoginRefused(f"{response.status_code}: {response.text[:500]}")
+        response.raise_for_status()
+        self.grant = Grant.from_json(response.json())
+        return self.grant
+
+    async def connect(self, **options: Any) -> NATS:
+        grant = self.grant or await self.login()
+        where = NatsEndpoint(grant.nats_url, inbox_prefix=grant.inbox_prefix)
+        if grant.credentials is None:  # a bus without authentication
+            return await connect_nats(where, **options)
+        return await connect_nats(where, user_jwt_cb=self._jwt, signature_cb=self._sign, **options)
+
+    def _creds(self) -> str:
+        assert self.grant is not None and self.grant.credentials is not None
+        return self.grant.credentials
+
+    def _jwt(self) -> bytearray:
+        return bytearray(_section(self._creds(), "BEGIN NATS USER JWT").encode())
+
+    def _sign(self, nonce: str) -> bytes:
+        key = nkeys.from_seed(bytearray(_section(self._creds(), "BEGIN USER NKEY SEED").encode()))
+        try:
+            return base64.b64encode(key.sign(nonce.encode()))
+        finally:
+            key.wipe()
+
+    async def keep_renewed(self, stop: asyncio.Event) -> None:
+        """Renew at half the lifetime; while Quipu is unreachable, retry until it answers."""
+        while not stop.is_set() and self.grant is not None and self.grant.expires_at is not None:
+            left = (self.grant.expires_at - datetime.now(UTC)).total_seconds()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(1.0, left * RENEW_AT))
+            if stop.is_set():
+                return
+            try:
+                await self.login()
+                log.info("worker_credentials_renewed", expires_at=str(self.grant.expires_at))
+            except LoginRefused:
+                raise
+            except (httpx.HTTPError, OSError) as error:
+                log.warning("worker_credentials_renewal_failed", error=str(error) or type(error).__name__)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2.0)
