@@ -86,6 +86,7 @@ def api(subjects: Subjects) -> Permissions:
             *_stream_admin(tasks),
             *_stream_admin(notices),
             f"$JS.API.CONSUMER.CREATE.{tasks}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{tasks}.>",
             f"$JS.API.CONSUMER.INFO.{tasks}.>",
         ),
         subscribe=(REPLIES, subjects.all_reports),

@@ -2,9 +2,10 @@
 
 A worker sends a ``Report`` to ``<prefix>.report.<tenant>``; one Quipu API instance (queue
 group) turns it into the same command the HTTP endpoint runs and replies with a
-``ReportReply`` (``status`` mirrors the HTTP status: 200, 404, 409, 422). Access to a
-tenant's report subject is access to that tenant's executions: grant it to workers
-with NATS permissions, as you would hand them an API key.
+``ReportReply`` (``status`` mirrors the HTTP status: 200, 404, 409, 422). The tenant is the
+subject's, and a worker's NATS credentials (``bus.permissions.worker``) let it publish on
+its own tenant's subject only; a report naming another tenant's execution is 404. Every
+report is counted by its answer (``quipu_worker_reports_total``), so refused ones show.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import msgspec
 import structlog
 from nats.aio.msg import Msg
+from prometheus_client import Counter
 
 from bus.runtime import NatsEndpoint, connect_nats, run_until_stopped
 from bus.subjects import Subjects
@@ -26,6 +28,7 @@ from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.execution import Execution
 
 log = structlog.get_logger(__name__)
+REPORTS = Counter("quipu_worker_reports_total", "Worker reports received over NATS, by the status answered", ["status"])
 _decode = msgspec.json.Decoder(Report).decode
 _encode = msgspec.json.Encoder().encode
 QUEUE_GROUP = "quipu-reports"
@@ -58,6 +61,9 @@ class ReportResponder:
             reply = ReportReply(ok=False, status=422, detail=str(error))
         else:
             reply = await asyncio.to_thread(self.handle, tenant_id, report)
+        REPORTS.labels(str(reply.status)).inc()
+        if reply.status != 200:
+            log.info("worker_report_refused", tenant_id=tenant_id, status=reply.status, detail=reply.detail)
         if msg.reply:
             await msg.respond(_encode(reply))
 

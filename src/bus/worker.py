@@ -6,7 +6,7 @@
     async def summarize(task: Task) -> dict:
         return {"summary": task.input["text"][:100]}
 
-    run(summarize, quipu_url="http://127.0.0.1:8000", api_key="qk_...")
+    run(summarize)  # QUIPU_URL and QUIPU_API_KEY from the environment, or pass them
 
 A worker needs only Quipu's URL and an API key with the ``worker`` scope: it asks Quipu for
 NATS credentials that reach its own tenant's tasks of its agent types and nothing else,
@@ -123,10 +123,13 @@ async def serve_workers(
     ``on_receive`` sees each task as it arrives, before anything is reported (metrics)."""
     name = name or f"{socket.gethostname()}:{os.getpid()}"
     agent_types = list(dict.fromkeys(w.agent_type for w in workers))
+    if nats_url is None:  # the usual way: Quipu's URL and a worker key, from the environment if not given
+        quipu_url = quipu_url or os.environ.get("QUIPU_URL")
+        api_key = api_key or os.environ.get("QUIPU_API_KEY")
     login: WorkerLogin | None = None
     if api_key is not None:
         if quipu_url is None:
-            raise ValueError("api_key needs quipu_url (Quipu's base URL)")
+            raise ValueError("api_key needs quipu_url (Quipu's URL; or set QUIPU_URL)")
         login = WorkerLogin(quipu_url, api_key, agent_types, name)
         grant = await login.login()
         tenant, subjects = grant.tenant_id, Subjects(grant.subject_prefix)
@@ -135,7 +138,10 @@ async def serve_workers(
         subjects = Subjects(prefix)
         nc = await connect_nats(nats_url)
     else:
-        raise ValueError("give quipu_url and api_key (or, for a NATS without authentication, nats_url and tenant)")
+        raise ValueError(
+            "give quipu_url and api_key (or set QUIPU_URL and QUIPU_API_KEY); for a NATS without"
+            " authentication, nats_url and tenant"
+        )
     session = _Session(nc, subjects, tenant, name, heartbeat_seconds, report_timeout, on_receive)
     renewal = asyncio.create_task(login.keep_renewed(stop)) if login is not None else None
     if renewal is not None:
