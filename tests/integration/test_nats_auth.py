@@ -115,7 +115,7 @@ async def test_worker_credentials_need_a_worker_key(quipu: Running) -> None:
 async def test_a_worker_reaches_only_its_own_tenants_tasks_and_reports(quipu: Running, api_url: str) -> None:
     subjects = quipu.wiring.subjects
     beta_execution = await _start(quipu, "beta")
-    acme_login, acme, acme_errors = await _login(api_url, await _worker_key(quipu, "acme"))
+    _, acme, acme_errors = await _login(api_url, await _worker_key(quipu, "acme"))
     beta_login, beta, _ = await _login(api_url, await _worker_key(quipu, "beta"))
     assert isinstance(beta_login.grant, Grant)
     beta_consumer = beta_login.grant.consumers["summarize"]
