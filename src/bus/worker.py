@@ -38,6 +38,7 @@ import msgspec
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -190,6 +191,10 @@ async def _fetch_loop(session: _Session, sub: Any, w: Worker, stop: asyncio.Even
         try:
             msgs = await sub.fetch(1, timeout=1)
         except (NatsTimeout, TimeoutError):
+            continue
+        except NatsError as error:  # reconnecting (renewed credentials, a NATS restart): try again
+            log.debug("worker_fetch_retrying", error=str(error) or type(error).__name__)
+            await asyncio.sleep(0.2)
             continue
         for msg in msgs:
             await _work(session, msg, w)

@@ -1,8 +1,9 @@
 """The worker side of worker credentials: log in to Quipu with an API key, connect to NATS
 as the user Quipu minted, and renew before the credentials expire.
 
-Credentials are read at every (re)connect through callbacks, so a renewal takes effect the
-next time NATS asks, including when the server closes a connection whose JWT expired.
+Credentials are read at every (re)connect through callbacks. NATS closes a connection whose
+JWT expired, and nats-py does not reconnect after that error, so a renewal is followed by a
+forced reconnect: the connection always runs on credentials that have not expired.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class WorkerLogin:
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._body = {"agent_types": agent_types, "name": name}
         self.grant: Grant | None = None
+        self._nc: NATS | None = None
 
     async def login(self) -> Grant:
         async with httpx.AsyncClient(timeout=10) as client:
@@ -86,7 +88,8 @@ class WorkerLogin:
         where = NatsEndpoint(grant.nats_url, inbox_prefix=grant.inbox_prefix)
         if grant.credentials is None:  # a bus without authentication
             return await connect_nats(where, **options)
-        return await connect_nats(where, user_jwt_cb=self._jwt, signature_cb=self._sign, **options)
+        self._nc = await connect_nats(where, user_jwt_cb=self._jwt, signature_cb=self._sign, **options)
+        return self._nc
 
     def _creds(self) -> str:
         assert self.grant is not None and self.grant.credentials is not None
@@ -113,6 +116,8 @@ class WorkerLogin:
             try:
                 await self.login()
                 log.info("worker_credentials_renewed", expires_at=str(self.grant.expires_at))
+                if self._nc is not None:
+                    await self._nc.force_reconnect()  # subscriptions are restored on the new connection
             except LoginRefused:
                 raise
             except (httpx.HTTPError, OSError) as error:

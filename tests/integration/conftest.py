@@ -47,6 +47,7 @@ async def running_quipu(
     background: bool = True,
     rate_limit_per_minute: int = 100_000,
     timers: bool = True,
+    worker_credentials_ttl: int = 3600,
 ) -> AsyncIterator[Running]:
     wiring = Wiring(
         database_url,
@@ -56,6 +57,7 @@ async def running_quipu(
         max_body_bytes=256 * 1024,
         rate_limit_per_minute=rate_limit_per_minute,
         nats_authority=authority_of(nats_url),  # each role connects as a NATS user of its own
+        worker_credentials_ttl=worker_credentials_ttl,
     )
     stop = asyncio.Event()
     async with wiring.api_context() as ctx:

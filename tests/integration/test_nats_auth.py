@@ -16,10 +16,11 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from api.app import create_app
 from bus.runtime import connect_nats
+from bus.subjects import Subjects
 from bus.tasks import Report, ReportReply, Task
 from bus.worker import Worker, serve_workers
 from bus.worker_login import Grant, WorkerLogin
-from tests.integration.conftest import Running
+from tests.integration.conftest import Running, running_quipu
 from tests.integration.servers import serving
 from tests.nats_access import authority_of
 
@@ -201,3 +202,36 @@ async def test_roles_have_only_their_permissions(quipu: Running) -> None:
         finally:
             await nc.close()
         assert _violations(errors), (rights, subject)
+
+
+@pytest.mark.usefixtures("authenticated")
+async def test_the_worker_helper_renews_credentials_before_they_expire(
+    database_url: str, nats_url: str, subjects: Subjects
+) -> None:
+    """Credentials live 3 s here: NATS closes the connection when they expire, and the helper
+    reconnects with the renewed ones, so tasks started after several lifetimes still run."""
+
+    async def summarize(task: Task) -> dict[str, Any]:
+        return {"summary": "late but done"}
+
+    async with (
+        running_quipu(database_url, nats_url, subjects, worker_credentials_ttl=3) as q,
+        serving(create_app(q.ctx)) as url,
+    ):
+        stop = asyncio.Event()
+        key = await _worker_key(q, "acme")
+        helper = asyncio.create_task(
+            serve_workers([Worker("summarize", summarize)], quipu_url=url, api_key=key, stop=stop)
+        )
+        try:
+            await asyncio.sleep(8)  # well past two lifetimes
+            assert not helper.done()
+            execution_id = await _start(q, "acme")
+
+            async def finished() -> bool:
+                return (await _status(q, "acme", execution_id))["status"] == "succeeded"
+
+            await q.wait_for(finished)
+        finally:
+            stop.set()
+            await asyncio.wait_for(helper, 15)
