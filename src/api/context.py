@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
 from nats.aio.client import Client as NATS
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
@@ -32,8 +33,7 @@ class BusUnavailable(Exception):
     """NATS cannot be reached right now (the API answers 503 with Retry-After)."""
 
 
-@dataclass(frozen=True)
-class WorkerCredentials:
+class WorkerCredentials(msgspec.Struct, frozen=True, kw_only=True):
     """What a worker needs to take its tenant's tasks: where NATS is, who to be there, and
     which consumers and subjects its credentials reach."""
 

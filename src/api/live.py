@@ -46,7 +46,7 @@ from psycopg.rows import DictRow
 from api.context import ApiContext
 from api.live_messages import LiveMessage, execution_message, glass_box
 from commands.log import envelope_from_row
-from commands.log_trust import Claim, claim_of, confirmed, reject
+from commands.log_trust import confirmed, readable_claims
 from commands.schema import EVENTS_TABLE
 from domain.envelope import EventEnvelope, event_from_envelope
 from domain.errors import FieldProblem, NotFound, ValidationFailed
@@ -276,13 +276,7 @@ class ExecutionFeed:
 
     async def _confirmed(self, msgs: list[Msg]) -> list[EventEnvelope]:
         """The log's envelopes for the messages the log confirms, in log order."""
-        claims: list[tuple[Claim, str]] = []
-        for msg in msgs:
-            claim = claim_of(msg.data, msg.headers)
-            if claim is None:
-                reject("live", "malformed", subject=msg.subject)
-            else:
-                claims.append((claim, msg.subject))
+        claims = readable_claims("live", msgs)
         if not claims:
             return []
         async with self._ctx.pool.connection() as conn:

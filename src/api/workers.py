@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -12,7 +11,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import JSONBody
 
 from api.auth import Principal
-from api.context import ApiContext
+from api.context import ApiContext, WorkerCredentials
 
 AgentType = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 WorkerName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:@-]{1,200}$")]
@@ -21,18 +20,6 @@ WorkerName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:@-]{1,200}$")]
 class CredentialsRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     agent_types: Annotated[list[AgentType], msgspec.Meta(min_length=1, max_length=32)]
     name: WorkerName = "worker"  # shows in NATS connection lists and Quipu's logs
-
-
-class CredentialsOut(msgspec.Struct, kw_only=True):
-    tenant_id: str
-    nats_url: str
-    credentials: str | None
-    inbox_prefix: str | None
-    subject_prefix: str
-    tasks_stream: str
-    consumers: dict[str, str]
-    report_subject: str
-    expires_at: datetime | None
 
 
 class WorkerController(Controller):
@@ -45,7 +32,7 @@ class WorkerController(Controller):
         data: JSONBody[CredentialsRequest],
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
-    ) -> Response[CredentialsOut]:
+    ) -> Response[WorkerCredentials]:
         """NATS credentials for a worker of the key's tenant, for the given agent types.
 
         The answer names the NATS URL, a `.creds` text (user JWT and nkey seed; `null` when the
@@ -60,6 +47,6 @@ class WorkerController(Controller):
         names = list(dict.fromkeys(data.agent_types))
         grant = await ctx.worker_credentials(principal.tenant_id, names, data.name)
         return Response(
-            CredentialsOut(**vars(grant)),
+            grant,
             headers={"Cache-Control": "no-store"},  # a secret: never kept by a cache on the way
         )

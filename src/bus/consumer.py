@@ -26,7 +26,7 @@ from bus.runtime import NatsEndpoint, become_leader, connect_nats, run_until_sto
 from bus.streams import ensure_event_stream
 from bus.subjects import Subjects
 from commands.log import identities_at, read_after
-from commands.log_trust import Claim, claim_of, mismatch, reject
+from commands.log_trust import Claim, mismatch, readable_claims, reject
 from domain.envelope import EventEnvelope
 from projections.applier import apply_batch, ensure_schema, position, retry_dead_letters
 from projections.base import Projection
@@ -124,12 +124,8 @@ class Projector:
         confirms; returns the new position."""
         fresh: list[tuple[Claim, str]] = []
         stale: list[tuple[Claim, str]] = []
-        for msg in msgs:
-            claim = claim_of(msg.data, msg.headers)
-            if claim is None:
-                reject(self._consumer, "malformed", subject=msg.subject)
-            else:
-                (fresh if claim.notification_id > applied_upto else stale).append((claim, msg.subject))
+        for claim, subject in readable_claims(self._consumer, msgs):
+            (fresh if claim.notification_id > applied_upto else stale).append((claim, subject))
         if stale:
             # At or below the position (a redelivery, or a backlog after a catch-up from
             # the log): nothing to apply, but a forgery is still counted.

@@ -33,7 +33,7 @@ from bus.runtime import NatsEndpoint, connect_nats, run_until_stopped
 from bus.streams import ensure_event_stream, ensure_work_streams
 from bus.subjects import DEFAULT_AGENT_TYPE, Subjects
 from bus.tasks import HitpRequired, Task
-from commands.log_trust import Claim, claim_of, confirmed, reject
+from commands.log_trust import Claim, confirmed, readable_claims, reject
 from domain.envelope import EventEnvelope
 from domain.errors import NotFound
 from domain.execution import Execution
@@ -109,13 +109,7 @@ class Dispatcher:
 
     async def _from_log(self, conn: AsyncConnection[DictRow], msgs: list[Msg]) -> list[EventEnvelope]:
         """The log's envelopes for the messages it confirms (one query per batch)."""
-        claims: list[tuple[Claim, str]] = []
-        for msg in msgs:
-            claim = claim_of(msg.data, msg.headers)
-            if claim is None:
-                reject("dispatcher", "malformed", subject=msg.subject)
-            else:
-                claims.append((claim, msg.subject))
+        claims = readable_claims("dispatcher", msgs)
         envelopes = await confirmed(conn, "dispatcher", claims) if claims else []
         out: list[EventEnvelope] = []
         for envelope in envelopes:

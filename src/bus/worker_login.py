@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import msgspec
 import nkeys
 import structlog
 from nats.aio.client import Client as NATS
 
 from bus.runtime import NatsEndpoint, connect_nats
+from bus.worker_access import WorkerGrant
 
 log = structlog.get_logger(__name__)
 CREDENTIALS_PATH = "/api/v1/workers/credentials"
@@ -29,32 +30,6 @@ RENEW_AT = 0.5  # of the credentials' lifetime
 
 class LoginRefused(RuntimeError):
     """Quipu refused the API key (401/403) or the request (4xx): retrying will not help."""
-
-
-@dataclass(frozen=True)
-class Grant:
-    tenant_id: str
-    nats_url: str
-    credentials: str | None
-    inbox_prefix: str | None
-    subject_prefix: str
-    tasks_stream: str
-    consumers: dict[str, str]
-    expires_at: datetime | None
-
-    @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Grant:
-        expires = body.get("expires_at")
-        return cls(
-            tenant_id=body["tenant_id"],
-            nats_url=body["nats_url"],
-            credentials=body.get("credentials"),
-            inbox_prefix=body.get("inbox_prefix"),
-            subject_prefix=body["subject_prefix"],
-            tasks_stream=body["tasks_stream"],
-            consumers=dict(body["consumers"]),
-            expires_at=datetime.fromisoformat(expires) if expires else None,
-        )
 
 
 def _section(creds: str, begin: str) -> str:
@@ -71,16 +46,16 @@ class WorkerLogin:
         self._url = (base.removesuffix("/api/v1")) + CREDENTIALS_PATH
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._body = {"agent_types": agent_types, "name": name}
-        self.grant: Grant | None = None
+        self.grant: WorkerGrant | None = None
         self._nc: NATS | None = None
 
-    async def login(self) -> Grant:
+    async def login(self) -> WorkerGrant:
         async with httpx.AsyncClient(timeout=10) as client:
             response = await client.post(self._url, json=self._body, headers=self._headers)
         if 400 <= response.status_code < 500:
             raise LoginRefused(f"{response.status_code}: {response.text[:500]}")
         response.raise_for_status()
-        self.grant = Grant.from_json(response.json())
+        self.grant = msgspec.json.decode(response.content, type=WorkerGrant)
         return self.grant
 
     async def connect(self, **options: Any) -> NATS:

@@ -9,7 +9,8 @@ and counted in ``quipu_bus_messages_rejected_total{consumer,reason}``; it moves 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 from uuid import UUID
 
 import msgspec
@@ -57,6 +58,29 @@ def claim_of(data: bytes, headers: Mapping[str, str] | None) -> Claim | None:
     if headers.get("Quipu-Notification-Id", str(claim.notification_id)) != str(claim.notification_id):
         return None
     return claim
+
+
+class Hint(Protocol):
+    """A bus message as far as the log check cares (a nats-py ``Msg`` is one)."""
+
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def headers(self) -> dict[str, str] | None: ...
+    @property
+    def subject(self) -> str: ...
+
+
+def readable_claims(consumer: str, hints: Iterable[Hint]) -> list[tuple[Claim, str]]:
+    """(claim, subject) of every readable message; the unreadable ones are rejected."""
+    claims: list[tuple[Claim, str]] = []
+    for hint in hints:
+        claim = claim_of(hint.data, hint.headers)
+        if claim is None:
+            reject(consumer, MALFORMED, subject=hint.subject)
+        else:
+            claims.append((claim, hint.subject))
+    return claims
 
 
 def mismatch(claim: Claim, logged: tuple[UUID, str] | None) -> str | None:
