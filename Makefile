@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint typecheck bench clean install
+.PHONY: run test test-unit test-integration lint typecheck bench clean install fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -36,6 +36,12 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# schemathesis over the whole API with many more examples per operation than `make test` runs
+# (QUIPU_FUZZ_EXAMPLES=N to choose); fails on any 5xx.
+fuzz: $(STAMP)
+	QUIPU_FUZZ_EXAMPLES=$${QUIPU_FUZZ_EXAMPLES:-250} $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+		--timeout 0 tests/integration/test_fuzz_openapi.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -33,7 +33,7 @@ def _fields(body: dict[str, Any]) -> set[str]:
 
 async def _log_size(q: Running) -> int:
     async with q.ctx.pool.connection() as conn:
-        cur = await conn.execute(f"SELECT count(*) AS n FROM {EVENTS_TABLE}")  # type: ignore[arg-type]
+        cur = await conn.execute(f"SELECT count(*) AS n FROM {EVENTS_TABLE}")
         row = await cur.fetchone()
     assert row is not None
     return int(row["n"])
