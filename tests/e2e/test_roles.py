@@ -137,6 +137,8 @@ def test_relay_and_projector_serve_health_ready_and_metrics(env: dict[str, str],
         listening = projector.wait_for_event("health_listening")
         projector_port = int(str(listening["port"]))
         assert projector_port not in (0, relay_port)
+        # Both processes start in parallel: the relay may still be importing when the projector listens.
+        assert int(str(relay.wait_for_event("health_listening")["port"])) == relay_port
         for port, metric in ((relay_port, "quipu_relay_published_total"), (projector_port, "quipu_projection_applied")):
             base = f"http://127.0.0.1:{port}"
             health = _get(f"{base}/health")
