@@ -146,7 +146,12 @@ def cmd_keys(args: argparse.Namespace) -> None:
         elif args.keys_command == "revoke":
             from uuid import UUID
 
-            AccessService(store).revoke(CommandContext(args.tenant, "cli"), UUID(args.key_id))
+            from domain.errors import DomainError
+
+            try:
+                AccessService(store).revoke(CommandContext(args.tenant, "cli"), UUID(args.key_id))
+            except (DomainError, ValueError) as refused:  # the last admin key, an unknown or malformed id
+                sys.exit(f"quipu: not revoked: {refused}")
             print("revoked")
     finally:
         store.close()

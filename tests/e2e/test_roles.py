@@ -237,3 +237,15 @@ def test_status_prints_projections_from_the_api(env: dict[str, str], tmp_path: P
         assert refused.returncode != 0 and "401" in refused.stderr
     finally:
         assert api.stop() == 0
+
+
+def test_cli_refuses_to_revoke_the_last_admin_key(env: dict[str, str]) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*QUIPU, "keys", *args], env=env, capture_output=True, text=True, timeout=60)
+
+    assert cli("create", "--tenant", "solo", "--scopes", "admin").returncode == 0
+    (only,) = [json.loads(line) for line in cli("list", "--tenant", "solo").stdout.splitlines()]
+    refused = cli("revoke", "--tenant", "solo", only["id"])
+    assert refused.returncode != 0
+    assert "not revoked" in refused.stderr and "Traceback" not in refused.stderr
+    assert json.loads(cli("list", "--tenant", "solo").stdout)["revoked"] is False
