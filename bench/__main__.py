@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 import warnings
+from pathlib import Path
 
 import psycopg
 import structlog
@@ -101,6 +103,9 @@ def main() -> None:
         default=0,
         metavar="N",
         help="notes for the memory search latency phase (default 100,000; 5,000 with --quick)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=Path("bench-results.json"), help="the table as JSON (default bench-results.json)"
     )
     args = parser.parse_args()
     if args.quick:
@@ -201,6 +206,19 @@ def main() -> None:
     print("|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
+    write_json(args.json, mode=mode, total_s=total, rows=rows)
+
+
+def write_json(path: Path, *, mode: str, total_s: float, rows: list[tuple[str, str, str, str]]) -> None:
+    """The same table, machine-readable: one object per row, as printed."""
+    document = {
+        "mode": mode,
+        "total_seconds": round(total_s, 1),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "rows": [{"figure": f, "quipu": q, "baseline": b, "ratio_or_goal": r} for f, q, b, r in rows],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    log(f"written to {path}")
 
 
 if __name__ == "__main__":
