@@ -47,18 +47,16 @@ async def running_quipu(
     background: bool = True,
     rate_limit_per_minute: int = 100_000,
     timers: bool = True,
-    worker_credentials_ttl: int = 3600,
+    **wiring_options: Any,
 ) -> AsyncIterator[Running]:
-    wiring = Wiring(
-        database_url,
-        nats_url,
-        subjects,
-        pool_size=4,
-        max_body_bytes=256 * 1024,
-        rate_limit_per_minute=rate_limit_per_minute,
-        nats_authority=authority_of(nats_url),  # each role connects as a NATS user of its own
-        worker_credentials_ttl=worker_credentials_ttl,
-    )
+    """``wiring_options`` override the Wiring's settings (limits, credential lifetimes)."""
+    options: dict[str, Any] = {
+        "pool_size": 4,
+        "max_body_bytes": 256 * 1024,
+        "rate_limit_per_minute": rate_limit_per_minute,
+        "nats_authority": authority_of(nats_url),  # each role connects as a NATS user of its own
+    }
+    wiring = Wiring(database_url, nats_url, subjects, **(options | wiring_options))
     stop = asyncio.Event()
     async with wiring.api_context() as ctx:
         keys = {
@@ -75,7 +73,8 @@ async def running_quipu(
             tasks.extend(asyncio.create_task(part(stop)) for part in parts)
             tasks.append(asyncio.create_task(wiring.report_responder(ctx.executions).run(stop)))
         app = create_app(ctx)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://quipu") as client:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://quipu", timeout=60) as client:
             try:
                 yield Running(wiring, ctx, client, keys, stop)
             finally:

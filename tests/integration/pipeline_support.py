@@ -5,48 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import psycopg
 
-from api.app import create_app
 from bus.subjects import Subjects
-from commands.access import issue_bootstrap_key
-from quipu.wiring import Wiring
-from tests.integration.conftest import Running
+from tests.integration.conftest import Running, running_quipu
 
 SMALL = {"nodes": [{"id": "a"}]}
 
 
-@contextlib.asynccontextmanager
-async def quipu_with(database_url: str, nats_url: str, subjects: Subjects, **limits: Any) -> AsyncIterator[Running]:
-    """Like ``running_quipu``, but with the Wiring's own limits (the real 1 MiB body limit
-    unless ``limits`` says otherwise) and everything running in the background."""
-    wiring = Wiring(database_url, nats_url, subjects, pool_size=4, rate_limit_per_minute=1_000_000, **limits)
-    stop = asyncio.Event()
-    async with wiring.api_context() as ctx:
-        keys = {
-            tenant: await asyncio.to_thread(issue_bootstrap_key, ctx.store, tenant, ["read", "write", "admin"], "test")
-            for tenant in ("acme", "beta")
-        }
-        keys["acme-reader"] = await asyncio.to_thread(issue_bootstrap_key, ctx.store, "acme", ["read"], "reader")
-        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(wiring.relay().run(stop))]
-        tasks.extend(asyncio.create_task(p.run(stop)) for p in wiring.projectors())
-        async with contextlib.AsyncExitStack() as resources:
-            parts = await resources.enter_async_context(wiring.orchestration(timers=False))
-            tasks.extend(asyncio.create_task(part(stop)) for part in parts)
-            app = create_app(ctx)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://quipu", timeout=60) as client:
-                try:
-                    yield Running(wiring, ctx, client, keys, stop)
-                finally:
-                    stop.set()
-                    for t in tasks:
-                        with contextlib.suppress(Exception):
-                            await asyncio.wait_for(t, 10)
+def quipu_with(
+    database_url: str, nats_url: str, subjects: Subjects, **limits: Any
+) -> contextlib.AbstractAsyncContextManager[Running]:
+    """``running_quipu`` with the Wiring's own limits (the real 1 MiB body limit unless
+    ``limits`` says otherwise) and no timers."""
+    return running_quipu(database_url, nats_url, subjects, timers=False, **({"max_body_bytes": 1 << 20} | limits))
 
 
 def query(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
