@@ -25,7 +25,7 @@ from psycopg.rows import DictRow, dict_row
 from bus.runtime import NatsEndpoint, become_leader, connect_nats, run_until_stopped
 from bus.streams import ensure_event_stream
 from bus.subjects import Subjects
-from commands.log import identities_at, read_after
+from commands.log import batches, identities_at, read_after
 from commands.log_trust import Claim, mismatch, readable_claims, reject
 from domain.envelope import EventEnvelope
 from projections.applier import apply_batch, ensure_schema, position, retry_dead_letters
@@ -145,17 +145,10 @@ class Projector:
         # Far behind (or a claim far ahead): check the claims alone, then stream the log.
         top = await self._check(conn, fresh, await identities_at(conn, [c.notification_id for c, _ in fresh]))
         position = applied_upto
-        while position < top:
-            if not events:
-                events = await read_after(conn, position, limit, upto=top)
-                if not events:
-                    break
-            events = [e for e in events if e.notification_id <= top]
-            if not events:
-                break
-            await apply_batch(conn, self.projection, events)
-            position, events = events[-1].notification_id, []
-        return max(position, applied_upto)
+        async for batch in batches(conn, applied_upto, top, size=limit):
+            await apply_batch(conn, self.projection, batch)
+            position = batch[-1].notification_id
+        return position
 
     async def _check(
         self, conn: AsyncConnection[DictRow], claims: list[tuple[Claim, str]], logged: dict[int, tuple[UUID, str]]

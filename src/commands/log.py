@@ -11,12 +11,12 @@ from psycopg.rows import DictRow
 from commands.schema import EVENTS_TABLE
 from domain.envelope import EventEnvelope, envelope_from_state
 
-_READ = (
+# Every envelope read: the stored event joined with its DAG row (kind, depth, hash).
+_ENVELOPES = (
     "SELECT d.kind, d.depth, d.hash, e.notification_id, e.state"
-    f" FROM {EVENTS_TABLE} e JOIN event_dag d"
-    " ON d.notification_id = e.notification_id"
-    " WHERE e.notification_id > %s"
+    f" FROM {EVENTS_TABLE} e JOIN event_dag d ON d.notification_id = e.notification_id"
 )
+_READ = _ENVELOPES + " WHERE e.notification_id > %s"
 
 
 async def read_after(
@@ -83,11 +83,7 @@ async def backlog(conn: AsyncConnection[DictRow], after: int) -> tuple[int, floa
     return int(row["n"]), max(0.0, float(row["age"]))
 
 
-_AT = (
-    "SELECT d.kind, d.depth, d.hash, e.notification_id, e.state"
-    f" FROM {EVENTS_TABLE} e JOIN event_dag d ON d.notification_id = e.notification_id"
-    " WHERE e.notification_id = ANY(%s)"
-)
+_AT = _ENVELOPES + " WHERE e.notification_id = ANY(%s)"
 
 
 async def read_at(conn: AsyncConnection[DictRow], positions: Sequence[int]) -> dict[int, EventEnvelope]:
@@ -117,9 +113,7 @@ async def read_kind(
     """The events of one kind (all tenants', or one tenant's), oldest first (all when
     ``limit`` is None)."""
     query = (
-        "SELECT d.kind, d.depth, d.hash, d.notification_id, e.state"
-        f" FROM event_dag d JOIN {EVENTS_TABLE} e ON e.notification_id = d.notification_id"
-        " WHERE d.kind = %(kind)s AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)"
+        _ENVELOPES + " WHERE d.kind = %(kind)s AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)"
         " ORDER BY d.notification_id LIMIT %(limit)s"
     )
     cur = await conn.execute(query, {"kind": kind, "tenant": tenant_id, "limit": limit})

@@ -850,6 +850,7 @@ def _write_private(path: Path, text: str) -> None:
         out.write(text)
     os.chmod(path, 0o600)
 
+
 # No proxy handlers: urllib honours HTTP(S)_PROXY, and no proxy should be asked for 127.0.0.1.
 _DIRECT_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

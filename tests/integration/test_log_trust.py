@@ -19,7 +19,7 @@ from domain.ids import uuid7
 from domain.workflow import Workflow
 from domain.workflow_graph import Node, WorkflowDefinition
 from quipu.rebuild import rebuild_projection
-from tests.integration.conftest import Running
+from tests.integration.conftest import Running, running_quipu
 from tests.integration.pipeline_support import SMALL, log_head, metric, positions, quipu_with, rows, workflows_total
 
 TASKS = {"nodes": [{"id": "work", "agent_type": "forge_test"}]}
@@ -226,3 +226,41 @@ async def test_skip_lets_a_projection_pass_a_dead_lettered_event_by(
 
         await q.wait_for(later)
         assert (await _workflows_status(q))["dead_letters"] == 0
+
+
+async def test_a_claim_far_ahead_of_the_projection_is_healed_from_the_log(
+    database_url: str, nats_url: str, subjects: Subjects
+) -> None:
+    """One message naming an event 600 positions ahead (the 599 before it never arrived, say
+    a bus that lost them): the projector applies the whole range from the log, in batches."""
+    from dataclasses import dataclass
+
+    from bus.consumer import Projector
+    from projections.applier import ensure_schema, position
+    from projections.registry import projection
+
+    @dataclass
+    class Message:  # what the projector reads of a nats-py message
+        data: bytes
+        headers: dict[str, str] | None
+        subject: str
+
+    async with running_quipu(database_url, nats_url, subjects, background=False) as q:
+        for chunk in range(0, 600, 50):
+            posted = await asyncio.gather(
+                *(
+                    q.client.post("/api/v1/workflows", json={"name": f"w{i}", "definition": SMALL}, headers=q.auth())
+                    for i in range(chunk, chunk + 50)
+                )
+            )
+            assert all(r.status_code == 201 for r in posted)
+    workflows = projection("workflows")
+    projector = Projector(workflows, database_url, nats_url, subjects)
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        await ensure_schema(conn, workflows)
+        last = (await read_after(conn, await log_head(database_url) - 1, 1))[0]
+        hint = Message(msgspec.json.encode(last), None, subjects.event(last.tenant_id, last.kind))
+        applied = await projector._apply_hints(conn, [hint], 0)  # type: ignore[arg-type]
+        assert applied == last.notification_id == (await position(conn, workflows))[0]
+    count = await rows(database_url, "SELECT count(*) FROM rm_workflows.workflows")
+    assert count[0][0] == 600
