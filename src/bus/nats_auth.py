@@ -147,18 +147,6 @@ class OperatorKeys:
             new_seed(nkeys.PREFIX_BYTE_ACCOUNT),
         )
 
-    @classmethod
-    def load_or_create(cls, path: Path) -> OperatorKeys:
-        if path.exists():
-            return cls(**json.loads(path.read_text()))
-        keys = cls.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(vars(keys), out)
-        os.replace(path.with_suffix(".tmp"), path)
-        return keys
-
     @property
     def authority(self) -> NatsAuthority:
         return NatsAuthority(public_key(self.account_seed), self.signing_seed)

@@ -37,6 +37,7 @@ import fcntl
 import functools
 import http.client
 import importlib.util
+import json
 import math
 import os
 import pwd
@@ -72,6 +73,7 @@ from quipu.embedded_auth import (
     initdb_pwfile,
     load_or_create_password,
 )
+from quipu.private_files import write_private
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -843,14 +845,6 @@ class EmbeddedPostgres:
 # --------------------------------------------------------------------------------------------
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (it holds keys or credentials)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(path, 0o600)
-
-
 # No proxy handlers: urllib honours HTTP(S)_PROXY, and no proxy should be asked for 127.0.0.1.
 _DIRECT_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -870,6 +864,16 @@ def _speaks_nats(host: str, port: int) -> bool:
             return sock.recv(5) == b"INFO "
     except OSError:
         return False
+
+
+def _operator_keys(path: Path) -> OperatorKeys:
+    """The NATS operator, accounts and signing key: generated at first start, then kept 0600."""
+    if path.exists():
+        return OperatorKeys(**json.loads(path.read_text()))
+    keys = OperatorKeys.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, json.dumps(vars(keys)))
+    return keys
 
 
 class EmbeddedNats:
@@ -908,7 +912,7 @@ class EmbeddedNats:
         self.max_payload = max_payload
         # Operator mode: keys generated once and kept in the data dir (0600); every client
         # needs a user JWT signed by the account's signing key (see bus.nats_auth).
-        self.keys = OperatorKeys.load_or_create(self.data_dir / "auth" / "keys.json") if auth else None
+        self.keys = _operator_keys(self.data_dir / "auth" / "keys.json") if auth else None
         self.host = host
         self.timeout = timeout
         self._requested_port = port
@@ -1051,10 +1055,10 @@ class EmbeddedNats:
         text = f"max_payload: {self.max_payload}\n"
         if self.keys is not None:
             text += self.keys.server_config()
-            _write_private(self.credentials_path, self.keys.authority.mint("quipu-operator", EVERYTHING))
+            write_private(self.credentials_path, self.keys.authority.mint("quipu-operator", EVERYTHING))
             # For Quipu processes started apart (quipu api / relay / projector): see env().
-            _write_private(self.signing_key_path, self.keys.signing_seed + "\n")
-        _write_private(self.config_path, text)
+            write_private(self.signing_key_path, self.keys.signing_seed + "\n")
+        write_private(self.config_path, text)
 
     def _spawn(self, binary: Path, port: int, monitor_port: int) -> subprocess.Popen[bytes]:
         self._write_config()

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Final
 
 import structlog
 
+from quipu.private_files import write_private
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -44,16 +46,7 @@ def load_or_create_password(path: Path) -> str:
             return password
     # URL-safe characters, so the URL is readable; it is percent-quoted anyway.
     password = secrets.token_urlsafe(32)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    # O_EXCL with mode 0600 from the first byte: never a moment where others could read it;
-    # written then renamed, so a crash never leaves an empty or half-written password.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(password + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    write_private(path, password + "\n")  # a crash never leaves an empty or half-written one
     log.info("embedded_postgres_password_created", path=str(path))
     return password
 

@@ -16,6 +16,7 @@ import structlog
 import uvicorn
 
 from api.app import create_app
+from bus.runtime import pause
 from quipu.health import postgres_check, start_health_server
 from quipu.supervise import Roles
 from quipu.tuning import tune_gc
@@ -134,8 +135,7 @@ async def _log_tables_ready(wiring: Wiring, stop: asyncio.Event) -> bool:
             await asyncio.to_thread(lambda: build_store(wiring.database_url, 1).close())
             return True
         log.warning("postgres_waiting", check=check, backoff=backoff)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), backoff)
+        await pause(stop, backoff)
         backoff = min(backoff * 2, 5.0)
     return False
 

@@ -20,6 +20,7 @@ from commands.access import AccessService, issue_bootstrap_key
 from quipu.config import Settings
 from quipu.embedded import EmbeddedNats, EmbeddedPostgres
 from quipu.ports import bind_api, bound_port, http_url
+from quipu.private_files import write_private
 from quipu.serve import serve
 from quipu.wiring import Wiring, build_store
 
@@ -72,10 +73,7 @@ def dev_key(database_url: str, data_dir: Path) -> str:
         secret = issue_bootstrap_key(store, DEV_TENANT, ["read", "write", "admin"], "development key")
     finally:
         store.close()
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
+    write_private(path, secret + "\n")
     return secret
 
 
@@ -105,12 +103,7 @@ def runtime_info(
 
 def write_runtime(path: Path, runtime: dict[str, Any]) -> None:
     """Write runtime.json 0600 from the first byte (it holds credentials), atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(json.dumps(runtime, indent=2) + "\n")
-    tmp.replace(path)
+    write_private(path, json.dumps(runtime, indent=2) + "\n")
 
 
 def remove_runtime(path: Path, *, only_if_dead: bool = False) -> None:

@@ -131,14 +131,16 @@ def test_relay_exits_non_zero_when_its_task_dies(env: dict[str, str], tmp_path: 
 def test_relay_and_projector_serve_health_ready_and_metrics(env: dict[str, str], tmp_path: Path) -> None:
     relay_port = free_port()
     relay = Process(["relay", "--health-port", str(relay_port)], env, tmp_path / "relay.log")
-    # The projector on a free port of its choosing, found in its log.
-    projector = Process(["projector", "workflows"], env, tmp_path / "projector.log")
+    projector: Process | None = None
     try:
+        # The relay listens first: the projector's free port (chosen by the kernel) could
+        # otherwise be the one free_port() just handed the relay, before the relay binds it.
+        assert int(str(relay.wait_for_event("health_listening")["port"])) == relay_port
+        # The projector on a free port of its choosing, found in its log.
+        projector = Process(["projector", "workflows"], env, tmp_path / "projector.log")
         listening = projector.wait_for_event("health_listening")
         projector_port = int(str(listening["port"]))
         assert projector_port not in (0, relay_port)
-        # Both processes start in parallel: the relay may still be importing when the projector listens.
-        assert int(str(relay.wait_for_event("health_listening")["port"])) == relay_port
         for port, metric in ((relay_port, "quipu_relay_published_total"), (projector_port, "quipu_projection_applied")):
             base = f"http://127.0.0.1:{port}"
             health = _get(f"{base}/health")
@@ -153,7 +155,8 @@ def test_relay_and_projector_serve_health_ready_and_metrics(env: dict[str, str],
             assert _get(f"{base}/nothing").status_code == 404
         assert relay.proc.poll() is None and projector.proc.poll() is None
     finally:
-        codes = [relay.stop(), projector.stop()]
+        codes = [relay.stop(), projector.stop() if projector else 0]
+    assert projector is not None
     assert codes == [0, 0], relay.log.read_text() + projector.log.read_text()
 
 
