@@ -123,7 +123,8 @@ class TimeTravelController(Controller):
         last_event_id: LastEventId = None,
     ) -> Stream:
         """The execution's envelopes (its events and its telemetry) in log order, from
-        ``from`` to ``to`` inclusive (event ids, versions or timestamps). NDJSON, one envelope
+        ``from`` to ``to`` inclusive (event ids, versions or timestamps; a ``to`` version past
+        the last one means the last one). NDJSON, one envelope
         per line; Server-Sent Events with ``Accept: text/event-stream`` (``id`` is the event
         id, a reconnect with ``Last-Event-ID`` resumes after it, and a final ``end`` event
         gives the count). ``pace`` replays the recorded gaps (each at most 5 s) at that speed."""

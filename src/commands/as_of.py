@@ -113,7 +113,7 @@ async def resolve_point(conn: Conn, stream: Stream, point: Point, field: str = "
         )
         row = await cur.fetchone()
         if row is None:
-            head = await _head(conn, stream)
+            head = await head_version(conn, stream)
             raise invalid_point(
                 field, f"{name} has no version {point.version}; its versions are 1 to {head}", "no_version"
             )
@@ -156,7 +156,8 @@ async def resolve_point(conn: Conn, stream: Stream, point: Point, field: str = "
     return _point(row)
 
 
-async def _head(conn: Conn, stream: Stream) -> int:
+async def head_version(conn: Conn, stream: Stream) -> int:
+    """The stream's last version (0 before its first event)."""
     cur = await conn.execute(
         f"SELECT coalesce(max(originator_version), 0) AS v FROM {EVENTS_TABLE} WHERE originator_id = %s",
         (stream.stream_id,),

@@ -11,7 +11,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from commands.as_of import REPLAY_SET, Conn, Stream, find_stream, invalid_point, parse_point, resolve_point
+from commands.as_of import (
+    REPLAY_SET,
+    Conn,
+    Point,
+    Stream,
+    find_stream,
+    head_version,
+    invalid_point,
+    parse_point,
+    resolve_point,
+)
 from commands.log import envelope_from_row
 from commands.schema import EVENTS_TABLE
 from domain.envelope import EventEnvelope
@@ -36,9 +46,13 @@ class ReplayRange:
         return {"tenant": s.tenant_id, "correlation": s.correlation_id, "stream": s.stream_id, **extra}
 
 
-async def _bound(conn: Conn, stream: Stream, text: str, field: str, *, lower: bool) -> int | None:
-    """The notification id a ``from`` (lower) or ``to`` bound names; None: no event fits."""
+async def _bound(conn: Conn, stream: Stream, text: str, field: str, *, lower: bool, clamp: bool = False) -> int | None:
+    """The notification id a ``from`` (lower) or ``to`` bound names; None: no event fits.
+    With ``clamp``, a version past the stream's last one means the last one: ``to=40`` reads
+    "up to version 40", which a shorter run satisfies with all it has."""
     point = parse_point(text, field)
+    if clamp and point.version is not None:
+        point = Point(version=min(point.version, await head_version(conn, stream)))
     if point.at is not None:
         aggregate = "min" if lower else "max"
         compare = ">=" if lower else "<="
@@ -81,7 +95,7 @@ async def replay_range(
         first = await _bound(conn, stream, start, "from", lower=True)
         after = first - 1 if first is not None else 1 << 62
     if end is not None:
-        last = await _bound(conn, stream, end, "to", lower=False)
+        last = await _bound(conn, stream, end, "to", lower=False, clamp=True)
         upto = last if last is not None else 0
         if first is not None and last is not None and last < first:
             raise invalid_point("to", "'to' is before 'from'", "invalid_range")

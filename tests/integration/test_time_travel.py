@@ -304,6 +304,12 @@ async def test_replay_ndjson_order_and_ranges(quipu: Running, database_url: str)
     index = {e["event_id"]: i for i, e in enumerate(everything)}
     lo, hi = index[own[2]["event_id"]], index[own[6]["event_id"]]
     assert [e["event_id"] for e in ranged] == [e["event_id"] for e in everything[lo : hi + 1]]
+    # A ``to`` version past the end is the end (the run may be shorter than the reader guessed);
+    # a ``from`` past the end still names nothing that exists.
+    past_end = str(len(own) + 40)
+    assert await _replay(quipu, run.id, **{"from": "3", "to": past_end}) == everything[lo:]
+    r = await quipu.client.get(f"/api/v1/executions/{run.id}/replay", params={"from": past_end}, headers=quipu.auth())
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "no_version"
     # from/to by event id (a telemetry event is a valid bound) and by timestamp.
     llm = run.telemetry[0]
     by_event = await _replay(quipu, run.id, **{"from": llm, "to": own[-1]["event_id"]})
