@@ -168,6 +168,7 @@ class ArtifactController(Controller):
         idempotency_key: IdempotencyKey,
     ) -> Response[ArtifactOut]:
         """Create the artifact that replaces this one (which then records ``superseded_by``).
+        The replacement keeps the old artifact's trajectory, scope and metadata unless the body gives others.
         An artifact is superseded once: a second attempt answers 409."""
         return await self._create(data, ctx, principal, idempotency_key, artifact_id)
 

@@ -126,6 +126,7 @@ class NoteController(Controller):
         idempotency_key: IdempotencyKey,
     ) -> Response[NoteOut]:
         """Create the note that replaces this one (which then records ``superseded_by``).
+        The replacement keeps the old note's metadata unless the body gives others.
         A note is superseded once: a second attempt answers 409."""
         return await self._create(data, ctx, principal, idempotency_key, note_id)
 

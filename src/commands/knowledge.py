@@ -51,7 +51,7 @@ class KnowledgeService:
         raw_body: Any = None,
     ) -> tuple[Artifact, bool]:
         """A new artifact; with ``supersedes``, the replacement of that one (which keeps
-        its trajectory and scope unless the draft names others)."""
+        its trajectory, scope and metadata unless the draft gives others)."""
 
         def decide(
             new_id: UUID, body_hash: str | None, checked: CommandContext
@@ -63,6 +63,7 @@ class KnowledgeService:
                     draft,
                     trajectory_id=draft.trajectory_id or old.trajectory_id,
                     scope_id=draft.scope_id or old.scope_id,
+                    metadata=draft.metadata or old.metadata,
                 )
             new = Artifact.create(
                 checked, artifact_id=new_id, draft=final, now=_now(), replaces=old, request_hash=body_hash
@@ -97,15 +98,18 @@ class KnowledgeService:
         raw_body: Any = None,
     ) -> tuple[Note, bool]:
         """A new note derived from existing, live source artifacts and notes of the tenant
-        (trajectory ids are taken as given); with ``supersedes``, the replacement of that one."""
+        (trajectory ids are taken as given); with ``supersedes``, the replacement of that one,
+        which keeps its metadata unless the draft gives other (filters on ``metadata.<key>``
+        then find the replacement as they found the original)."""
 
         def decide(new_id: UUID, body_hash: str | None, checked: CommandContext) -> tuple[Note, tuple[Note, ...]]:
             sources = self._source_events(ctx.tenant_id, draft)
             old = self._store.load(Note, supersedes, ctx.tenant_id) if supersedes else None
+            final = draft if old is None else msgspec.structs.replace(draft, metadata=draft.metadata or old.metadata)
             new = Note.create(
                 checked,
                 note_id=new_id,
-                draft=draft,
+                draft=final,
                 now=_now(),
                 source_events=sources,
                 replaces=old,

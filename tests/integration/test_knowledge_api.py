@@ -159,6 +159,23 @@ async def test_supersede_chains_and_what_lists_show(quipu: Running) -> None:
     assert [n["note_id"] for n in (await listed(quipu, N))["items"]] == [n2["note_id"]]
 
 
+async def test_a_replacement_keeps_the_metadata_it_does_not_restate(quipu: Running) -> None:
+    """Filters on ``metadata.<key>`` find a superseded item's replacement as they found the
+    original: metadata the supersede body leaves out is carried over, metadata it gives wins."""
+    n1 = await post(quipu, N, note(content="n1", metadata={"repo": "api"}))
+    n2 = await post(quipu, f"{N}/{n1['note_id']}/supersede", note(content="n2"))
+    assert n2["metadata"] == {"repo": "api"}
+    n3 = await post(quipu, f"{N}/{n2['note_id']}/supersede", note(content="n3", metadata={"repo": "web"}))
+    assert n3["metadata"] == {"repo": "web"}
+    a1 = await post(quipu, A, artifact(content="a1", metadata={"repo": "api"}))
+    a2 = await post(quipu, f"{A}/{a1['artifact_id']}/supersede", artifact(content="a2"))
+    assert a2["metadata"] == {"repo": "api"}
+    # The read model agrees with the command's answer.
+    await settle(quipu, N, 3, include_superseded="true")
+    stored = (await quipu.client.get(f"{N}/{n2['note_id']}", headers=quipu.auth())).json()
+    assert stored["metadata"] == {"repo": "api"}
+
+
 async def test_expired_items_are_listed_only_when_asked(quipu: Running) -> None:
     gone = await post(quipu, A, artifact(name="gone", ttl={"duration_ms": 1}))
     await post(quipu, A, artifact(name="kept", ttl="ephemeral"))
