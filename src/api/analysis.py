@@ -9,7 +9,7 @@ from litestar.params import JSONBody
 
 from api.auth import Principal
 from api.context import ApiContext
-from api.definitions import DefinitionInput
+from api.definitions import AnalysisInput
 from api.problems import FieldError
 from domain.errors import ValidationFailed
 from domain.workflow_analysis import Inspection, inspect, problems
@@ -26,25 +26,28 @@ class AnalysisController(Controller):
 
     @post("/validate", operation_id="validateWorkflow", status_code=200)
     async def validate(
-        self, data: JSONBody[DefinitionInput], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+        self, data: JSONBody[AnalysisInput], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> Validation:
-        """Every problem at once, each with a field path and a code; nothing is stored."""
+        """Every problem at once, each with a field path and a code; nothing is stored. The
+        body is the definition (``{"nodes": [...], "edges": [...]}``) or a create body's
+        ``{"definition": {...}}``."""
         try:
             definition = data.canonical()
         except ValidationFailed as error:
             found = error.problems
         else:
-            found = problems(definition, ctx.workflows.agent_types)
+            found = data.named(problems(definition, ctx.workflows.agent_types))
         return Validation(not found, [FieldError(p.field, p.message, p.code) for p in found])
 
     @post("/inspect", operation_id="inspectWorkflow", status_code=200)
     async def inspect(
-        self, data: JSONBody[DefinitionInput], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+        self, data: JSONBody[AnalysisInput], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> Inspection:
         """Counts, depth, decision and approval nodes, entries, exits and the critical path.
-        An invalid definition is answered with 422 and its problems."""
+        An invalid definition is answered with 422 and its problems. The body is the definition
+        or ``{"definition": {...}}``, as for ``/validate``."""
         definition = data.canonical()
-        found = problems(definition, ctx.workflows.agent_types)
+        found = data.named(problems(definition, ctx.workflows.agent_types))
         if found:
             raise ValidationFailed(found)
         return inspect(definition)

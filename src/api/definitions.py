@@ -31,5 +31,26 @@ class DefinitionInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         )
 
 
+class AnalysisInput(DefinitionInput, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A definition to analyse: bare (``nodes``/``edges`` or ``steps``), or under
+    ``definition`` as in a create body, so the body of a create can be checked as it is
+    written; problems are then named as create names them (``definition.nodes[0].id``)."""
+
+    definition: DefinitionInput | None = None
+
+    def canonical(self) -> WorkflowDefinition:
+        if self.definition is None:
+            return super().canonical()
+        if self.nodes is not None or self.steps is not None or self.edges:
+            raise ValidationFailed(
+                [FieldProblem("definition", "send the definition bare or under 'definition', not both", "invalid_form")]
+            )
+        return self.definition.canonical()
+
+    def named(self, problems: list[FieldProblem]) -> list[FieldProblem]:
+        """``problems`` of the canonical definition, named from the body's root."""
+        return problems if self.definition is None else [_under(p) for p in problems]
+
+
 def _under(problem: FieldProblem) -> FieldProblem:
     return FieldProblem(f"definition.{problem.field}", problem.message, problem.code)

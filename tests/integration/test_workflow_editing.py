@@ -40,6 +40,26 @@ async def test_validate_reports_everything_and_stores_nothing(quipu: Running) ->
     assert (await c.get("/api/v1/event-dag/by-kind/workflow.created", headers=h)).json()["total"] == 0
 
 
+async def test_analysis_takes_a_create_body_definition_as_well(quipu: Running) -> None:
+    """``{"definition": ...}`` (as a create body holds it) is analysed like the bare definition,
+    and its problems are named as a create names them."""
+    c, h = quipu.client, quipu.auth()
+    ok = await c.post("/api/v1/analysis/validate", json={"definition": GRAPH}, headers=h)
+    assert ok.status_code == 200 and ok.json() == {"valid": True, "errors": []}
+    bad = {"nodes": [{"id": "a"}, {"id": "a"}], "edges": [{"from": "a", "to": "ghost"}]}
+    wrapped = (await c.post("/api/v1/analysis/validate", json={"definition": bad}, headers=h)).json()
+    bare = (await c.post("/api/v1/analysis/validate", json=bad, headers=h)).json()
+    assert wrapped["valid"] is False and len(wrapped["errors"]) == len(bare["errors"]) > 0
+    assert [e["field"] for e in wrapped["errors"]] == [f"definition.{e['field']}" for e in bare["errors"]]
+    created = await c.post("/api/v1/workflows", json={"name": "bad", "definition": bad}, headers=h)
+    assert created.status_code == 422
+    assert {e["field"] for e in created.json()["errors"]} == {e["field"] for e in wrapped["errors"]}
+    inspected = await c.post("/api/v1/analysis/inspect", json={"definition": GRAPH}, headers=h)
+    assert inspected.status_code == 200 and inspected.json()["node_count"] == 6
+    both = await c.post("/api/v1/analysis/validate", json={"definition": GRAPH, "nodes": []}, headers=h)
+    assert both.status_code == 200 and both.json()["errors"][0]["code"] == "invalid_form"
+
+
 async def test_inspect_gives_counts_depth_and_critical_path(quipu: Running) -> None:
     r = await quipu.client.post("/api/v1/analysis/inspect", json=GRAPH, headers=quipu.auth())
     assert r.status_code == 200, r.text
