@@ -1,4 +1,4 @@
-"""/api/v1/analysis: validate and inspect a definition without storing it (seed 004)."""
+"""/api/v1/analysis: validate and inspect a definition without storing it (jsondagapi reference)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Human-in-the-loop approvals (seeds 000, 003): answer one, list an execution's history."""
+"""Human-in-the-loop approvals: answer one, list an execution's history."""
 
 from __future__ import annotations
 

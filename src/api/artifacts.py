@@ -1,4 +1,4 @@
-"""/api/v1/artifacts: typed outputs an agent keeps across scopes (seed 002).
+"""/api/v1/artifacts: typed outputs an agent keeps across scopes (CELLSTATE reference).
 
 Also the request and response pieces the notes and edges controllers share.
 """
@@ -45,14 +45,14 @@ def window(
 
 
 class ArtifactWrite(ArtifactDraft, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The seed's create body; ``execution_id`` + ``node_id`` name the running node that
+    """The CELLSTATE reference's create body; ``execution_id`` + ``node_id`` name the running node that
     produced it, ``caused_by`` the events it came from (a turn, a tool call)."""
 
     caused_by: Causes = []
 
 
 class ArtifactUpdate(ArtifactPatch, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Null or absent: unchanged (the seed's "if changing")."""
+    """Null or absent: unchanged (the CELLSTATE reference's "if changing")."""
 
     caused_by: Causes = []
 

@@ -1,4 +1,4 @@
-"""Branch trees and branch comparison (issue 4; seed 003)."""
+"""Branch trees and branch comparison (CMBAgent reference)."""
 
 from __future__ import annotations
 

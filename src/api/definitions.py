@@ -12,7 +12,7 @@ from domain.workflow_graph import Edge, Node, WorkflowDefinition
 
 
 class DefinitionInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Either ``nodes`` (and ``edges``), or ``steps`` with ``dependsOn`` (seed 001)."""
+    """Either ``nodes`` (and ``edges``), or ``steps`` with ``dependsOn`` (the Agent Studio form)."""
 
     nodes: Annotated[list[Node], msgspec.Meta(max_length=2000)] | None = None
     edges: Annotated[list[Edge], msgspec.Meta(max_length=10000)] = []

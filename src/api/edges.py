@@ -1,4 +1,4 @@
-"""/api/v1/edges: typed relations among memory entities, and walks over them (seed 002)."""
+"""/api/v1/edges: typed relations among memory entities, and walks over them (CELLSTATE reference)."""
 
 from __future__ import annotations
 
@@ -208,7 +208,7 @@ class EdgeController(Controller):
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[EdgeOut]:
-        """The seed's form of ``GET /api/v1/edges?participant=``."""
+        """The CELLSTATE reference's form of ``GET /api/v1/edges?participant=``."""
         w = window(None, None, False, False, "desc", limit, offset)
         async with ctx.pool.connection() as conn:
             rows, total = await list_edges(conn, principal.tenant_id, w, participant=entity_id)

@@ -1,4 +1,4 @@
-"""/api/v1/event-dag: forensic questions answered from the write side (DESIGN section 5)."""
+"""/api/v1/event-dag: forensic questions answered from the write side (docs/architecture.md, The event DAG)."""
 
 from __future__ import annotations
 

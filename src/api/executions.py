@@ -1,4 +1,4 @@
-"""/api/v1/executions and /api/v1/approvals: runs of workflows (seeds 000, 001, 003, 004)."""
+"""/api/v1/executions and /api/v1/approvals: runs of workflows."""
 
 from __future__ import annotations
 

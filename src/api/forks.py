@@ -1,4 +1,4 @@
-"""Branching an execution (issue 4; seeds 000, 001, 003): resume from a checkpoint, play
+"""Branching an execution: resume from a checkpoint, play
 from a node, counterfactual runs, and which nodes a branch can start from."""
 
 from __future__ import annotations

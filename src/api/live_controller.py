@@ -1,4 +1,4 @@
-"""Live updates over Server-Sent Events and a WebSocket (seed 000 section 3.3).
+"""Live updates over Server-Sent Events and a WebSocket (the Analemma OS reference's messages).
 
 Both carry the same messages (see ``api.live``). SSE: one stream per execution, resumed
 with ``Last-Event-ID``. WebSocket: one socket, any number of subscriptions, each resumed

@@ -1,4 +1,4 @@
-"""The messages of a live feed (seed 000 section 3.3), one per event, built from the event
+"""The messages of a live feed (the Analemma OS reference's message types), one per event, built from the event
 and the execution replica right after it."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def glass_box(envelope: EventEnvelope) -> LiveMessage:
     """``log.event`` is the record's type (llm_call, tool_call, thought); the rest its fields."""
     record = envelope.kind.partition(".")[2]
     fields = {k: v for k, v in envelope.payload.items() if k != "execution_id" and v is not None}
-    if record == "llm_call":  # the seed's summary figure
+    if record == "llm_call":  # the Analemma OS reference's summary figure
         fields["tokens_used"] = int(fields.get("input_tokens", 0)) + int(fields.get("output_tokens", 0))
     return _message(
         "glass_box",

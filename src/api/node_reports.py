@@ -1,5 +1,5 @@
 """What workers and outside services report about a node: heartbeat, completion, failure,
-a decision, and glass-box telemetry (seeds 000, 001, 004)."""
+a decision, and glass-box telemetry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/api/v1/notes: long-term, cross-trajectory knowledge (seed 002)."""
+"""/api/v1/notes: long-term, cross-trajectory knowledge (CELLSTATE reference)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,14 @@ from projections.knowledge_queries import list_notes
 
 
 class NoteWrite(NoteDraft, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The seed's create body; ``execution_id`` + ``node_id`` name the running node that
+    """The CELLSTATE reference's create body; ``execution_id`` + ``node_id`` name the running node that
     produced it, ``caused_by`` the events it came from (a turn, a tool call)."""
 
     caused_by: Causes = []
 
 
 class NoteUpdate(NotePatch, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Null or absent: unchanged (the seed's "if changing")."""
+    """Null or absent: unchanged (the CELLSTATE reference's "if changing")."""
 
     caused_by: Causes = []
 

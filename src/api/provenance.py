@@ -1,5 +1,5 @@
 """Provenance of memory items: which turns, tool calls, node, approvals and command
-produced an artifact or a note (issue 5, point 3), walked on the event DAG."""
+produced an artifact or a note, walked on the event DAG."""
 
 from __future__ import annotations
 

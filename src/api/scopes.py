@@ -1,5 +1,5 @@
 """/api/v1/scopes: partitions of a trajectory's context window, with token budgets and
-checkpoints (seed 002). Also ``/api/v1/trajectories/{id}/scopes``: the list lives with
+checkpoints (CELLSTATE reference). Also ``/api/v1/trajectories/{id}/scopes``: the list lives with
 the resource it lists."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class ScopeCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ScopePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Null or absent: unchanged (the seed's "if changing")."""
+    """Null or absent: unchanged (the CELLSTATE reference's "if changing")."""
 
     name: Name | None = None
     purpose: Description | None = None
@@ -46,7 +46,7 @@ class ScopePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class CheckpointCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    context_state: ContextState  # base64 in JSON (the seed's ``string <byte>``)
+    context_state: ContextState  # base64 in JSON (the CELLSTATE reference's ``string <byte>``)
     recoverable: bool
     caused_by: Causes = []
 

@@ -1,4 +1,4 @@
-"""Time travel (DESIGN sections 9 and 10): state as of any point, and replay of a run.
+"""Time travel (docs/architecture.md, API map): state as of any point, and replay of a run.
 
 Both read the write side (events, DAG index, snapshots), never a read model, so what they
 show cannot lag behind or be falsified by a projector. Nothing is re-run: a past state is

@@ -1,4 +1,4 @@
-"""/api/v1/trajectories: tasks an agent works on, with sub-tasks (seed 002)."""
+"""/api/v1/trajectories: tasks an agent works on, with sub-tasks (CELLSTATE reference)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class TrajectoryCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 
 
 class TrajectoryPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Null or absent: unchanged (the seed's "if changing")."""
+    """Null or absent: unchanged (the CELLSTATE reference's "if changing")."""
 
     name: Name | None = None
     description: Description | None = None
@@ -134,7 +134,8 @@ class TrajectoryController(Controller):
         parent_trajectory_id: FromQuery[UUID | None] = None,
         root_trajectory_id: FromQuery[UUID | None] = None,
     ) -> Page[TrajectoryOut]:
-        """Live trajectories, newest first, from the ``memory_sessions`` read model, with the seed's filters."""
+        """Live trajectories, newest first, from the ``memory_sessions`` read model, with the
+        CELLSTATE reference's filters."""
         async with ctx.pool.connection() as conn:
             rows, total = await list_trajectories(
                 conn,

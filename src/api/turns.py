@@ -1,4 +1,4 @@
-"""/api/v1/turns: entries of a scope's conversation buffer (seed 002). Also
+"""/api/v1/turns: entries of a scope's conversation buffer (CELLSTATE reference). Also
 ``/api/v1/scopes/{id}/turns``: a scope's turns in sequence order."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""/api/v1/workflows: versioned workflow definitions (seeds 000, 001, 004)."""
+"""/api/v1/workflows: versioned workflow definitions."""
 
 from __future__ import annotations
 

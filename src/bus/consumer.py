@@ -1,6 +1,6 @@
 """Projectors as durable JetStream consumers feeding the exactly-once applier.
 
-Only the log is trusted (invariant 8). A message means "the log has reached notification
+Only the log is trusted (docs/decisions/0006-log-trust.md). A message means "the log has reached notification
 id N": the projector reads the log from its position up to the highest N the log
 confirms (same event id, and hash) and applies what the log holds - one range query per
 batch. A gap or a jump in positions is healed from the log, never skipped. A message the

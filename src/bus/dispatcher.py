@@ -8,7 +8,7 @@ and JetStream drops the duplicate. For an approval node it publishes ``hitp_requ
 on the notices stream the same way. Several dispatchers may share the durable consumer:
 each event is handled by one of them, and order between tasks does not matter.
 
-A message is only a hint (invariant 8): the dispatcher looks the event up in the log at
+A message is only a hint (docs/decisions/0006-log-trust.md): the dispatcher looks the event up in the log at
 the position the message names and dispatches the log's envelope; a message the log does
 not confirm, or that names an event of another kind, is dropped and counted.
 """

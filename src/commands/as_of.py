@@ -3,7 +3,7 @@
 A point is written as a version number (``42``), an event id (a UUID) or an ISO 8601
 timestamp (the state after the last event at or before it; no zone means UTC). It is
 resolved against the write side (events table and DAG index), never a read model, so
-there is no lag (DESIGN invariant 5), and always for one tenant: another tenant's stream
+there is no lag (invariant 5, docs/architecture.md), and always for one tenant: another tenant's stream
 answers 404 and another stream's event 422, exactly like a missing one.
 
 An execution's *replay set* is its own events plus the glass-box telemetry recorded in

@@ -1,5 +1,5 @@
 """Application service for branches: resume from a checkpoint, play from a node, and
-counterfactual runs (issue 4). Each loads the run it forks, decides what the branch
+counterfactual runs. Each loads the run it forks, decides what the branch
 carries (domain.forking), and saves a new execution; the original is never touched."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The explicit bound on one event (DESIGN invariant 9).
+"""The explicit bound on one event (invariant 9, docs/architecture.md).
 
 Every bound agrees end to end: request body (``QUIPU_MAX_BODY_BYTES``, 1 MiB) < largest
 event (``QUIPU_MAX_EVENT_BYTES``, 4 MiB) < largest bus message (embedded NATS

@@ -88,7 +88,7 @@ _AT = _ENVELOPES + " WHERE e.notification_id = ANY(%s)"
 
 async def read_at(conn: AsyncConnection[DictRow], positions: Sequence[int]) -> dict[int, EventEnvelope]:
     """The events recorded at exactly these notification ids (absent ones are missing):
-    what a bus consumer applies instead of the message it was handed (invariant 8)."""
+    what a bus consumer applies instead of the message it was handed (docs/decisions/0006-log-trust.md)."""
     if not positions:
         return {}
     cur = await conn.execute(_AT, (list(positions),), prepare=True)

@@ -1,4 +1,4 @@
-"""Invariant 8: a message from the bus is a hint, the log is the fact.
+"""Invariant 8: a message from the bus is a hint, the log is the fact (docs/decisions/0006-log-trust.md).
 
 Every consumer of ``quipu.ev.>`` (projectors, the dispatcher, live feeds) reads a message
 only as a claim - "the event with this id and hash sits at this notification id" - and

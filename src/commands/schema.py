@@ -31,7 +31,7 @@ def dag_schema_statements(schema: str) -> list[str]:
             child_id uuid NOT NULL REFERENCES {s}.event_dag (event_id),
             PRIMARY KEY (parent_id, child_id)
         )""",
-        # Invariant 3: the database itself refuses to change history.
+        # Invariant 3 (docs/architecture.md): the database itself refuses to change history.
         f"""CREATE OR REPLACE FUNCTION {s}.quipu_refuse_change() RETURNS trigger
             LANGUAGE plpgsql AS $$
             BEGIN

@@ -56,7 +56,8 @@ def postgres_env(database_url: str, *, pool_size: int = 5, schema: str = "public
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
         "POSTGRES_SCHEMA": schema,
         "POSTGRES_LOCK_TIMEOUT": "10",
-        # Never: with DB functions a tailing reader can skip events (see the issue).
+        # Never: the library's insert function takes no table lock, so notification ids could
+        # commit out of order and a tailing reader skip events (docs/decisions/0001-group-commit.md).
         "POSTGRES_ENABLE_DB_FUNCTIONS": "",
         "APPLICATION_RECORDER_TOPIC": get_topic(DagRecorder),
         "CREATE_TABLE": "y",

@@ -1,4 +1,4 @@
-"""The Agent Studio form of a definition (seed 001: ``steps[]`` with ``dependsOn``),
+"""The Agent Studio form of a definition (``steps[]`` with ``dependsOn``; docs/architecture.md),
 converted to the canonical nodes-and-edges form on the way in."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The history of an execution's human-in-the-loop approvals (seeds 000, 003)."""
+"""The history of an execution's human-in-the-loop approvals."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The artifact aggregate (seed 002): a typed output an agent keeps across scopes.
+"""The artifact aggregate (CELLSTATE reference): a typed output an agent keeps across scopes.
 
 An artifact's content is hashed by Quipu (SHA-256), never taken from the client. A TTL
 becomes an absolute ``expires_at`` when the command is decided, so every reader of the
@@ -75,7 +75,7 @@ ArtifactType = Literal[
 
 
 class ArtifactDraft(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """What a client states about a new artifact (the seed's create body). ``execution_id``
+    """What a client states about a new artifact (the CELLSTATE reference's create body). ``execution_id``
     and ``node_id`` name the running node that produced it, if any."""
 
     name: Name

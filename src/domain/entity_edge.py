@@ -1,4 +1,4 @@
-"""The typed entity edge (seed 002): a relation among two or more memory entities.
+"""The typed entity edge (CELLSTATE reference): a relation among two or more memory entities.
 
 An edge is a hyperedge: each participant names an entity (type and id) and its role in
 the relation. Participants are fixed at creation - they are what the edge *is*; type,
@@ -39,7 +39,7 @@ class Participant(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 class Provenance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Where the relation came from (the seed's ProvenanceRequest)."""
+    """Where the relation came from (the CELLSTATE reference's ProvenanceRequest)."""
 
     source_turn: SourceTurn | None = None
     extraction_method: ExtractionMethod = "unknown"

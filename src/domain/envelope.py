@@ -15,7 +15,7 @@ ENVELOPE_VERSION = 1
 
 
 class EventEnvelope(msgspec.Struct, frozen=True, kw_only=True):
-    """DESIGN section 4. ``notification_id`` is the position in the global log."""
+    """docs/architecture.md, The event envelope. ``notification_id`` is the position in the global log."""
 
     event_id: UUID
     kind: str

@@ -1,4 +1,4 @@
-"""Where an execution stands (seed statuses, snake_case)."""
+"""Where an execution stands (the reference APIs' statuses, snake_case)."""
 
 from __future__ import annotations
 

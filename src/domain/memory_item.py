@@ -1,6 +1,6 @@
 """What artifacts and notes share: the vocabulary of memory items and their lifecycle rules.
 
-Both are memory items (seed 002) with the same rules. Quipu hashes the content
+Both are memory items (CELLSTATE reference) with the same rules. Quipu hashes the content
 (SHA-256) itself and never takes the hash from the client. A TTL becomes an absolute
 ``expires_at`` when the command is decided, so every reader of the event agrees on when
 the item expires. Superseding is a chain: the replacement's first event names the item

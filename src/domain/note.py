@@ -1,4 +1,4 @@
-"""The note aggregate (seed 002): long-term knowledge that outlives a trajectory.
+"""The note aggregate (CELLSTATE reference): long-term knowledge that outlives a trajectory.
 
 A note may be derived from artifacts, other notes (abstraction chains: raw -> summary ->
 principle) and trajectories. Derivation is causal: the note's first event names the
@@ -29,7 +29,7 @@ SourceIds = Annotated[list[UUID], msgspec.Meta(max_length=100)]
 
 
 class NoteDraft(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """What a client states about a new note (the seed's create body)."""
+    """What a client states about a new note (the CELLSTATE reference's create body)."""
 
     title: Name
     content: Content

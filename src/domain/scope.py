@@ -1,4 +1,4 @@
-"""The scope aggregate (seed 002): a partition of a trajectory's context window.
+"""The scope aggregate (CELLSTATE reference): a partition of a trajectory's context window.
 
 A scope belongs to one trajectory and may nest in a parent scope of the same trajectory.
 It has a token budget; every turn recorded in it is accounted for on the scope's own

@@ -1,7 +1,7 @@
-"""The difference between two JSON states (seed 000's checkpoint compare), three ways.
+"""The difference between two JSON states (the Analemma OS reference's checkpoint compare), three ways.
 
 * ``added_keys`` / ``removed_keys`` / ``modified_keys`` and ``state_diff``: the top-level
-  view of seed 000, for a person scanning what a node changed;
+  view of that reference, for a person scanning what a node changed;
 * ``changes``: every changed leaf or subtree, addressed by an RFC 6901 JSON pointer, with
   the value before and after, for a UI that highlights the exact spot;
 * ``patch``: the same change as an RFC 6902 JSON Patch, so a client (or a fork with a
@@ -33,7 +33,7 @@ PatchOpName = Literal["add", "remove", "replace"]
 
 
 class ValueChange(msgspec.Struct, frozen=True):
-    """A top-level key's value before and after (seed 000's ``state_diff`` entries)."""
+    """A top-level key's value before and after (the Analemma OS reference's ``state_diff`` entries)."""
 
     before: Any
     after: Any

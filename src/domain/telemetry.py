@@ -1,4 +1,4 @@
-"""Glass-box telemetry (seeds 000, 001): what an agent did inside a node.
+"""Glass-box telemetry: what an agent did inside a node.
 
 Each record is a one-event stream of its own, so a chatty agent never contends with the
 execution's stream for versions. Its parents are the event of the node that made it

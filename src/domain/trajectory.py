@@ -1,4 +1,4 @@
-"""The trajectory aggregate (seed 002): a task an agent works on, with its sub-tasks.
+"""The trajectory aggregate (CELLSTATE reference): a task an agent works on, with its sub-tasks.
 
 A trajectory may have a parent (a sub-task of it). Every trajectory knows the root of its
 tree, and that root is its correlation id, so one task tree is one correlation graph in

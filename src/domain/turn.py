@@ -1,4 +1,4 @@
-"""The turn aggregate (seed 002): one entry of a scope's conversation buffer.
+"""The turn aggregate (CELLSTATE reference): one entry of a scope's conversation buffer.
 
 Each turn is a stream of its own (recorded, maybe updated, maybe deleted), so editing or
 deleting one turn never contends with the turns being added to its scope. What must be
@@ -29,7 +29,7 @@ TurnRole = Literal["user", "assistant", "system", "tool"]
 Content = Annotated[str, msgspec.Meta(max_length=200_000)]
 TokenCount = Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)]
 Sequence = Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)]
-# Tool calls and results: a JSON object (the seed) or a list of calls (OpenAI-style).
+# Tool calls and results: a JSON object (the CELLSTATE reference) or a list of calls (OpenAI-style).
 ToolData = (
     Annotated[dict[str, Any], msgspec.Meta(max_length=1000)] | Annotated[list[Any], msgspec.Meta(max_length=1000)]
 )

@@ -1,4 +1,4 @@
-"""Read model of branches (issue 4; seed 003): every execution with the run it forked from,
+"""Read model of branches: every execution with the run it forked from,
 so a lineage's whole fork tree is one query. Status comes from the executions read model."""
 
 from __future__ import annotations

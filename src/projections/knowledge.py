@@ -1,6 +1,6 @@
 """Read model of long-term memory: artifacts, notes, entity edges and their participants.
 
-Serves the list endpoints (the seed's filters, TTL and supersede visibility) and the edge
+Serves the list endpoints (the CELLSTATE reference's filters, TTL and supersede visibility) and the edge
 queries (by participant, breadth-first traversal). Deleted items keep their row, flagged,
 so a rebuild from the log ends identical; a deleted edge's participant rows are removed,
 since they only exist to be walked. Queries live in ``projections.knowledge_queries``.

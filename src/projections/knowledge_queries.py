@@ -1,5 +1,5 @@
-"""Queries over the ``knowledge`` read model: lists with the seed's filters, edges by
-participant, and breadth-first traversal of the entity graph."""
+"""Queries over the ``knowledge`` read model: lists with the CELLSTATE reference's filters
+(docs/architecture.md, Reference APIs), edges by participant, and breadth-first traversal of the entity graph."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Read model of an agent's working memory: trajectories, scopes and turns (seed 002).
+"""Read model of an agent's working memory: trajectories, scopes and turns (CELLSTATE reference).
 
-Serves the list endpoints with the seed's filters (trajectories by status, agent and
+Serves the list endpoints with that reference's filters (trajectories by status, agent and
 parent; scopes by trajectory and parent scope; turns by scope, in sequence order). Rows
 keep deleted resources flagged rather than removed, so a rebuild from the log ends
 identical; lists leave them out. Values come whole from the event (the new total, the

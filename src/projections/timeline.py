@@ -2,8 +2,8 @@
 
 A timeline holds the execution's own events (``execution.*``) and the glass-box telemetry
 recorded inside its nodes (``telemetry.*``, whose payload names the execution). Each row
-gets a short ``event_type`` that clients filter on; the names follow seed 000 section 8.1
-where it has one, and the mapping is decided here, once:
+gets a short ``event_type`` that clients filter on; the names follow the Analemma OS reference's
+timeline event types (docs/architecture.md, Reference APIs) where it has one, and the mapping is decided here, once:
 
     execution.started                             execution_start
     execution.node_scheduled  (approval node)     hitp_triggered   (a person is asked)

@@ -1,4 +1,4 @@
-"""Branches (issue 4): fork a failed run from its last good checkpoint and run the fork to
+"""Branches: fork a failed run from its last good checkpoint and run the fork to
 success with a real worker over NATS; play from a node; counterfactual runs; the branch
 tree, the comparison and the DAG lineage."""
 

@@ -1,4 +1,4 @@
-"""Checkpoint compare over HTTP (seed 000) against real Postgres and NATS: two checkpoints,
+"""Checkpoint compare over HTTP against real Postgres and NATS: two checkpoints,
 two points named by version or event, the patch checked with a reference JSON-patch
 library, and the 404/422 answers."""
 

@@ -1,4 +1,4 @@
-"""Limits that agree end to end (issue 9): body < largest event < bus message.
+"""Limits that agree end to end (docs/architecture.md, Bounds): body < largest event < bus message.
 
 No event, however it got big, can be appended above the event bound (413, nothing
 written), and one the bus still refuses is recorded and passed by: every other event

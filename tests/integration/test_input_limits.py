@@ -1,4 +1,4 @@
-"""Bad input is a clear 4xx (issue 9): NUL characters, deep JSON and out-of-range paging are
+"""Bad input is a clear 4xx (docs/architecture.md, Bounds): NUL characters, deep JSON and out-of-range paging are
 refused with 422 naming the field before any command runs, and a tenant cannot lose its last
 admin key."""
 

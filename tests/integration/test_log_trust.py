@@ -1,4 +1,4 @@
-"""Only the log is trusted (issue 9): forged bus messages change nothing, and an admin
+"""Only the log is trusted (docs/decisions/0006-log-trust.md): forged bus messages change nothing, and an admin
 can let a projection pass a poisoned event by without rewriting anything."""
 
 from __future__ import annotations

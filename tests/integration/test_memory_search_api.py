@@ -127,7 +127,7 @@ async def test_search_in_every_mode(quipu: Running) -> None:
     assert vector["total"] == 7 and len(vector["results"]) == 7  # 2 turns, 2 artifacts, 3 notes
     scores = [h["score"] for h in vector["results"]]
     assert scores == sorted(scores, reverse=True)
-    # The seed's switch: true ranks by embeddings, false by keywords.
+    # The CELLSTATE reference's switch: true ranks by embeddings, false by keywords.
     assert (await search(quipu, {"query": "kitten on a rug", "use_vector_search": True}))["mode"] == "vector"
     assert (await search(quipu, {"query": "kitten on a rug", "use_vector_search": False}))["results"] == []
     hybrid = await found(quipu, "turbine blade root crack")
@@ -342,7 +342,7 @@ async def test_bad_bodies_are_422(quipu: Running) -> None:
         assert problem["status"] == 422 and problem["detail"], body
     body = await search(quipu, {"query": "x", "filters": [{"field": "scope_id", "value": "nope"}]}, status=422)
     assert body["errors"][0]["field"] == "filters[0].value"
-    # Seed-shaped bodies work: null limit and use_vector_search, empty lists.
+    # Bodies in the CELLSTATE reference's shape work: null limit and use_vector_search, empty lists.
     ok = await search(
         quipu, {"query": "x", "entity_types": [], "filters": [], "limit": None, "use_vector_search": None}
     )

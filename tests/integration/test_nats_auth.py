@@ -1,5 +1,5 @@
-"""NATS with authentication and per-role permissions (issue 9): nobody reaches NATS without
-credentials, and a worker's credentials reach its own tenant's tasks and reports only."""
+"""NATS with authentication and per-role permissions (docs/decisions/0005-nats-operator-jwt-auth.md):
+nobody reaches NATS without credentials, and a worker's credentials reach its own tenant's tasks and reports only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Analysis, partial edits and the Agent Studio form through the HTTP API (seeds 001, 004)."""
+"""Analysis, partial edits and the Agent Studio form through the HTTP API."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Retries, timeouts, heartbeats, outside decisions, approvals, pause, checkpoints and
-replay of the execution aggregate (issue 3), driven without I/O: timers are fired with an
+replay of the execution aggregate, driven without I/O: timers are fired with an
 explicit ``now`` instead of waiting for the clock."""
 
 from __future__ import annotations
