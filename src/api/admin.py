@@ -11,6 +11,7 @@ import anyio.to_thread
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -202,7 +203,11 @@ class HealthController(Controller):
         """Liveness: the process serves requests."""
         return Health("ok")
 
-    @get("/ready", operation_id="ready")
+    @get(
+        "/ready",
+        operation_id="ready",
+        responses={503: ResponseSpec(Health, description="Postgres does not answer: out of service")},
+    )
     async def ready(self, ctx: NamedDependency[ApiContext]) -> Response[Health]:
         """Readiness: Postgres answers. NATS is reported but does not decide: without it the
         API still takes every command (the relay publishes them once NATS is back)."""

@@ -11,7 +11,6 @@ from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Histogram
 
@@ -34,6 +33,8 @@ from api.input_limits import check_request
 from api.live_controller import LiveController
 from api.node_reports import NodeReportController
 from api.notes import NoteController
+from api.openapi import StrictStructSchemas, describe, openapi_config
+from api.options_allow import OptionsAllow
 from api.problems import handle_exception
 from api.provenance import ProvenanceController
 from api.rate_limit import RateLimiter
@@ -97,7 +98,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
     def _exc(request: Request[Any, Any, State], exc: Exception) -> Any:
         return handle_exception(request, exc)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             WorkflowController,
             WorkflowPartsController,
@@ -134,8 +135,12 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
         middleware=[
             DefineMiddleware(RequestContextMiddleware),
             DefineMiddleware(RateLimiter, per_minute=ctx.rate_limit_per_minute),
+            DefineMiddleware(OptionsAllow),
         ],
-        openapi_config=OpenAPIConfig(title="Quipu", version="0.1.0", path="/docs"),
+        openapi_config=openapi_config(),
+        plugins=[StrictStructSchemas()],
         request_max_body_size=ctx.max_body_bytes,
         debug=debug,
     )
+    describe(app)
+    return app

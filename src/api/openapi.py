@@ -1,0 +1,273 @@
+"""The OpenAPI document at /docs/openapi.json and the docs UI at /docs.
+
+Litestar builds the document from the route handlers; ``describe`` then completes it in one
+place instead of in every controller: summaries from the operation ids ("List workflows"),
+descriptions from the handlers' docstrings, a tag per resource, the bearer security scheme on
+every protected route, the problem+json answers each operation can give
+(``api.openapi_problems``), optional headers marked optional, the real media types of the
+streaming routes, and request examples. The docs UI is Swagger UI served from the assets of
+the ``swagger-ui-py`` package, so /docs works without reaching any CDN.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import version
+from importlib.util import find_spec
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Litestar, Response, Router, get
+from litestar.exceptions import NotFoundException
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import (
+    Components,
+    Example,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Parameter,
+    Reference,
+    Schema,
+    SecurityScheme,
+    Tag,
+)
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.plugins import OpenAPISchemaPlugin
+from litestar.routes import HTTPRoute
+from litestar.typing import FieldDefinition
+
+from api.openapi_examples import REQUEST_EXAMPLES
+from api.openapi_problems import OperationTraits, problem_components, problem_reference, statuses_for
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+
+DOCS_PATH = "/docs"
+# The swagger-ui-py package's copy of the Swagger UI distribution, found without importing the
+# package (its __init__ loads its own web-framework adapters, which Quipu does not use).
+ASSETS = Path(str(getattr(find_spec("swagger_ui"), "origin", ""))).parent / "static"
+# What the docs page loads; nothing else under the package's folder is served.
+ASSET_TYPES = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui-standalone-preset.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+}
+SECURITY_SCHEME = "apiKey"
+NDJSON = "application/x-ndjson"
+SSE = "text/event-stream"
+OPTIONAL_HEADERS = frozenset({"Idempotency-Key", "If-Match", "Last-Event-ID"})
+# Health, readiness, metrics and the docs answer without a key (probes and browsers call them).
+TAGS = {
+    "workflows": "Versioned workflow definitions (DAGs of nodes and edges) and their editing.",
+    "analysis": "Validate or inspect a definition without saving it.",
+    "executions": "Runs of a workflow: start, steer, report on nodes, metrics and timeline.",
+    "live": "The execution's events as they happen (Server-Sent Events; a WebSocket at /ws).",
+    "time travel": "State as of any event, and replay of a run's envelopes (NDJSON or SSE).",
+    "checkpoints": "Named points of a run to compare and resume from.",
+    "branches": "Forks of a run: counterfactuals, play from a node, resume a checkpoint.",
+    "approvals": "Human-in-the-loop decisions that gate a run.",
+    "event-dag": "Forensics over the causal graph of events: ancestors, paths, verification.",
+    "artifacts": "Memory: produced artifacts with provenance and supersession.",
+    "notes": "Memory: notes (facts, conventions, gotchas...) with provenance and supersession.",
+    "edges": "Memory: typed relations between memory entities, and walks over them.",
+    "trajectories": "Memory: an agent's trajectories (sessions of work).",
+    "scopes": "Memory: token-budgeted scopes within a trajectory.",
+    "turns": "Memory: the turns of a scope's conversation.",
+    "search": "Keyword, vector and hybrid search over memory.",
+    "api-keys": "API keys of the tenant (admin scope).",
+    "tenants": "The tenant of the calling key.",
+    "admin": "Operating the projections (admin scope).",
+    "workers": "NATS access for worker processes (worker scope).",
+    "health": "Liveness, readiness and Prometheus metrics (no key needed).",
+}
+# Controllers tagged by area rather than resource: their operations take the resource's tag.
+_BROAD_TAGS = frozenset({"memory"})
+_ACRONYMS = {"api": "API", "dag": "DAG", "id": "ID"}
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+class StrictStructSchemas(OpenAPISchemaPlugin):
+    """A Struct that refuses unknown fields says ``additionalProperties: false``, so clients
+    and fuzzers know what the server will refuse (Litestar's own plugin leaves it open)."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        return (
+            not field_definition.is_union
+            and field_definition.is_subclass_of(msgspec.Struct)
+            and getattr(msgspec.inspect.type_info(field_definition.type_), "forbid_unknown_fields", False)
+        )
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+
+        schema = StructSchemaPlugin().to_openapi_schema(field_definition, schema_creator)
+        schema.additional_properties = False
+        return schema
+
+
+class OfflineSwagger(SwaggerRenderPlugin):
+    """Swagger UI whose scripts, styles and icon are served by this server."""
+
+    def __init__(self) -> None:
+        assets = f"{DOCS_PATH}/assets"
+        super().__init__(
+            js_url=f"{assets}/swagger-ui-bundle.js",
+            css_url=f"{assets}/swagger-ui.css",
+            standalone_preset_js_url=f"{assets}/swagger-ui-standalone-preset.js",
+            favicon=f"<link rel='icon' type='image/png' href='{assets}/favicon-32x32.png'>",
+            path="/",
+        )
+
+    def receive_router(self, router: Router) -> None:
+        super().receive_router(router)
+        router.register(docs_asset)
+
+
+@get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
+def docs_asset(name: FromPath[str]) -> Response[bytes]:
+    """One of the docs UI's files (long cached: they change only with the package)."""
+    media_type = ASSET_TYPES.get(name)
+    if media_type is None:
+        raise NotFoundException(f"no docs asset '{name}'")
+    return Response(
+        (ASSETS / name).read_bytes(), media_type=media_type, headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Quipu",
+        version=version("quipu"),
+        description=(
+            "Event-sourced flight recorder and control plane for AI-agent workflows and agent memory.\n\n"
+            "Send an API key as `Authorization: Bearer <key>` (the Authorize button). Errors are "
+            "`application/problem+json` (RFC 7807). Writes that create take an optional `Idempotency-Key`; "
+            "writes that change a resource take an optional `If-Match` with the `ETag` a read returned."
+        ),
+        path=DOCS_PATH,
+        use_handler_docstrings=True,
+        render_plugins=[OfflineSwagger(), JsonRenderPlugin()],
+        tags=[Tag(name=name, description=text) for name, text in TAGS.items()],
+        components=Components(
+            security_schemes={
+                SECURITY_SCHEME: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="An API key (`qk_...`): `quipu keys create`, or POST /api/v1/api-keys.",
+                )
+            }
+        ),
+    )
+
+
+def describe(app: Litestar) -> None:
+    """Completes the app's generated document in place (Litestar serves the object it built)."""
+    document = app.openapi_schema
+    problem_components(document.components)
+    handlers = _handlers(app)
+    for path, item in (document.paths or {}).items():
+        for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
+            operation = getattr(item, method)
+            if isinstance(operation, Operation):
+                _describe_operation(path, operation, handlers[(path, method.upper())])
+
+
+def _handlers(app: Litestar) -> dict[tuple[str, str], HTTPRouteHandler]:
+    found: dict[tuple[str, str], HTTPRouteHandler] = {}
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            for handler in route.route_handlers:
+                for method in handler.http_methods:
+                    found[(route.path_format or "/", method)] = handler
+    return found
+
+
+def _describe_operation(path: str, op: Operation, handler: HTTPRouteHandler) -> None:
+    op.summary = summary_of(op.operation_id or handler.handler_name)
+    op.description = (op.description or "").replace("``", "`") or None
+    op.tags = [_tag(path, tag) for tag in op.tags or []]
+    signature = handler.parsed_fn_signature.parameters
+    protected = "principal" in signature
+    if protected:
+        op.security = [{SECURITY_SCHEME: []}]
+    parameters = [p for p in op.parameters or [] if isinstance(p, Parameter)]
+    for parameter in parameters:
+        if parameter.param_in == "header" and parameter.name in OPTIONAL_HEADERS:
+            parameter.required = False
+            parameter.schema = _without_null(parameter.schema)
+    _media_types(path, op)
+    if op.operation_id in REQUEST_EXAMPLES:
+        _request_example(op, REQUEST_EXAMPLES[op.operation_id])
+    traits = OperationTraits(
+        protected=protected,
+        writes=protected and handler.opt.get("scope", "read") != "read",
+        has_path_id=any(p.param_in == "path" for p in parameters),
+        has_body=op.request_body is not None,
+        has_parameters=bool(parameters),
+        has_if_match=any(p.name == "If-Match" for p in parameters),
+        searches=path.endswith("/search"),
+    )
+    responses = {code: r for code, r in (op.responses or {}).items() if code != "400"}
+    for status in statuses_for(traits):
+        responses.setdefault(str(status), problem_reference(status))
+    op.responses = responses
+
+
+def summary_of(operation_id: str) -> str:
+    """``listWorkflows`` -> "List workflows"; ``getExecutionStateAsOf`` -> "Get execution state as of"."""
+    words = [_ACRONYMS.get(w.lower(), w.lower()) for w in _WORD.findall(operation_id.replace("_", " "))]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+def _tag(path: str, tag: str) -> str:
+    if tag not in _BROAD_TAGS:
+        return tag
+    if path.endswith("/search"):
+        return "search"
+    return path.removeprefix("/api/v1/").split("/", 1)[0]
+
+
+def _without_null(schema: Schema | Reference | None) -> Schema | Reference | None:
+    """A header is absent or a string: the ``null`` branch of ``str | None`` means nothing on the wire."""
+    if not isinstance(schema, Schema) or not schema.one_of:
+        return schema
+    kept = [s for s in schema.one_of if not (isinstance(s, Schema) and s.type == OpenAPIType.NULL)]
+    if len(kept) != 1 or not isinstance(kept[0], Schema):
+        return schema
+    branch = kept[0]
+    for name in ("max_length", "min_length", "pattern", "format", "description"):
+        if getattr(branch, name) is None and getattr(schema, name) is not None:
+            setattr(branch, name, getattr(schema, name))
+    return branch
+
+
+def _media_types(path: str, op: Operation) -> None:
+    """The streaming routes answer NDJSON or SSE; Litestar only knows they stream."""
+    ok = (op.responses or {}).get("200")
+    if not isinstance(ok, OpenAPIResponse):
+        return
+    line = Schema(type=OpenAPIType.OBJECT, description="one event envelope")
+    if path.endswith("/replay"):
+        ok.description = "The envelopes: NDJSON (one per line), or SSE with `Accept: text/event-stream`."
+        ok.content = {
+            NDJSON: OpenAPIMediaType(schema=line),
+            SSE: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+        }
+    elif path.endswith("/events"):
+        ok.description = "Server-Sent Events until the run completes."
+        ok.content = {SSE: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))}
+
+
+def _request_example(op: Operation, example: dict[str, Any]) -> None:
+    body = op.request_body
+    if body is None or isinstance(body, Reference):
+        return
+    for media in body.content.values():
+        media.examples = {"example": Example(summary="a typical request", value=example)}
