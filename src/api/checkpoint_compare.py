@@ -1,34 +1,27 @@
 """POST /api/v1/executions/{id}/checkpoints/compare: what changed between two points (seed 000).
 
-Both sides are resolved to a version of the execution's stream and the state is rebuilt
-from the log as of that version. A checkpoint's recorded state is exactly the state the
-aggregate has right after the checkpoint event (taking one does not change it), so this
-answers the same as the checkpoints read model would, without waiting for its projector:
-a checkpoint taken a moment ago can be compared at once. The same path serves any two
-points, named by an event of the execution or a version number.
+The sides are named by checkpoints, or by events of the execution or version numbers; the
+comparison itself (``commands.checkpoint_compare``) rebuilds both states from the log, so a
+checkpoint taken a moment ago can be compared at once.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-import anyio.to_thread
 import msgspec
 from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
-from commands.schema import EVENTS_TABLE
-from domain.errors import FieldProblem, NotFound, ValidationFailed
-from domain.state_diff import Change, PatchOp, StateDiff, ValueChange, diff
+from commands.checkpoint_compare import ResolvedSide, Side
+from domain.errors import FieldProblem, ValidationFailed
+from domain.state_diff import Change, PatchOp, ValueChange
 
-CHECKPOINT_KIND = "execution.checkpoint_taken"
 Version = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 
 
@@ -96,66 +89,13 @@ def _pairs(data: CompareRequest) -> tuple[tuple[UUID, UUID] | None, tuple[Point,
     return None, (data.a, data.b)
 
 
-_COLUMNS = "d.event_id, d.version, d.kind, d.occurred_at"
-# A checkpoint is its event: it must be this execution's, this tenant's, and a checkpoint.
-_BY_CHECKPOINT = (
-    f"SELECT {_COLUMNS} FROM event_dag d"
-    " WHERE d.event_id = %(id)s AND d.tenant_id = %(tenant)s AND d.stream_id = %(execution)s"
-    f" AND d.kind = '{CHECKPOINT_KIND}'"
-)
-# The stream's event at a version (the events table's key finds it; the DAG index says
-# whose it is).
-_BY_VERSION = (
-    f"SELECT {_COLUMNS} FROM {EVENTS_TABLE} e JOIN event_dag d ON d.notification_id = e.notification_id"
-    " WHERE e.originator_id = %(execution)s AND e.originator_version = %(version)s AND d.tenant_id = %(tenant)s"
-)
-# An event of the execution: one of its own (the state right after it), or glass-box
-# telemetry recorded in it (same correlation as the execution's events; the state as it
-# stood when the telemetry was recorded: the stream's latest event before it). Versions
-# grow with notification ids within a stream.
-_BY_EVENT = (
-    f"SELECT {_COLUMNS} FROM event_dag t"
-    " CROSS JOIN LATERAL ("
-    f"  SELECT e.notification_id FROM {EVENTS_TABLE} e"
-    "   WHERE e.originator_id = %(execution)s AND e.notification_id <= t.notification_id"
-    "   ORDER BY e.originator_version DESC LIMIT 1) s"
-    " JOIN event_dag d ON d.notification_id = s.notification_id"
-    " WHERE t.event_id = %(id)s AND t.tenant_id = %(tenant)s AND d.tenant_id = %(tenant)s"
-    " AND (t.stream_id = %(execution)s OR (t.kind LIKE 'telemetry.%%' AND t.correlation_id = d.correlation_id))"
-)
-
-
-async def _resolve(
-    conn: AsyncConnection[DictRow],
-    tenant_id: str,
-    execution_id: UUID,
-    *,
-    checkpoint: UUID | None = None,
-    as_of: int | UUID | None = None,
-) -> ComparedPoint:
-    """The stream event whose state a side names; 404 if it is not this tenant's
-    execution's (indistinguishable from not existing, as everywhere)."""
-    params: dict[str, Any] = {"tenant": tenant_id, "execution": execution_id}
-    if checkpoint is not None:
-        query, what = _BY_CHECKPOINT, f"checkpoint {checkpoint}"
-        params["id"] = checkpoint
-    elif isinstance(as_of, int):
-        query, what = _BY_VERSION, f"version {as_of}"
-        params["version"] = as_of
-    else:
-        query, what = _BY_EVENT, f"event {as_of}"
-        params["id"] = as_of
-    cur = await conn.execute(query, params)
-    row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"{what} of execution {execution_id} not found")
-    event_id = UUID(str(row["event_id"]))
+def _point(side: ResolvedSide, as_of: int | UUID | None) -> ComparedPoint:
     return ComparedPoint(
-        version=int(row["version"]),
-        event_id=event_id,
-        kind=row["kind"],
-        timestamp=row["occurred_at"],
-        checkpoint_id=event_id if row["kind"] == CHECKPOINT_KIND else None,
+        version=side.version,
+        event_id=side.event_id,
+        kind=side.kind,
+        timestamp=side.timestamp,
+        checkpoint_id=side.checkpoint_id,
         as_of=as_of,
     )
 
@@ -178,29 +118,17 @@ class CheckpointCompareController(Controller):
         this execution or a version). Either order works: ``b`` may be the earlier one."""
         bind_correlation(execution_id)
         checkpoints, points = _pairs(data)
-        tenant = principal.tenant_id
-        async with ctx.pool.connection() as conn:
-            if checkpoints is not None:
-                a = await _resolve(conn, tenant, execution_id, checkpoint=checkpoints[0])
-                b = await _resolve(conn, tenant, execution_id, checkpoint=checkpoints[1])
-            else:
-                assert points is not None
-                a = await _resolve(conn, tenant, execution_id, as_of=points[0].as_of)
-                b = await _resolve(conn, tenant, execution_id, as_of=points[1].as_of)
-
-        def rebuild_and_diff() -> StateDiff:
-            # Rebuilding and diffing are CPU and synchronous I/O: off the event loop.
-            before = ctx.executions.get(tenant, execution_id, version=a.version).state
-            after = (
-                before if b.version == a.version else ctx.executions.get(tenant, execution_id, version=b.version).state
-            )
-            return diff(before, after)
-
-        d = await anyio.to_thread.run_sync(rebuild_and_diff)
+        if checkpoints is not None:
+            a, b = Side(checkpoint=checkpoints[0]), Side(checkpoint=checkpoints[1])
+        else:
+            assert points is not None
+            a, b = Side(as_of=points[0].as_of), Side(as_of=points[1].as_of)
+        found = await ctx.compare.compare(principal.tenant_id, execution_id, a, b)
+        d = found.diff
         return CheckpointComparison(
             execution_id=execution_id,
-            a=a,
-            b=b,
+            a=_point(found.a, a.as_of),
+            b=_point(found.b, b.as_of),
             added_keys=d.added_keys,
             removed_keys=d.removed_keys,
             modified_keys=d.modified_keys,

@@ -15,8 +15,6 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
@@ -24,7 +22,7 @@ from api.executions import act
 from api.pagination import Limit, Offset, Page, created_headers
 from domain.errors import NotFound
 from domain.hashing import state_hash
-from projections.checkpoints import CheckpointRow, get_checkpoint, list_checkpoints
+from projections.checkpoints import CheckpointRow
 
 _canonical = msgspec.json.Encoder(order="sorted")
 
@@ -68,18 +66,6 @@ class CheckpointCreated(msgspec.Struct):
     state: dict[str, Any]
 
 
-async def _require_execution(conn: AsyncConnection[DictRow], tenant_id: str, execution_id: UUID) -> None:
-    """An empty list must still tell an unknown (or another tenant's) execution apart. The
-    log's DAG index answers without projector lag; the correlation index narrows it."""
-    cur = await conn.execute(
-        "SELECT 1 FROM event_dag WHERE tenant_id = %s AND correlation_id = %s AND stream_id = %s"
-        " AND kind = 'execution.started'",
-        (tenant_id, execution_id, execution_id),
-    )
-    if await cur.fetchone() is None:
-        raise NotFound(f"execution {execution_id} not found")
-
-
 def _summary(r: CheckpointRow) -> CheckpointSummary:
     return CheckpointSummary(
         r.checkpoint_id, r.execution_id, r.sequence, r.node_id, r.label, r.state_hash, r.state_size_bytes, r.created_at
@@ -103,11 +89,9 @@ class CheckpointController(Controller):
         """The execution's checkpoints, newest first by default (``order=asc``: oldest
         first), without their states; fetch one by id for its state."""
         bind_correlation(execution_id)
-        async with ctx.pool.connection() as conn:
-            await _require_execution(conn, principal.tenant_id, execution_id)
-            rows, total = await list_checkpoints(
-                conn, principal.tenant_id, execution_id, descending=order == "desc", limit=limit, offset=offset
-            )
+        rows, total = await ctx.execution_reads.checkpoints(
+            principal.tenant_id, execution_id, descending=order == "desc", limit=limit, offset=offset
+        )
         return Page(items=[_summary(r) for r in rows], total=total, limit=limit, offset=offset)
 
     @get("/{checkpoint_id:uuid}", operation_id="getCheckpoint")
@@ -120,8 +104,7 @@ class CheckpointController(Controller):
     ) -> CheckpointOut:
         """One checkpoint with the full state it recorded (404 if unknown or not this tenant's)."""
         bind_correlation(execution_id)
-        async with ctx.pool.connection() as conn:
-            row = await get_checkpoint(conn, principal.tenant_id, execution_id, checkpoint_id)
+        row = await ctx.execution_reads.checkpoint(principal.tenant_id, execution_id, checkpoint_id)
         if row is None or row.state is None:
             raise NotFound(f"checkpoint {checkpoint_id} not found")
         return CheckpointOut(

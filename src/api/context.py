@@ -7,26 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
-from nats.aio.client import Client as NATS
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
-from psycopg_pool import AsyncConnectionPool
 
 from commands.access import AccessService
+from commands.checkpoint_compare import CheckpointComparer
 from commands.executions import ExecutionService
+from commands.live_feed import LiveFeeds, LiveHints
+from commands.read_pool import ReadPool
 from commands.store import EventStore
 from commands.workflows import WorkflowService
-
-
-@dataclass(frozen=True)
-class LiveBus:
-    """Where live updates (SSE, WebSocket) read events: the shared NATS client (None while
-    NATS is unreachable), the JetStream stream holding every event, and the subjects that
-    carry one tenant's execution and telemetry events."""
-
-    client: Callable[[], Awaitable[NATS | None]]
-    stream: str
-    subjects: Callable[[str], list[str]]
+from projections.execution_reads import ExecutionReads
+from projections.search_service import MemorySearch
 
 
 class BusUnavailable(Exception):
@@ -58,9 +48,17 @@ class ApiContext:
     workflows: WorkflowService
     access: AccessService
     executions: ExecutionService
-    pool: AsyncConnectionPool[AsyncConnection[DictRow]]  # async read connections: forensics and read models
+    pool: ReadPool  # async read connections: forensics and read models
     nats_ready: Callable[[], Awaitable[bool]]
+    search: MemorySearch
+    execution_reads: ExecutionReads  # checkpoints, timeline, metrics
+    compare: CheckpointComparer
     max_body_bytes: int = 1_048_576
     rate_limit_per_minute: int = 6000
-    live: LiveBus | None = None  # None: live updates poll the Postgres log instead of following NATS
+    live: LiveHints | None = None  # None: live updates poll the Postgres log instead of following NATS
     worker_credentials: WorkerCredentialsPort | None = None  # None: this API hands out no NATS access
+
+    @property
+    def live_feeds(self) -> LiveFeeds:
+        """Live updates (SSE, WebSocket) of executions, following ``live`` where there is one."""
+        return LiveFeeds(self.pool, self.store, self.live)

@@ -11,8 +11,6 @@ import msgspec
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
 
 from api.artifacts import Order, window
 from api.auth import Principal
@@ -20,6 +18,7 @@ from api.context import ApiContext
 from api.pagination import Limit, Offset, Page
 from api.resource_helpers import Causes, created, guarded, knowledge, knowledge_item, with_etag
 from api.workflows import IdempotencyKey, IfMatch
+from commands.read_pool import Conn
 from domain.entity_edge import EdgeDraft, EdgePatch, EdgeType, EntityEdge, EntityType, Participant, Provenance, Role
 from domain.errors import FieldProblem, ValidationFailed
 from projections.knowledge_queries import list_edges, participants_of, traverse
@@ -93,7 +92,7 @@ def edge_out(e: EntityEdge) -> EdgeOut:
     )
 
 
-async def edges_from_rows(conn: AsyncConnection[DictRow], tenant_id: str, rows: list[DictRow]) -> list[EdgeOut]:
+async def edges_from_rows(conn: Conn, tenant_id: str, rows: list[dict[str, Any]]) -> list[EdgeOut]:
     """Read-model rows with their participants (one more query for the whole page)."""
     parts = await participants_of(conn, tenant_id, [r["edge_id"] for r in rows])
     return [

@@ -12,21 +12,14 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
 from api.pagination import Limit, Offset
 from commands.as_of import parse_point
-from commands.replay_log import log_position
-from domain.errors import FieldProblem, NotFound, ValidationFailed
-from projections.execution_metrics import ModelUsage, NodeDuration, Slice, Totals, read_metrics
-from projections.timeline import (
-    EVENT_TYPES,
-    TimelineFilter,
-    read_timeline,
-)
+from domain.errors import FieldProblem, ValidationFailed
+from projections.execution_metrics import ModelUsage, NodeDuration, Slice, Totals
+from projections.timeline import EVENT_TYPES, TimelineFilter
 
 TimelineAsOf = Annotated[
     str | None,
@@ -96,19 +89,6 @@ class MetricsOut(msgspec.Struct):
     fastest_node: NodeDuration | None
 
 
-async def require_execution(conn: AsyncConnection[DictRow], tenant_id: str, execution_id: UUID) -> None:
-    """404 unless the tenant started this execution. Asks the DAG index, written with the
-    events, so a run started a moment ago is found before the read models catch up (an
-    execution's correlation id is its own id, which the index is keyed by)."""
-    cur = await conn.execute(
-        "SELECT 1 FROM event_dag WHERE tenant_id = %s AND correlation_id = %s AND stream_id = %s"
-        " AND kind = 'execution.started' LIMIT 1",
-        (tenant_id, execution_id, execution_id),
-    )
-    if await cur.fetchone() is None:
-        raise NotFound(f"execution {execution_id} not found")
-
-
 def parse_filter(
     event_types: str | None, node: str | None, start_time: datetime | None, end_time: datetime | None
 ) -> TimelineFilter:
@@ -159,22 +139,16 @@ class ExecutionInsightsController(Controller):
         bind_correlation(execution_id)
         wanted = parse_filter(event_types, node, start_time, end_time)
         point = parse_point(as_of) if as_of is not None else None
-        async with ctx.pool.connection() as conn:
-            await require_execution(conn, principal.tenant_id, execution_id)
-            upto = None
-            if point is not None and point.at is None:  # an event or version: its place in the log
-                upto = await log_position(conn, principal.tenant_id, execution_id, str(as_of))
-            found = await read_timeline(
-                conn,
-                principal.tenant_id,
-                execution_id,
-                wanted,
-                upto=upto,
-                at=point.at if point else None,
-                include_state=include_state,
-                limit=limit,
-                offset=offset,
-            )
+        found = await ctx.execution_reads.timeline(
+            principal.tenant_id,
+            execution_id,
+            wanted,
+            as_of=as_of,
+            at=point.at if point else None,
+            include_state=include_state,
+            limit=limit,
+            offset=offset,
+        )
         s = found.summary
         return TimelineOut(
             execution_id=execution_id,
@@ -195,9 +169,7 @@ class ExecutionInsightsController(Controller):
         """Cost, tokens and durations of the run: totals, and by node, agent type and model;
         the slowest and fastest completed node attempts."""
         bind_correlation(execution_id)
-        async with ctx.pool.connection() as conn:
-            await require_execution(conn, principal.tenant_id, execution_id)
-            m = await read_metrics(conn, principal.tenant_id, execution_id)
+        m = await ctx.execution_reads.metrics(principal.tenant_id, execution_id)
         return MetricsOut(
             execution_id=execution_id,
             totals=m.totals,

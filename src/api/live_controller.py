@@ -24,7 +24,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.auth import Principal, bind_correlation, socket_principal
 from api.context import ApiContext
-from api.live import ExecutionFeed, find_target
+from api.live import ExecutionFeed
 from api.live_messages import LiveMessage
 from domain.errors import NotFound, ValidationFailed
 from domain.ids import uuid7
@@ -59,8 +59,9 @@ class LiveController(Controller):
         drop, send ``Last-Event-ID`` (or ``?last_event_id=``) to get exactly what followed it;
         ``?from_start=true`` replays the whole run. The stream ends after ``completed``."""
         bind_correlation(execution_id)
-        async with ctx.pool.connection() as conn:
-            target = await find_target(conn, principal.tenant_id, execution_id, last_event_id_header or last_event_id)
+        target = await ctx.live_feeds.find_target(
+            principal.tenant_id, execution_id, last_event_id_header or last_event_id
+        )
         feed = ExecutionFeed(ctx, target, from_start=from_start)
         # The feed closes itself when its stream ends; the task covers a client that left.
         return ServerSentEvent(_sse(feed), background=BackgroundTask(feed.close))
@@ -174,8 +175,9 @@ class LiveSession:
             await self._error("TOO_MANY_SUBSCRIPTIONS", f"at most {MAX_SUBSCRIPTIONS} per socket", execution_id)
             return
         try:
-            async with self._ctx.pool.connection() as conn:
-                target = await find_target(conn, self._principal.tenant_id, execution_id, command.last_event_id)
+            target = await self._ctx.live_feeds.find_target(
+                self._principal.tenant_id, execution_id, command.last_event_id
+            )
         except NotFound as error:
             await self._error("NOT_FOUND", str(error), execution_id)
             return

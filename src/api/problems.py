@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from api.context import BusUnavailable
 from commands.errors import CausesRejected, ConcurrencyConflict, IdempotencyMismatch, PreconditionFailed
 from commands.limits import EventTooLarge
+from commands.outages import database_unavailable
 from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
 from domain.events import UnknownKind
 from projections.search_index import VectorSearchUnavailable
@@ -150,24 +151,10 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         if status == 400 and "body" in detail.lower():
             status = 422  # malformed JSON / wrong types are a content problem, not a syntax one
         return problem_response(request, status, detail, headers=exc.headers)
-    if _is_unavailable(exc):
+    if database_unavailable(exc):
         log.warning("dependency_unavailable", path=request.url.path, error=type(exc).__name__)
         return problem_response(
             request, 503, "the database is unavailable; retry shortly", code="unavailable", headers={"Retry-After": "1"}
         )
     log.exception("unhandled_error", path=request.url.path)
     return problem_response(request, HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred; it has been logged")
-
-
-def _is_unavailable(exc: BaseException) -> bool:
-    """Connection-level failures of Postgres (directly or wrapped by eventsourcing)."""
-    import psycopg
-    import psycopg_pool
-    from eventsourcing.persistence import InterfaceError, OperationalError
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, (psycopg.OperationalError, psycopg_pool.PoolTimeout, OperationalError, InterfaceError)):
-            return True
-        seen = seen.__cause__
-    return False

@@ -15,7 +15,6 @@ A filter is ``{"field": ..., "op": ..., "value": ...}``; filters are AND-ed:
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
@@ -24,30 +23,15 @@ import msgspec
 from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
 
 from api.auth import Principal
 from api.context import ApiContext
 from domain.entity_edge import EntityType
 from domain.errors import FieldProblem, ValidationFailed
-from projections.embedding import EmbeddingModelUnavailable, embed_async
-from projections.memory_search import SCHEMA, count_matches
-from projections.search_index import VectorSearchUnavailable, vectors_available
-from projections.search_query import (
-    HYBRID_DEPTH,
-    SearchFilters,
-    SearchHit,
-    hybrid_search,
-    keyword_search,
-    vector_search,
-)
+from projections.search_query import SearchFilters, SearchHit
+from projections.search_service import MAX_DEPTH, SearchAsk, SearchMode
 
-SearchMode = Literal["keyword", "vector", "hybrid"]
-Conn = AsyncConnection[DictRow]
 SEARCHABLE: Final = ("note", "artifact", "turn")
-#: The deepest result a page can reach (offset + limit); totals are counted up to it.
-MAX_DEPTH: Final = 1000
 SNIPPET_CHARS: Final = 240
 _LINKS: Final = {"note": "/api/v1/notes/", "artifact": "/api/v1/artifacts/", "turn": "/api/v1/turns/"}
 
@@ -184,30 +168,6 @@ def parse_filters(body: SearchRequest, types: tuple[str, ...]) -> SearchFilters 
     )
 
 
-def choose_mode(body: SearchRequest, vectors: bool) -> SearchMode:
-    """The mode asked for (or the default), refusing contradictions."""
-    uses_vectors = body.use_vector_search
-    if body.mode is not None and uses_vectors is not None and (body.mode != "keyword") != uses_vectors:
-        raise _invalid("mode", f"mode {body.mode!r} contradicts use_vector_search={str(uses_vectors).lower()}")
-    if body.use_vector_search is False:
-        return "keyword"
-    if body.use_vector_search:
-        return body.mode or "vector"
-    return body.mode or ("hybrid" if vectors else "keyword")
-
-
-async def notification_of(conn: Conn, tenant_id: str, event_id: UUID) -> tuple[int, datetime]:
-    """The log position and time of one of the tenant's events (another tenant's: unknown)."""
-    cur = await conn.execute(
-        "SELECT notification_id, occurred_at FROM event_dag WHERE event_id = %s AND tenant_id = %s",
-        (event_id, tenant_id),
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise _invalid("as_of", f"event {event_id} is not an event of this tenant", "unknown_event")
-    return int(row["notification_id"]), row["occurred_at"]
-
-
 def snippet(text: str, query: str) -> str:
     """About ``SNIPPET_CHARS`` of ``text`` around the first query word it contains."""
     lowered = text.lower()
@@ -246,47 +206,24 @@ async def run_search(
         raise _invalid("offset", f"offset + limit may reach result {MAX_DEPTH} at most")
     if not body.query.strip():
         raise _invalid("query", "the query is blank")
-    filters = parse_filters(body, types)
-    async with ctx.pool.connection() as conn:
-        vectors = await vectors_available(conn, schema=SCHEMA)
-        mode = choose_mode(body, vectors)
-        if mode != "keyword" and not vectors:
-            raise VectorSearchUnavailable(
-                f"{mode} search needs the pgvector extension, which this database lacks; use keyword search"
-            )
-        answer = SearchResponse(results=[], total=0, limit=limit, offset=body.offset, mode=mode, as_of=as_of)
-        if as_of is not None:
-            position, at = await notification_of(conn, tenant_id, as_of)
-            # TTLs are judged at that event's time: what expired later was still there.
-            filters = filters and replace(filters, as_of=position, now=at)
-        if filters is None:
-            return answer
-        hits, answer.total = await _ranked(conn, tenant_id, body.query, mode, filters, limit, body.offset)
-    answer.results = [_result(h, body.query) for h in hits]
-    return answer
-
-
-async def _ranked(
-    conn: Conn, tenant_id: str, query: str, mode: SearchMode, filters: SearchFilters, limit: int, offset: int
-) -> tuple[list[SearchHit], int]:
-    """One page of hits and the total, in ``mode``."""
-    if mode == "keyword":
-        hits = await keyword_search(conn, tenant_id, query, filters=filters, limit=limit, offset=offset, schema=SCHEMA)
-        return hits, await count_matches(conn, tenant_id, query, filters, vector=False, cap=MAX_DEPTH)
-    try:
-        vector = (await embed_async([query]))[0]
-    except EmbeddingModelUnavailable as exc:
-        raise VectorSearchUnavailable(f"{mode} search needs the local embedding model: {exc}") from exc
-    if mode == "vector":
-        hits = await vector_search(
-            conn, tenant_id, query, query_vector=vector, filters=filters, limit=limit, offset=offset, schema=SCHEMA
-        )
-        return hits, await count_matches(conn, tenant_id, query, filters, vector=True, cap=MAX_DEPTH)
-    # Hybrid fuses the top HYBRID_DEPTH of each list: fuse them all once, count them, then page.
-    fused = await hybrid_search(
-        conn, tenant_id, query, query_vector=vector, filters=filters, limit=2 * HYBRID_DEPTH, schema=SCHEMA
+    ask = SearchAsk(
+        query=body.query,
+        filters=parse_filters(body, types),
+        limit=limit,
+        offset=body.offset,
+        mode=body.mode,
+        use_vector_search=body.use_vector_search,
+        as_of=as_of,
     )
-    return fused[offset : offset + limit], len(fused)
+    page = await ctx.search.search(tenant_id, ask)
+    return SearchResponse(
+        results=[_result(h, body.query) for h in page.hits],
+        total=page.total,
+        limit=limit,
+        offset=body.offset,
+        mode=page.mode,
+        as_of=as_of,
+    )
 
 
 AsOf = FromQuery[UUID | None]

@@ -14,10 +14,11 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api.context import ApiContext, BusUnavailable, LiveBus, WorkerCredentials, WorkerCredentialsPort
+from api.context import ApiContext, BusUnavailable, WorkerCredentials, WorkerCredentialsPort
 from bus import permissions
 from bus.consumer import Projector
 from bus.dispatcher import Dispatcher
+from bus.live_hints import JetStreamHints
 from bus.nats_auth import NatsAuthority, Permissions
 from bus.relay import Relay
 from bus.reports import ReportResponder
@@ -26,14 +27,18 @@ from bus.subjects import Subjects
 from bus.timers import TimerRunner
 from bus.worker_access import WorkerAccess
 from commands.access import AccessService
+from commands.checkpoint_compare import CheckpointComparer
 from commands.executions import ExecutionService
 from commands.limits import DEFAULT_MAX_EVENT_BYTES
 from commands.limits import ENV_KEY as LIMIT_KEY
+from commands.log_queries import ExecutionLog, event_position
 from commands.store import EventStore, postgres_env
 from commands.workflows import WorkflowService
 from domain.execution import Execution
 from projections.applier import ensure_schema
+from projections.execution_reads import ExecutionReads
 from projections.registry import PROJECTIONS, projection
+from projections.search_service import MemorySearch
 from quipu.config import Settings
 
 
@@ -135,6 +140,7 @@ class Wiring:
             return [self.subjects.event(tenant_id, "execution.>"), self.subjects.event(tenant_id, "telemetry.>")]
 
         workflows = WorkflowService(store, agent_types=self.agent_types)
+        executions = ExecutionService(store, workflows)
         access = WorkerAccess(
             api_nats,
             self.subjects,
@@ -146,13 +152,16 @@ class Wiring:
             yield ApiContext(
                 store=store,
                 workflows=workflows,
-                executions=ExecutionService(store, workflows),
+                executions=executions,
                 access=AccessService(store),
                 pool=pool,
                 nats_ready=nats_ready,
+                search=MemorySearch(pool, event_position),
+                execution_reads=ExecutionReads(pool, ExecutionLog()),
+                compare=CheckpointComparer(pool, executions),
                 max_body_bytes=self.max_body_bytes,
                 rate_limit_per_minute=self.rate_limit_per_minute,
-                live=LiveBus(live_client, self.subjects.events_stream, live_subjects),
+                live=JetStreamHints(live_client, self.subjects.events_stream, live_subjects),
                 worker_credentials=worker_credentials_port(access),
             )
         finally:

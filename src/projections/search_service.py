@@ -1,0 +1,130 @@
+"""The memory search query service: one search, from a parsed request to a page of hits.
+
+It picks the mode (keyword, vector or hybrid; hybrid where pgvector is there unless asked
+otherwise), embeds the query for the vector modes, lets the engine (``search_query``) rank
+and fuse, counts what can be paged through and resolves ``as_of`` to a log position. The
+log lookup is handed in (``EventPosition``): the log belongs to the write side, which this
+package does not import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Final, Literal
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg_pool import AsyncConnectionPool
+
+from domain.errors import FieldProblem, ValidationFailed
+from projections.embedding import EmbeddingModelUnavailable, embed_async
+from projections.memory_search import SCHEMA, count_matches
+from projections.search_index import VectorSearchUnavailable, vectors_available
+from projections.search_query import (
+    HYBRID_DEPTH,
+    SearchFilters,
+    SearchHit,
+    hybrid_search,
+    keyword_search,
+    vector_search,
+)
+
+SearchMode = Literal["keyword", "vector", "hybrid"]
+Conn = AsyncConnection[DictRow]
+#: The deepest result a page can reach (offset + limit); totals are counted up to it.
+MAX_DEPTH: Final = 1000
+#: (connection, tenant, event id) -> the event's notification id and time; None: not the tenant's.
+EventPosition = Callable[[Conn, str, UUID], Awaitable[tuple[int, datetime] | None]]
+
+
+@dataclass(frozen=True)
+class SearchAsk:
+    """One parsed search. ``filters`` None: the filters cannot all hold (no results)."""
+
+    query: str
+    filters: SearchFilters | None
+    limit: int
+    offset: int
+    mode: SearchMode | None = None
+    use_vector_search: bool | None = None
+    as_of: UUID | None = None
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    hits: list[SearchHit]
+    #: Results this search can page through, counted up to ``MAX_DEPTH``.
+    total: int
+    mode: SearchMode
+
+
+def _invalid(field: str, message: str, code: str = "invalid") -> ValidationFailed:
+    return ValidationFailed([FieldProblem(field, message, code)])
+
+
+def choose_mode(mode: SearchMode | None, use_vector_search: bool | None, vectors: bool) -> SearchMode:
+    """The mode asked for (or the default), refusing contradictions."""
+    if mode is not None and use_vector_search is not None and (mode != "keyword") != use_vector_search:
+        raise _invalid("mode", f"mode {mode!r} contradicts use_vector_search={str(use_vector_search).lower()}")
+    if use_vector_search is False:
+        return "keyword"
+    if use_vector_search:
+        return mode or "vector"
+    return mode or ("hybrid" if vectors else "keyword")
+
+
+class MemorySearch:
+    """Searches the ``memory_search`` read model over the API's read pool."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], event_position: EventPosition) -> None:
+        self._pool = pool
+        self._event_position = event_position
+
+    async def search(self, tenant_id: str, ask: SearchAsk) -> SearchPage:
+        """422 for a contradictory mode or an ``as_of`` that is not the tenant's event;
+        :class:`VectorSearchUnavailable` (501) for a vector mode without pgvector or model."""
+        filters = ask.filters
+        async with self._pool.connection() as conn:
+            vectors = await vectors_available(conn, schema=SCHEMA)
+            mode = choose_mode(ask.mode, ask.use_vector_search, vectors)
+            if mode != "keyword" and not vectors:
+                raise VectorSearchUnavailable(
+                    f"{mode} search needs the pgvector extension, which this database lacks; use keyword search"
+                )
+            if ask.as_of is not None:
+                found = await self._event_position(conn, tenant_id, ask.as_of)
+                if found is None:
+                    raise _invalid("as_of", f"event {ask.as_of} is not an event of this tenant", "unknown_event")
+                position, at = found
+                # TTLs are judged at that event's time: what expired later was still there.
+                filters = filters and replace(filters, as_of=position, now=at)
+            if filters is None:
+                return SearchPage([], 0, mode)
+            hits, total = await _ranked(conn, tenant_id, ask.query, mode, filters, ask.limit, ask.offset)
+        return SearchPage(hits, total, mode)
+
+
+async def _ranked(
+    conn: Conn, tenant_id: str, query: str, mode: SearchMode, filters: SearchFilters, limit: int, offset: int
+) -> tuple[list[SearchHit], int]:
+    """One page of hits and the total, in ``mode``."""
+    if mode == "keyword":
+        hits = await keyword_search(conn, tenant_id, query, filters=filters, limit=limit, offset=offset, schema=SCHEMA)
+        return hits, await count_matches(conn, tenant_id, query, filters, vector=False, cap=MAX_DEPTH)
+    try:
+        vector = (await embed_async([query]))[0]
+    except EmbeddingModelUnavailable as exc:
+        raise VectorSearchUnavailable(f"{mode} search needs the local embedding model: {exc}") from exc
+    if mode == "vector":
+        hits = await vector_search(
+            conn, tenant_id, query, query_vector=vector, filters=filters, limit=limit, offset=offset, schema=SCHEMA
+        )
+        return hits, await count_matches(conn, tenant_id, query, filters, vector=True, cap=MAX_DEPTH)
+    # Hybrid fuses the top HYBRID_DEPTH of each list: fuse them all once, count them, then page.
+    fused = await hybrid_search(
+        conn, tenant_id, query, query_vector=vector, filters=filters, limit=2 * HYBRID_DEPTH, schema=SCHEMA
+    )
+    return fused[offset : offset + limit], len(fused)
