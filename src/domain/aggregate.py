@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Self, TypeVar
 from uuid import UUID
 
 from domain.errors import Conflict
-from domain.events import DomainEvent, category_of
+from domain.events import DomainEvent, category_of, register_category
 from domain.ids import uuid7
 
 
@@ -138,6 +138,7 @@ def aggregate_root(category: str) -> Callable[[_A], _A]:
     def register(cls: _A) -> _A:
         cls.CATEGORY = category
         _AGGREGATES[category] = cls
+        register_category(category, cls.blank)
         return cls
 
     return register

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 from uuid import UUID
 
 import msgspec
 
 from domain.errors import DomainError
-
-if TYPE_CHECKING:
-    from domain.aggregate import Aggregate
 
 HEADER_FIELDS = frozenset(
     {
@@ -32,6 +29,12 @@ HEADER_FIELDS = frozenset(
         "actor",
     }
 )
+
+
+class Replayable(Protocol):
+    """What an event is applied to: an aggregate root (``domain.aggregate``)."""
+
+    def replay(self, event: DomainEvent) -> None: ...
 
 
 class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,12 +52,11 @@ class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
     KIND: ClassVar[str] = ""
     CODE: ClassVar[int] = 0
 
-    def mutate(self, aggregate: Aggregate | None) -> Aggregate:
-        """Apply this event to ``aggregate`` (eventsourcing's reconstruction protocol)."""
-        from domain.aggregate import aggregate_class_for
-
+    def mutate(self, aggregate: Replayable | None) -> Replayable:
+        """Apply this event to ``aggregate`` (eventsourcing's reconstruction protocol); a
+        first event starts a blank one of the class registered for its category."""
         if aggregate is None:
-            aggregate = aggregate_class_for(self.KIND).blank(self)
+            aggregate = _BLANKS[category_of(self.KIND)](self)
         aggregate.replay(self)
         return aggregate
 
@@ -72,6 +74,8 @@ class UnknownKind(DomainError):
 
 
 _E = TypeVar("_E", bound=type[DomainEvent])
+#: category -> how to start an empty aggregate of it from its first event (``aggregate_root``).
+_BLANKS: dict[str, Callable[[DomainEvent], Replayable]] = {}
 _BY_KIND: dict[str, type[DomainEvent]] = {}
 _BY_CODE: dict[int, type[DomainEvent]] = {}
 
@@ -127,3 +131,8 @@ def all_kinds() -> dict[str, int]:
 def category_of(kind: str) -> str:
     """``workflow.created`` -> ``workflow``."""
     return kind.split(".", 1)[0]
+
+
+def register_category(category: str, blank: Callable[[DomainEvent], Replayable]) -> None:
+    """Events of ``category`` rebuild what ``blank`` starts (an aggregate root's class)."""
+    _BLANKS[category] = blank

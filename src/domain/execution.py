@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from domain.aggregate import Aggregate, CommandContext, aggregate_root
-from domain.approvals import ApprovalRecord
-from domain.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from domain.aggregate import CommandContext, aggregate_root
+from domain.errors import Conflict, FieldProblem, ValidationFailed
 from domain.events import DomainEvent
 from domain.execution_apply import apply_event
 from domain.execution_events import (
@@ -37,42 +36,19 @@ from domain.execution_events import (
     NodeSkipped,
     NodeStarted,
 )
-from domain.execution_status import TERMINAL, WORKING, CheckpointRef, ExecutionStatus
+from domain.execution_state import ExecutionState
+from domain.execution_status import TERMINAL, WORKING, ExecutionStatus
 from domain.forking import CarriedNode, ForkOrigin
 from domain.hashing import state_hash
 from domain.scheduling import FINISHED, NodeStatus, advance
 from domain.timers import Timer, TimerKind, retry_delay
-from domain.workflow_graph import Node, WorkflowDefinition
+from domain.workflow_graph import WorkflowDefinition
 
 __all__ = ["TERMINAL", "Execution", "ExecutionStatus", "NodeScheduled"]
 
 
 @aggregate_root("execution")
-class Execution(Aggregate):
-    workflow_id: UUID
-    workflow_version: int
-    definition: WorkflowDefinition
-    status: ExecutionStatus
-    state: dict[str, Any]
-    nodes: dict[str, NodeStatus]
-    attempts: dict[str, int]
-    taken: set[tuple[str, str]]
-    completion_events: dict[str, UUID]
-    scheduled_events: dict[str, UUID]
-    failure_events: dict[str, UUID]
-    started_events: dict[str, UUID]
-    first_event_id: UUID
-    node_deadlines: dict[str, datetime]
-    retry_due: dict[str, datetime]
-    deadline: datetime | None
-    approvals: dict[UUID, ApprovalRecord]
-    error: str | None
-    request_hash: str | None
-    input: dict[str, Any]  # the state it started with
-    fork: ForkOrigin | None
-    checkpoints: dict[UUID, CheckpointRef]
-    first_scheduled: dict[str, int]  # node -> version of its first scheduling
-
+class Execution(ExecutionState):
     @classmethod
     def start(
         cls,
@@ -279,12 +255,6 @@ class Execution(Aggregate):
             return {}
         return {r.node_id: r.approval_id for r in self.approvals.values() if r.status == "pending"}
 
-    def node(self, node_id: str) -> Node:
-        for node in self.definition.nodes:
-            if node.id == node_id:
-                return node
-        raise NotFound(f"node '{node_id}' is not in this execution's workflow")
-
     # -- deciding what comes next --------------------------------------------------------------------
     def _progress(self, ctx: CommandContext) -> None:
         """Settle everything the graph allows now: skips, pass-through and decision nodes,
@@ -359,9 +329,3 @@ class Execution(Aggregate):
     # -- state changes -------------------------------------------------------------------------------
     def apply(self, event: DomainEvent) -> None:
         apply_event(self, event)
-
-    def settle_status(self) -> None:
-        """Running or waiting, from the pending approvals (used by ``apply`` only)."""
-        if self.status in (ExecutionStatus.RUNNING, ExecutionStatus.WAITING_FOR_APPROVAL):
-            waiting = any(r.status == "pending" for r in self.approvals.values())
-            self.status = ExecutionStatus.WAITING_FOR_APPROVAL if waiting else ExecutionStatus.RUNNING

@@ -6,8 +6,6 @@ events, so a live aggregate and a reloaded one (or one as of a past version) agr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import msgspec
 
 from domain.approvals import ApprovalRecord
@@ -29,15 +27,13 @@ from domain.execution_events import (
     NodeSkipped,
     NodeStarted,
 )
+from domain.execution_state import ExecutionState
 from domain.execution_status import CheckpointRef, ExecutionStatus
 from domain.hashing import state_hash
 from domain.scheduling import NodeStatus, merge_output, taken_edges
 
-if TYPE_CHECKING:
-    from domain.execution import Execution
 
-
-def apply_event(ex: Execution, event: DomainEvent) -> None:
+def apply_event(ex: ExecutionState, event: DomainEvent) -> None:
     if isinstance(event, ExecutionStarted):
         ex.workflow_id, ex.workflow_version = event.workflow_id, event.workflow_version
         ex.definition, ex.state = event.definition, dict(event.input)
@@ -128,7 +124,7 @@ def apply_event(ex: Execution, event: DomainEvent) -> None:
         raise TypeError(f"Execution cannot apply {type(event).__name__}")
 
 
-def _close_approval(ex: Execution, node_id: str, timed_out: bool, event: NodeFailed) -> None:
+def _close_approval(ex: ExecutionState, node_id: str, timed_out: bool, event: NodeFailed) -> None:
     """An approval that timed out is closed as such (a rejection was already recorded)."""
     if not timed_out:
         return
