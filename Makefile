@@ -7,11 +7,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test test-unit test-integration lint typecheck bench clean install fuzz
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The client first, from this checkout: the server imports its wire contracts (quipu_client),
+	# and naming it in the server's dependencies would send pip to PyPI for it.
+	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/quipu up
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench client
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider
@@ -29,7 +31,7 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench client
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -43,7 +43,6 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from bench.common import Progress, log
 from bus.runtime import NatsEndpoint, connect_nats, endpoint
 from bus.subjects import Subjects
-from bus.tasks import Task
 from commands.executions import ExecutionService
 from commands.workflows import WorkflowInput, WorkflowService
 from domain.aggregate import CommandContext
@@ -53,6 +52,7 @@ from domain.execution_status import ExecutionStatus
 from domain.scheduling import NodeStatus
 from domain.workflow_graph import Edge, Node, WorkflowDefinition
 from quipu.wiring import Wiring
+from quipu_client.wire import Task
 
 TENANT, DIRECT_TENANT = "benchorch", "benchdirect"
 SHAPE = {"a": "bcd", "b": "e", "c": "e", "d": "e", "e": "fg", "f": "h", "g": "h"}

@@ -21,8 +21,8 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from bus.runtime import NatsEndpoint, connect_nats
 from bus.subjects import Subjects
-from bus.tasks import Task
-from bus.worker import Worker, serve_workers
+from quipu_client.wire import Task
+from quipu_client.worker import Worker, serve_workers
 
 WORKER_CONCURRENCY = 8
 

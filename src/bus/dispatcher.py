@@ -32,12 +32,12 @@ from psycopg.rows import DictRow, dict_row
 from bus.runtime import NatsEndpoint, connect_nats, run_until_stopped
 from bus.streams import ensure_event_stream, ensure_work_streams
 from bus.subjects import DEFAULT_AGENT_TYPE, Subjects
-from bus.tasks import HitpRequired, Task
 from commands.log_trust import Claim, confirmed, readable_claims, reject
 from domain.envelope import EventEnvelope
 from domain.errors import NotFound
 from domain.execution import Execution
 from domain.hashing import state_hash
+from quipu_client.wire import HitpRequired, Task
 
 log = structlog.get_logger(__name__)
 _encode = msgspec.json.Encoder().encode

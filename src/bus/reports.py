@@ -20,12 +20,12 @@ from prometheus_client import Counter
 
 from bus.runtime import NatsEndpoint, connect_nats, run_until_stopped
 from bus.subjects import Subjects
-from bus.tasks import Report, ReportReply
 from commands.errors import ConcurrencyConflict
 from commands.executions import ExecutionService
 from domain.aggregate import CommandContext
 from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.execution import Execution
+from quipu_client.wire import Report, ReportReply
 
 log = structlog.get_logger(__name__)
 REPORTS = Counter("quipu_worker_reports_total", "Worker reports received over NATS, by the status answered", ["status"])

@@ -1,4 +1,5 @@
-"""JetStream stream definitions."""
+"""JetStream stream definitions: the event stream here; the work streams (tasks, notices) in
+``quipu_client.streams``, so that a worker creates them as Quipu does."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from bus.subjects import Subjects
+from quipu_client.streams import DUPLICATE_WINDOW_SECONDS, ensure_work_streams
 
-DUPLICATE_WINDOW_SECONDS = 300.0
+__all__ = ["DUPLICATE_WINDOW_SECONDS", "ensure_event_stream", "ensure_work_streams", "last_message_id"]
 
 
 async def ensure_event_stream(js: Any, subjects: Subjects) -> None:
@@ -37,29 +39,3 @@ async def last_message_id(js: Any, stream: str) -> str | None:
     except NotFoundError:
         return None
     return (message.headers or {}).get("Nats-Msg-Id")
-
-
-async def ensure_work_streams(js: Any, subjects: Subjects) -> None:
-    """The task work-queue (a message leaves once a worker acks it) and the notices stream."""
-    streams = [
-        StreamConfig(
-            name=subjects.tasks_stream,
-            subjects=[subjects.all_tasks],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_SECONDS,
-        ),
-        StreamConfig(
-            name=subjects.notices_stream,
-            subjects=[subjects.all_notices],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_SECONDS,
-            max_age=7 * 24 * 3600.0,
-        ),
-    ]
-    for config in streams:
-        try:
-            await js.stream_info(config.name)
-        except NotFoundError:
-            await js.add_stream(config)

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from bus.worker import Task, TaskFailed, run, worker
+from quipu_client.worker import Task, TaskFailed, run, worker
 
 API_URL, API_KEY, NAME = sys.argv[1:4]
 SLOW_FIRST_ATTEMPT_SECONDS = 60.0  # far beyond the node's timeout: Quipu must time it out

@@ -9,8 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bus.tasks import Task
-from bus.worker import TaskFailed, serve_workers, worker
+from quipu_client.worker import Task, TaskFailed, serve_workers, worker
 from tests.integration.conftest import Running
 
 FLOW = {

@@ -17,10 +17,9 @@ from nats.errors import TimeoutError as NatsTimeout
 from api.app import create_app
 from bus.runtime import connect_nats
 from bus.subjects import Subjects
-from bus.tasks import Report, ReportReply, Task
-from bus.worker import Worker, serve_workers
-from bus.worker_access import WorkerGrant
-from bus.worker_login import WorkerLogin
+from quipu_client.models.workers import WorkerCredentials
+from quipu_client.wire import Report, ReportReply, Task
+from quipu_client.worker import Worker, WorkerLogin, serve_workers
 from tests.integration.conftest import Running, running_quipu
 from tests.integration.servers import serving
 from tests.nats_access import authority_of
@@ -119,7 +118,7 @@ async def test_a_worker_reaches_only_its_own_tenants_tasks_and_reports(quipu: Ru
     beta_execution = await _start(quipu, "beta")
     _, acme, acme_errors = await _login(api_url, await _worker_key(quipu, "acme"))
     beta_login, beta, _ = await _login(api_url, await _worker_key(quipu, "beta"))
-    assert isinstance(beta_login.grant, WorkerGrant)
+    assert isinstance(beta_login.grant, WorkerCredentials)
     beta_consumer = beta_login.grant.consumers["summarize"]
     try:
         js = acme.jetstream(timeout=2)

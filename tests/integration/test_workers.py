@@ -11,8 +11,8 @@ import msgspec
 from nats.js.api import ConsumerConfig
 
 from bus.runtime import connect_nats
-from bus.tasks import HitpRequired, Report, ReportReply, Task
-from bus.worker import Worker, serve_workers, worker
+from quipu_client.wire import HitpRequired, Report, ReportReply, Task
+from quipu_client.worker import Worker, serve_workers, worker
 from tests.integration.conftest import Running
 
 FLOW = {

@@ -1,0 +1,1 @@
+"""The resource groups (generated from the OpenAPI document by client/scripts/generate.py)."""
