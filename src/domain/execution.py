@@ -42,7 +42,7 @@ from domain.forking import CarriedNode, ForkOrigin
 from domain.hashing import state_hash
 from domain.scheduling import FINISHED, NodeStatus, advance
 from domain.timers import Timer, TimerKind, retry_delay
-from domain.workflow_graph import WorkflowDefinition
+from domain.workflow_graph import WorkflowDefinition, graph_of
 
 __all__ = ["TERMINAL", "Execution", "ExecutionStatus", "NodeScheduled"]
 
@@ -137,7 +137,7 @@ class Execution(ExecutionState):
         if node.type != "decision" or not node.config.get("external"):
             raise Conflict(f"node '{node_id}' is not an external decision node")
         self._require_working_on(node_id, None)
-        outgoing = [e.target for e in self.definition.edges if e.source == node_id]
+        outgoing = graph_of(self.definition).successors[node_id]
         wrong = [
             FieldProblem(f"targets[{i}]", f"'{t}' is not a successor of '{node_id}'", "unknown_target")
             for i, t in enumerate(targets)
@@ -266,9 +266,9 @@ class Execution(ExecutionState):
             settled = False
             for node_id in step.ready:
                 waited_for = tuple(
-                    self.completion_events[e.source]
-                    for e in self.definition.edges
-                    if e.target == node_id and e.source in self.completion_events
+                    self.completion_events[source]
+                    for source in graph_of(self.definition).predecessors[node_id]
+                    if source in self.completion_events
                 )
                 self._schedule(ctx, node_id, 1, waited_for)
                 node = self.node(node_id)

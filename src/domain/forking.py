@@ -24,7 +24,7 @@ from uuid import UUID
 import msgspec
 
 from domain.scheduling import NodeStatus, merge_output, taken_edges
-from domain.workflow_graph import WorkflowDefinition
+from domain.workflow_graph import WorkflowDefinition, graph_of
 
 ForkMode = Literal["resume", "play_from_node", "counterfactual"]
 
@@ -49,17 +49,7 @@ class ForkOrigin(msgspec.Struct, frozen=True, kw_only=True):
 
 def downstream(definition: WorkflowDefinition, roots: Iterable[str]) -> set[str]:
     """The nodes reachable from ``roots``, roots included."""
-    successors: dict[str, list[str]] = {}
-    for e in definition.edges:
-        successors.setdefault(e.source, []).append(e.target)
-    seen: set[str] = set()
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(successors.get(node, []))
-    return seen
+    return graph_of(definition).reachable(roots)
 
 
 def carried_nodes(

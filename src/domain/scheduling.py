@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from domain.conditions import parse
-from domain.workflow_graph import WorkflowDefinition
+from domain.workflow_graph import WorkflowDefinition, graph_of
 
 
 class NodeStatus(StrEnum):
@@ -61,9 +61,7 @@ def taken_edges(definition: WorkflowDefinition, node_id: str, state: Mapping[str
 def advance(definition: WorkflowDefinition, status: Mapping[str, NodeStatus], taken: set[Edge]) -> Step:
     """Nodes that become ready or skipped now. Skips cascade within one call."""
     current = dict(status)
-    incoming: dict[str, list[str]] = {n.id: [] for n in definition.nodes}
-    for e in definition.edges:
-        incoming[e.target].append(e.source)
+    incoming = graph_of(definition).predecessors
     ready: list[str] = []
     skipped: list[str] = []
     changed = True

@@ -13,7 +13,7 @@ import msgspec
 from domain.conditions import ConditionError
 from domain.conditions import parse as parse_condition
 from domain.errors import FieldProblem
-from domain.workflow_graph import WorkflowDefinition, find_cycle, structural_problems
+from domain.workflow_graph import WorkflowDefinition, find_cycle, graph_of, structural_problems
 
 
 def problems(
@@ -31,7 +31,7 @@ def problems(
     found = structural_problems(definition)
     starts = [n.id for n in definition.nodes if n.type == "start"]
     if complete and starts and not find_cycle(definition):
-        reachable = _reachable(definition, starts)
+        reachable = graph_of(definition).reachable(starts)
         for i, node in enumerate(definition.nodes):
             if node.id not in reachable:
                 found.append(
@@ -87,12 +87,9 @@ def inspect(definition: WorkflowDefinition) -> Inspection:
     """Facts about an acyclic definition. ``depth`` counts nodes on the longest chain; the
     critical path is that chain (ties broken by the larger sum of node timeouts), with
     its total timeout when every node on it has one."""
-    order = _topological(definition)
-    preds: dict[str, list[str]] = {n.id: [] for n in definition.nodes}
-    succs: dict[str, list[str]] = {n.id: [] for n in definition.nodes}
-    for e in definition.edges:
-        preds[e.target].append(e.source)
-        succs[e.source].append(e.target)
+    graph = graph_of(definition)
+    order = graph.topological_order()
+    preds, succs = graph.predecessors, graph.successors
     timeout = {n.id: n.timeout for n in definition.nodes}
     best: dict[str, tuple[int, float, str | None]] = {}
     for node in order:
@@ -123,36 +120,3 @@ def inspect(definition: WorkflowDefinition) -> Inspection:
         if all(t is not None for t in timeouts) and path
         else None,
     )
-
-
-def _reachable(definition: WorkflowDefinition, roots: list[str]) -> set[str]:
-    succs: dict[str, list[str]] = {}
-    for e in definition.edges:
-        succs.setdefault(e.source, []).append(e.target)
-    seen, stack = set(roots), list(roots)
-    while stack:
-        for nxt in succs.get(stack.pop(), []):
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen
-
-
-def _topological(definition: WorkflowDefinition) -> list[str]:
-    """Kahn's algorithm, keeping the definition's node order among ready nodes."""
-    indegree = {n.id: 0 for n in definition.nodes}
-    succs: dict[str, list[str]] = {n.id: [] for n in definition.nodes}
-    for e in definition.edges:
-        if e.source in succs and e.target in indegree:
-            indegree[e.target] += 1
-            succs[e.source].append(e.target)
-    ready = [n for n, d in indegree.items() if d == 0]
-    order: list[str] = []
-    while ready:
-        node = ready.pop(0)
-        order.append(node)
-        for nxt in succs[node]:
-            indegree[nxt] -= 1
-            if indegree[nxt] == 0:
-                ready.append(nxt)
-    return order

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from domain.errors import FieldProblem
+from domain.graph import Graph
 
 NodeId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 NodeType = Literal["task", "decision", "approval", "start", "end"]
@@ -68,33 +69,11 @@ def structural_problems(definition: WorkflowDefinition) -> list[FieldProblem]:
     return problems
 
 
+def graph_of(definition: WorkflowDefinition) -> Graph:
+    """The definition's nodes and edges as a graph (adjacency in definition order)."""
+    return Graph.of((n.id for n in definition.nodes), ((e.source, e.target) for e in definition.edges))
+
+
 def find_cycle(definition: WorkflowDefinition) -> list[str]:
     """One cycle as a list of node ids (first repeated at the end), or [] if acyclic."""
-    successors: dict[str, list[str]] = {n.id: [] for n in definition.nodes}
-    for edge in definition.edges:
-        if edge.source in successors and edge.target in successors and edge.source != edge.target:
-            successors[edge.source].append(edge.target)
-    white, grey, black = 0, 1, 2
-    colour = dict.fromkeys(successors, white)
-    for root in successors:
-        if colour[root] != white:
-            continue
-        # Iterative DFS so a long chain cannot hit the recursion limit.
-        stack: list[tuple[str, int]] = [(root, 0)]
-        path: list[str] = []
-        while stack:
-            node, index = stack.pop()
-            if index == 0:
-                colour[node] = grey
-                path.append(node)
-            if index < len(successors[node]):
-                stack.append((node, index + 1))
-                nxt = successors[node][index]
-                if colour[nxt] == grey:
-                    return [*path[path.index(nxt) :], nxt]
-                if colour[nxt] == white:
-                    stack.append((nxt, 0))
-            else:
-                colour[node] = black
-                path.pop()
-    return []
+    return graph_of(definition).find_cycle()
