@@ -14,6 +14,8 @@ from nats.js.errors import Error as JetStreamError
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
+from domain.backoff import exponential_backoff
+
 # Connecting to NATS is defined once, in the client distribution that workers install.
 from quipu_client.nats_connect import NatsEndpoint, connect_nats, endpoint
 
@@ -45,15 +47,16 @@ async def run_until_stopped(
     stop: asyncio.Event, attempt: Callable[[asyncio.Event], Awaitable[None]], event: str, **context: Any
 ) -> None:
     """Run ``attempt`` again after every outage, backing off up to a few seconds."""
-    backoff = 0.2
+    failures = 0
     while not stop.is_set():
         try:
             await attempt(stop)
-            backoff = 0.2
+            failures = 0
         except RETRYABLE as error:
+            failures += 1
+            backoff = exponential_backoff(failures, 0.2, MAX_BACKOFF_SECONDS)
             log.warning(event, error=str(error) or type(error).__name__, backoff=backoff, **context)
             await pause(stop, backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
 
 async def become_leader(conn: AsyncConnection[DictRow], key: str, stop: asyncio.Event) -> bool:

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from domain.backoff import exponential_backoff
+
 
 class TimerKind(StrEnum):
     NODE_TIMEOUT = "node_timeout"
@@ -38,4 +40,4 @@ def retry_delay(attempt: int, config: dict[str, Any]) -> timedelta:
     base = config.get("retry_backoff", DEFAULT_BACKOFF_SECONDS)
     if not isinstance(base, int | float) or isinstance(base, bool) or base < 0:
         base = DEFAULT_BACKOFF_SECONDS
-    return timedelta(seconds=min(float(base) * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+    return timedelta(seconds=exponential_backoff(attempt, float(base), MAX_BACKOFF_SECONDS))

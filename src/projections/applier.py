@@ -17,6 +17,7 @@ import structlog
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
+from domain.backoff import exponential_backoff
 from domain.envelope import EventEnvelope
 from projections.base import OPS_DDL, TRACKING_DDL, Projection
 from projections.metrics import PROJECTION_APPLIED, PROJECTION_ERRORS, PROJECTION_LAG
@@ -28,7 +29,7 @@ MAX_BACKOFF_SECONDS = 3600.0
 
 def backoff_seconds(attempts: int) -> float:
     """1 s, 2 s, 4 s ... capped at an hour."""
-    return min(2.0 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+    return exponential_backoff(attempts, 1.0, MAX_BACKOFF_SECONDS)
 
 
 async def ensure_schema(conn: AsyncConnection[DictRow], projection: Projection, schema: str | None = None) -> None:

@@ -16,7 +16,8 @@ import structlog
 import uvicorn
 
 from api.app import create_app
-from bus.runtime import pause
+from bus.runtime import MAX_BACKOFF_SECONDS, pause
+from domain.backoff import exponential_backoff
 from quipu.health import postgres_check, start_health_server
 from quipu.supervise import Roles
 from quipu.tuning import tune_gc
@@ -128,15 +129,16 @@ async def _log_tables_ready(wiring: Wiring, stop: asyncio.Event) -> bool:
     "relation does not exist". While Postgres does not answer, wait (the probes say so)
     rather than exit: an outage is not a failure of this process.
     """
-    backoff = 0.2
+    failures = 0
     while not stop.is_set():
         check = await postgres_check(wiring.database_url)
         if check == "ok":
             await asyncio.to_thread(lambda: build_store(wiring.database_url, 1).close())
             return True
+        failures += 1
+        backoff = exponential_backoff(failures, 0.2, MAX_BACKOFF_SECONDS)
         log.warning("postgres_waiting", check=check, backoff=backoff)
         await pause(stop, backoff)
-        backoff = min(backoff * 2, 5.0)
     return False
 
 
