@@ -1,10 +1,8 @@
-"""``quipu projector rebuild NAME`` with a progress bar."""
+"""``quipu projector rebuild NAME``: a bar on a terminal, progress log lines otherwise."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
-import time
 from collections.abc import AsyncIterator
 
 from psycopg import AsyncConnection
@@ -12,32 +10,13 @@ from psycopg.rows import dict_row
 
 from commands.log import batches, head, read_kind
 from domain.envelope import EventEnvelope
-from projections.rebuild import rebuild
+from projections.rebuild import Progress, rebuild
 from projections.registry import projection
 from projections.skips import SKIP_KIND
-from quipu.wiring import Wiring
+from quipu.progress import DEFAULT_INTERVAL, progress_for
 
 
-class ProgressBar:
-    def __init__(self, label: str, stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
-        self.label = label
-        self.stream = stream
-        self.started = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        width = 30
-        fraction = 1.0 if total <= 0 else min(done / total, 1.0)
-        filled = int(width * fraction)
-        rate = done / max(time.monotonic() - self.started, 1e-6)
-        self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {fraction:6.1%} {done}/{total} ({rate:,.0f} ev/s)"
-        )
-        if fraction >= 1.0:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
-async def rebuild_projection(database_url: str, name: str, progress: ProgressBar | None = None) -> int:
+async def rebuild_projection(database_url: str, name: str, progress: Progress | None = None) -> int:
     proj = projection(name)
     async with (
         await AsyncConnection.connect(database_url, autocommit=True, row_factory=dict_row) as conn,
@@ -52,6 +31,7 @@ async def rebuild_projection(database_url: str, name: str, progress: ProgressBar
         )
 
 
-def run_rebuild(wiring: Wiring, name: str) -> None:
-    position = asyncio.run(rebuild_projection(wiring.database_url, name, ProgressBar(f"rebuild {name}")))
+def run_rebuild(database_url: str, name: str, *, interval: float = DEFAULT_INTERVAL) -> None:
+    with progress_for(f"rebuild {name}", "rebuild_progress", interval=interval, projection=name) as progress:
+        position = asyncio.run(rebuild_projection(database_url, name, progress))
     print(f"rebuilt {name} up to notification {position}")

@@ -1,9 +1,10 @@
 """``quipu replay EXECUTION``: an execution's events and telemetry, in log order, in the
 terminal, read straight from Postgres (the same query the replay endpoint streams).
 
-Lines go to stdout (``--json``: one envelope per line, as the endpoint's NDJSON); the
-progress bar goes to stderr and is cleared around each line so the two never mix on a
-terminal. An operator with the database URL sees every tenant, so there is no tenant check.
+Lines go to stdout (``--json``: one envelope per line, as the endpoint's NDJSON); progress goes
+to stderr: a bar on a terminal (lines printed meanwhile appear above it), log lines otherwise
+(see quipu.progress). An operator with the database URL sees every tenant, so there is no
+tenant check.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import time
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 from uuid import UUID
@@ -23,10 +23,9 @@ from psycopg.rows import DictRow, dict_row
 from commands.replay_log import count_replay, replay, replay_range
 from domain.envelope import EventEnvelope
 from domain.errors import DomainError
-from quipu.rebuild import ProgressBar
+from quipu.progress import Report, progress_for
 
 _BULKY = frozenset({"definition", "state", "execution_id", "node_id", "request_hash"})
-REDRAW_SECONDS = 0.1
 
 
 def describe(envelope: EventEnvelope, width: int = 100) -> str:
@@ -49,8 +48,8 @@ async def replay_execution(
     end: str | None = None,
     pace: float = 0.0,
     as_json: bool = False,
-    out: TextIO = sys.stdout,
-    progress: ProgressBar | None = None,
+    out: TextIO | None = None,
+    progress: Report | None = None,
 ) -> int:
     """Print the range; returns how many events were printed."""
     async with await AsyncConnection.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
@@ -61,48 +60,25 @@ async def replay_execution(
         async def connect() -> AsyncIterator[AsyncConnection[DictRow]]:
             yield conn
 
-        bar = _Bar(progress, total)
+        # Looked up now, not at import: a terminal bar redirects stdout to print lines above itself.
+        out = sys.stdout if out is None else out
         done = 0
         async for envelope in replay(connect, r, pace=pace):
-            bar.clear()
             out.write((msgspec.json.encode(envelope).decode() if as_json else describe(envelope)) + "\n")
             out.flush()
             done += 1
-            bar.draw(done, force=pace > 0)
-        bar.finish(done)
+            if progress is not None:
+                progress(done, total)
+        if progress is not None and (total == 0 or done < total):
+            progress(total, total)  # an empty range, or events that arrived meanwhile
     return done
-
-
-class _Bar:
-    """The progress bar, redrawn at most every ``REDRAW_SECONDS`` unless paced."""
-
-    def __init__(self, progress: ProgressBar | None, total: int) -> None:
-        self.progress, self.total, self.last = progress, total, 0.0
-        self.shown = False
-
-    def clear(self) -> None:
-        if self.progress is not None and self.shown and self.progress.stream.isatty():
-            self.progress.stream.write("\r\x1b[K")
-            self.shown = False
-
-    def draw(self, done: int, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.progress is None or (not force and now - self.last < REDRAW_SECONDS and done < self.total):
-            return
-        self.last, self.shown = now, True
-        self.progress(done, self.total)
-
-    def finish(self, done: int) -> None:
-        if self.progress is not None and (self.total == 0 or done < self.total):
-            self.progress(self.total, self.total)  # an empty range, or events that arrived meanwhile
 
 
 def run_replay(database_url: str, execution_id: UUID, **options: Any) -> None:
     """The command body: errors become a message and exit status 1."""
     try:
-        count = asyncio.run(
-            replay_execution(database_url, execution_id, progress=ProgressBar(f"replay {execution_id}"), **options)
-        )
+        with progress_for(f"replay {execution_id}", "replay_progress", execution_id=str(execution_id)) as progress:
+            count = asyncio.run(replay_execution(database_url, execution_id, progress=progress, **options))
     except DomainError as error:
         sys.exit(f"quipu replay: {error}")
     sys.stderr.write(f"replayed {count} events\n")

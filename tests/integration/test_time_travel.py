@@ -386,7 +386,7 @@ async def test_quipu_replay_in_the_terminal(quipu: Running, database_url: str) -
     done = await asyncio.to_thread(_cli, database_url, run.id, "--json")
     assert done.returncode == 0, done.stderr
     assert [json.loads(line) for line in done.stdout.splitlines()] == everything
-    assert f"replayed {len(everything)} events" in done.stderr and "100.0%" in done.stderr
+    assert f"replayed {len(everything)} events" in done.stderr and "\r" not in done.stderr  # no bar into a pipe
     ranged = await asyncio.to_thread(_cli, database_url, run.id, "--from", "3", "--to", "7", "--pace", "10000")
     assert ranged.returncode == 0, ranged.stderr
     lines = ranged.stdout.splitlines()

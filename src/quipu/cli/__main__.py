@@ -1,0 +1,5 @@
+"""``python -m quipu.cli``."""
+
+from quipu.cli import main
+
+main()
