@@ -141,6 +141,9 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
         plugins=[StrictStructSchemas()],
         request_max_body_size=ctx.max_body_bytes,
         debug=debug,
+        # quipu.logging configures logging (one format for every line); Litestar's default
+        # config would replace the root logger's handler with a plain-text one.
+        logging_config=None,
     )
     describe(app)
     return app

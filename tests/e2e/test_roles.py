@@ -252,3 +252,26 @@ def test_cli_refuses_to_revoke_the_last_admin_key(env: dict[str, str]) -> None:
     assert refused.returncode != 0
     assert "not revoked" in refused.stderr and "Traceback" not in refused.stderr
     assert json.loads(cli("list", "--tenant", "solo").stdout)["revoked"] is False
+
+
+def test_an_api_process_logs_nothing_but_json_lines(env: dict[str, str], tmp_path: Path) -> None:
+    """uvicorn's own lines too: the app must not replace the root logger's handler."""
+    import socket
+
+    port = free_port()
+    api = Process(["api", "--port", str(port)], env, tmp_path / "api.log")
+    try:
+        assert _wait_ready(f"http://127.0.0.1:{port}/ready").status_code == 200
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # uvicorn logs this itself, as a warning
+            raw.recv(1024)
+        deadline = time.monotonic() + 30
+        while not any(e.get("logger") == "uvicorn.error" for e in api.events()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        assert api.stop() == 0
+    lines = api.log.read_text().splitlines()
+    parsed = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert all({"event", "level", "logger", "timestamp"} <= line.keys() for line in parsed), lines
+    invalid = [line for line in parsed if line["logger"] == "uvicorn.error"]
+    assert invalid and invalid[0]["level"] == "warning" and "Invalid HTTP request" in invalid[0]["event"]
