@@ -7,6 +7,8 @@ import argparse
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from quipu.logging import FORMATS, LEVELS
+
 ENV: dict[str, str] = {
     "data_dir": "QUIPU_DATA_DIR",
     "database_url": "QUIPU_DATABASE_URL",
@@ -90,7 +92,7 @@ def common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         group,
         "--log-format",
         default=unset,
-        choices=("auto", "json", "console"),
+        choices=FORMATS,
         help="log lines as JSON objects or readable text; auto: JSON unless stderr is a terminal",
         default_text="auto",
     )
@@ -98,7 +100,7 @@ def common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         group,
         "--log-level",
         default=unset,
-        choices=("debug", "info", "warning", "error", "critical"),
+        choices=LEVELS,
         help="the least severe level logged (libraries log from warning up, unless debug)",
         default_text="info",
     )

@@ -122,19 +122,40 @@ def _admin(subs: argparse._SubParsersAction, common: argparse.ArgumentParser) ->
     tail = _sub(events_subs, "tail", "print events as they are published", common)
     option(tail, "--tenant", help="only this tenant's events", default_text="every tenant")
     option(tail, "--kind", help="only events of this kind, e.g. workflow.created", default_text="every kind")
-    option(tail, "--limit", type=int, default=0, help="stop after N events", default_text="0: run until Ctrl-C")
+    option(
+        tail,
+        "--limit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop after N events",
+        default_text="0: run until Ctrl-C",
+    )
     tail.set_defaults(func=admin.cmd_events_tail)
 
     replay = _sub(subs, "replay", "print an execution's events in order, from Postgres, optionally paced", common)
     replay.add_argument("execution", type=UUID, metavar="EXECUTION", help="the execution's id")
     option(
-        replay, "--from", dest="start", help="first event: event id, version or ISO timestamp", default_text="the first"
+        replay,
+        "--from",
+        dest="start",
+        metavar="EVENT",
+        help="first event: event id, version or ISO timestamp",
+        default_text="the first",
     )
-    option(replay, "--to", dest="end", help="last event: event id, version or ISO timestamp", default_text="the last")
+    option(
+        replay,
+        "--to",
+        dest="end",
+        metavar="EVENT",
+        help="last event: event id, version or ISO timestamp",
+        default_text="the last",
+    )
     option(
         replay,
         "--pace",
         type=float,
+        metavar="FACTOR",
         default=0.0,
         help="1: as recorded, 10: ten times faster",
         default_text="0: no delays",
