@@ -70,9 +70,8 @@ def test_models_decode_what_they_encode() -> None:
     apply) and send JSON names that are not Python names under their JSON name."""
     from quipu_client.models import DefinitionInput, Node, WorkflowEdge, WorkflowWrite
 
-    body = WorkflowWrite(
-        name="w", definition=DefinitionInput(nodes=[Node(id="a"), Node(id="b")], edges=[WorkflowEdge(from_="a", to="b")])
-    )
+    definition = DefinitionInput(nodes=[Node(id="a"), Node(id="b")], edges=[WorkflowEdge(from_="a", to="b")])
+    body = WorkflowWrite(name="w", definition=definition)
     sent = msgspec.json.decode(msgspec.json.encode(body))
     assert sent == {
         "name": "w",

@@ -3,49 +3,16 @@ time travel and replay, the event DAG, and forks."""
 
 from __future__ import annotations
 
-from uuid import UUID
-
 import pytest
 
-from quipu_client import AsyncQuipuClient, Conflict
-from quipu_client.models import ExecutionOut, ExecutionStart, Heartbeat, NodeCompletion
+from quipu_client import Conflict
 from tests.client.conftest import Served
-from tests.client.support import eventually
-
-FLOW = {
-    "nodes": [{"id": "fetch", "agent_type": "http_reports"}, {"id": "publish", "type": "approval"}],
-    "edges": [{"from": "fetch", "to": "publish"}],
-}
-
-
-async def _status(quipu: AsyncQuipuClient, execution_id: UUID, status: str) -> ExecutionOut:
-    return await eventually(lambda: quipu.executions.get(execution_id), lambda e: e.status == status)
-
-
-async def _finished_run(quipu: AsyncQuipuClient) -> ExecutionOut:
-    """fetch done over HTTP (as a worker without NATS would), then the approval answered."""
-    workflow = await quipu.workflows.create({"name": "reported", "definition": FLOW})
-    run = await quipu.executions.start(ExecutionStart(workflow_id=workflow.id, input={"topic": "q3"}))
-    beat = await quipu.executions.heartbeat_node(run.id, "fetch", Heartbeat(attempt=1, worker="test"))
-    assert (beat.node_status, beat.attempt) == ("running", 1)
-    await quipu.executions.record_telemetry(
-        run.id, {"type": "llm_call", "node_id": "fetch", "model": "m", "input_tokens": 10, "output_tokens": 5}
-    )
-    await quipu.executions.complete_node(run.id, "fetch", NodeCompletion(attempt=1, output={"pages": 3}))
-    waiting = await _status(quipu, run.id, "waiting_for_approval")
-    approvals = await quipu.approvals.list(run.id)
-    assert [a.node_id for a in approvals.items] == ["publish"] == [p.node_id for p in waiting.pending_approvals]
-    answered = await quipu.approvals.respond(
-        approvals.items[0].approval_id,
-        {"action": "approve", "state_changes": {"channel": "blog"}, "state_hash": approvals.current_state_hash},
-    )
-    assert answered.status == "succeeded" and answered.state["channel"] == "blog"
-    return answered
+from tests.client.support import eventually, finished_run
 
 
 async def test_a_run_its_approval_timeline_and_metrics(served: Served) -> None:
     async with served.client() as quipu:
-        run = await _finished_run(quipu)
+        run = await finished_run(quipu)
         assert run.state["outputs"]["fetch"] == {"pages": 3} and run.state["pages"] == 3
         timeline = await eventually(
             lambda: quipu.executions.timeline(run.id, event_types="llm_call"), lambda t: bool(t.timeline)
@@ -64,7 +31,7 @@ async def test_a_run_its_approval_timeline_and_metrics(served: Served) -> None:
 
 async def test_checkpoints_time_travel_and_replay(served: Served) -> None:
     async with served.client() as quipu:
-        run = await _finished_run(quipu)
+        run = await finished_run(quipu)
         taken = await quipu.checkpoints.create(run.id, {"label": "after"})
         await eventually(
             lambda: quipu.checkpoints.list(run.id),
@@ -91,7 +58,7 @@ async def test_checkpoints_time_travel_and_replay(served: Served) -> None:
 
 async def test_event_dag_forensics(served: Served) -> None:
     async with served.client() as quipu:
-        run = await _finished_run(quipu)
+        run = await finished_run(quipu)
         dag = await quipu.event_dag.correlation(correlation_id=run.id)
         events = sorted(dag.nodes, key=lambda e: e.notification_id)
         first, last = events[0], events[-1]
@@ -114,7 +81,7 @@ async def test_event_dag_forensics(served: Served) -> None:
 
 async def test_forks_and_branch_comparison(served: Served) -> None:
     async with served.client() as quipu:
-        run = await _finished_run(quipu)
+        run = await finished_run(quipu)
         resumable = await quipu.branches.resumable_nodes(run.id)
         assert "fetch" in [n.node_id for n in resumable.items]
         checkpoint = next(n.checkpoint_id for n in resumable.items if n.checkpoint_id is not None)

@@ -41,7 +41,8 @@ class ProblemError(QuipuError):
     status: int = 0
 
     def __init__(self, problem: Problem, response: httpx.Response) -> None:
-        super().__init__(f"{problem.status} {problem.title}: {problem.detail}")
+        fields = "; ".join(f"{e.field}: {e.message}" for e in problem.errors)
+        super().__init__(f"{problem.status} {problem.title}: {problem.detail}" + (f" ({fields})" if fields else ""))
         self.problem = problem
         self.response = response
 
