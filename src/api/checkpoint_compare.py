@@ -1,4 +1,4 @@
-"""POST /api/v1/executions/{id}/checkpoints/compare: what changed between two points (seed 000).
+"""POST /api/v1/executions/{id}/checkpoints/compare: what changed between two points (Analemma OS reference).
 
 The sides are named by checkpoints, or by events of the execution or version numbers; the
 comparison itself (``commands.checkpoint_compare``) rebuilds both states from the log, so a
@@ -59,7 +59,7 @@ class CheckpointComparison(msgspec.Struct, kw_only=True):
     added_keys: list[str]
     removed_keys: list[str]
     modified_keys: list[str]
-    state_diff: dict[str, ValueChange]  # seed 000's shape: top-level modified keys
+    state_diff: dict[str, ValueChange]  # the Analemma OS reference's shape: top-level modified keys
     changes: list[Change]  # every changed leaf or subtree, by RFC 6901 pointer
     patch: list[PatchOp]  # RFC 6902: applied to a's state it gives b's
 

@@ -1,4 +1,4 @@
-"""/api/v1/executions/{id}/checkpoints: the state after each node, and on demand (issue 3).
+"""/api/v1/executions/{id}/checkpoints: the state after each node, and on demand.
 
 Lists and single checkpoints come from the ``checkpoints`` read model (a checkpoint taken
 a moment ago appears once the projector has seen it); taking one goes through the

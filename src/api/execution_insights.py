@@ -1,5 +1,5 @@
 """/api/v1/executions/{id}/timeline and /metrics: what happened in a run, and what it cost
-(seed 000 section 8, DESIGN section 7). Both are served from read models, so they trail the
+(Analemma OS and CMBAgent references). Both are served from read models, so they trail the
 log by the projectors' lag; the execution's existence is checked against the log itself."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Live updates of one execution (seed 000 section 3.3): what SSE and WebSocket subscribers see.
+"""Live updates of one execution (Analemma OS reference): what SSE and WebSocket subscribers see.
 
 One message per event of the execution's stream and of its glass-box telemetry, in log
 (notification) order, each carrying the event's id: ``progress``, ``glass_box``,

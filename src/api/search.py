@@ -1,6 +1,6 @@
-"""/api/v1/search, /api/v1/notes/search, /api/v1/artifacts/search: memory search (seed 002).
+"""/api/v1/search, /api/v1/notes/search, /api/v1/artifacts/search: memory search (CELLSTATE reference).
 
-The seed's body (``query``, ``entity_types``, ``filters``, ``limit``, ``use_vector_search``) plus
+The CELLSTATE reference's body (``query``, ``entity_types``, ``filters``, ``limit``, ``use_vector_search``) plus
 ``mode``, ``offset``, ``include_expired`` and ``include_superseded``; ``?as_of=<event id>``
 searches memory as it was right after that event. Reads the ``memory_search`` read model.
 

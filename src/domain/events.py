@@ -1,7 +1,7 @@
 """The event base class and the registry of event kinds.
 
-Every event is an immutable msgspec Struct. Its header fields are the envelope of DESIGN
-section 4 that the aggregate can know (id, stream, version, tenant, correlation, causal
+Every event is an immutable msgspec Struct. Its header fields are the part of the envelope
+(docs/architecture.md, The event envelope) that the aggregate can know (id, stream, version, tenant, correlation, causal
 parents, actor, time); ``depth`` and ``hash`` depend on other streams' events and are
 computed by the recorder inside the append transaction.
 """

@@ -1,4 +1,4 @@
-"""The execution aggregate: one run of a workflow definition (issue 3, domain core).
+"""The execution aggregate: one run of a workflow definition.
 
 Quipu never runs user code: task nodes are handed to workers, which report back through
 ``heartbeat`` / ``complete_node`` / ``fail_node``. Start, end and decision nodes are

@@ -1,4 +1,4 @@
-"""Forks of an execution (issue 4; seeds 000, 001, 003): what a new branch takes over.
+"""Forks of an execution (Analemma OS, Agent Studio and CMBAgent references): what a new branch takes over.
 
 A fork is a new execution of the same workflow version whose first event has the event it
 forked from as its parent (a checkpoint, or the moment before a node ran), so the event DAG

@@ -1,4 +1,4 @@
-"""Checks and facts about a workflow graph beyond its structure (seeds 001, 004).
+"""Checks and facts about a workflow graph beyond its structure (Agent Studio and jsondagapi references).
 
 ``problems`` reports everything at once, each with a field path and a code, so a client
 can fix a definition in one round. ``inspect`` summarises a valid graph.

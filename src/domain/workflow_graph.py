@@ -1,4 +1,5 @@
-"""The canonical workflow definition (seeds 000, 001, 004) and its structural checks."""
+"""The canonical workflow definition (Analemma OS, Agent Studio and jsondagapi references) and its
+structural checks."""
 
 from __future__ import annotations
 
