@@ -22,7 +22,6 @@ from litestar import Litestar, Response, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.params import FromPath
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
     Components,
@@ -32,11 +31,13 @@ from litestar.openapi.spec import (
     Operation,
     Parameter,
     Reference,
+    RequestBody,
     Schema,
     SecurityScheme,
     Tag,
 )
-from litestar.openapi.spec.enums import OpenAPIType
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+from litestar.params import FromPath
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.routes import HTTPRoute
 from litestar.typing import FieldDefinition
@@ -108,7 +109,27 @@ class StrictStructSchemas(OpenAPISchemaPlugin):
 
         schema = StructSchemaPlugin().to_openapi_schema(field_definition, schema_creator)
         schema.additional_properties = False
+        _exclusive_bounds(schema, field_definition.type_)
         return schema
+
+
+def _exclusive_bounds(schema: Schema, struct: type[msgspec.Struct]) -> None:
+    """Litestar drops ``gt``/``lt`` of an optional number (``Annotated[float, Meta(gt=0)] | None``);
+    the server refuses 0 there, so the schema must say so."""
+    info = msgspec.inspect.type_info(struct)
+    for field in getattr(info, "fields", ()):
+        kind = field.type
+        if isinstance(kind, msgspec.inspect.UnionType):
+            kind = next((t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType)), kind)
+        if isinstance(kind, msgspec.inspect.Metadata):
+            kind = kind.type
+        prop = (schema.properties or {}).get(field.encode_name)
+        if not isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType) or not isinstance(prop, Schema):
+            continue
+        if kind.gt is not None:
+            prop.exclusive_minimum = kind.gt
+        if kind.lt is not None:
+            prop.exclusive_maximum = kind.lt
 
 
 class OfflineSwagger(SwaggerRenderPlugin):
@@ -201,18 +222,23 @@ def _describe_operation(path: str, op: Operation, handler: HTTPRouteHandler) -> 
         if parameter.param_in == "header" and parameter.name in OPTIONAL_HEADERS:
             parameter.required = False
             parameter.schema = _without_null(parameter.schema)
+        if parameter.param_in == "query":
+            parameter.schema = _lenient_datetime(parameter.schema)
+    if isinstance(op.request_body, RequestBody) and _body_is_optional(handler):
+        op.request_body.required = False
     _media_types(path, op)
     if op.operation_id in REQUEST_EXAMPLES:
         _request_example(op, REQUEST_EXAMPLES[op.operation_id])
     traits = OperationTraits(
         protected=protected,
         writes=protected and handler.opt.get("scope", "read") != "read",
-        has_path_id=any(p.param_in == "path" for p in parameters),
+        names_a_resource=any(p.param_in == "path" or _is_uuid(p.schema) for p in parameters),
         has_body=op.request_body is not None,
         has_parameters=bool(parameters),
         has_if_match=any(p.name == "If-Match" for p in parameters),
         searches=path.endswith("/search"),
     )
+    # Litestar's default 400 ({status_code, detail, extra}) is never the shape answered.
     responses = {code: r for code, r in (op.responses or {}).items() if code != "400"}
     for status in statuses_for(traits):
         responses.setdefault(str(status), problem_reference(status))
@@ -246,6 +272,36 @@ def _without_null(schema: Schema | Reference | None) -> Schema | Reference | Non
         if getattr(branch, name) is None and getattr(schema, name) is not None:
             setattr(branch, name, getattr(schema, name))
     return branch
+
+
+def _is_uuid(schema: Schema | Reference | None) -> bool:
+    branches = schema.one_of if isinstance(schema, Schema) and schema.one_of else [schema]
+    return any(isinstance(b, Schema) and b.format == OpenAPIFormat.UUID for b in branches)
+
+
+def _lenient_datetime(schema: Schema | Reference | None) -> Schema | Reference | None:
+    """A date-time query parameter also takes a Unix timestamp (Litestar converts numbers)."""
+    branches = schema.one_of if isinstance(schema, Schema) and schema.one_of else [schema]
+    if not any(isinstance(b, Schema) and b.format == OpenAPIFormat.DATE_TIME for b in branches):
+        return schema
+    return Schema(
+        one_of=[
+            Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+            # Python datetimes span the years 1 to 9999.
+            Schema(
+                type=OpenAPIType.NUMBER,
+                description="seconds since the Unix epoch",
+                minimum=-62135596800,
+                maximum=253402300799,
+            ),
+            Schema(type=OpenAPIType.NULL),
+        ]
+    )
+
+
+def _body_is_optional(handler: HTTPRouteHandler) -> bool:
+    data = handler.parsed_fn_signature.parameters.get("data")
+    return data is not None and (data.is_optional or data.has_default)
 
 
 def _media_types(path: str, op: Operation) -> None:

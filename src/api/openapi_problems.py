@@ -5,8 +5,10 @@ status an exception becomes is decided there, and the rules below follow it:
 
 - every protected route: 401 (no, unknown or revoked key), 403 (the key lacks the route's
   scope), 429 (the per-key budget of ``api.rate_limit``) and 503 (Postgres or NATS down);
-- a path id: 404 (unknown, another tenant's, deleted, or not an id at all);
-- a JSON body: 413 (over the size limit, or an event it produces is), 415 (not JSON) and 422;
+- a path parameter or an id in the query: 404 (unknown, another tenant's, deleted, or not an
+  id at all);
+- a JSON body: 400 (not well-formed JSON), 413 (over the size limit, or an event it produces
+  is), 415 (not sent as JSON) and 422;
 - query, path or header parameters: 422 (out of range, malformed, NUL characters);
 - a write (a route needing more than the read scope): 404 (an id it names is unknown) and 409 (the aggregate
   refuses the transition, or a concurrent writer won);
@@ -32,6 +34,7 @@ from api.problems import PROBLEM_JSON, TITLES
 
 # Component name and description of each status an operation may answer with a problem.
 PROBLEMS: dict[int, tuple[str, str]] = {
+    400: ("BadRequest", "The body is not well-formed JSON."),
     401: ("Unauthorized", "No API key, or an unknown or revoked one: send `Authorization: Bearer <api key>`."),
     403: ("Forbidden", "The API key lacks the scope this operation needs (read, write, admin or worker)."),
     404: ("NotFound", "No such resource for this tenant (or the id is not one), or an id the request names is unknown"),
@@ -88,7 +91,7 @@ class OperationTraits:
 
     protected: bool
     writes: bool  # needs more than the read scope: it records events
-    has_path_id: bool
+    names_a_resource: bool  # a path parameter, or an id in the query
     has_body: bool
     has_parameters: bool
     has_if_match: bool
@@ -99,10 +102,10 @@ def statuses_for(op: OperationTraits) -> list[int]:
     found: set[int] = set()
     if op.protected:
         found |= {401, 403, 429, 503}
-    if op.has_path_id:
+    if op.names_a_resource:
         found.add(404)
     if op.has_body:
-        found |= {413, 415, 422}
+        found |= {400, 413, 415, 422}
     if op.has_parameters:
         found.add(422)
     if op.writes:

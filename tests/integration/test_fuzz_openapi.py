@@ -1,16 +1,34 @@
-"""schemathesis over the whole OpenAPI document: no operation ever answers 5xx.
+"""schemathesis over the whole OpenAPI document with every check (the CLI's ``--checks all``).
 
-Every operation is fuzzed with schema-conforming (positive) and schema-violating (negative)
-requests, each mode twice: once with random path ids (mostly 404s, which exercise parameter
-parsing and the error paths) and once with the ids of real resources seeded first, so the
-handlers, commands and read-model queries behind them run on fuzzed input too. Only server
-errors fail the test; whether a 4xx is the documented one is another test's business.
+Every operation runs schemathesis's three phases as its pytest integration does (the
+document's examples, the coverage phase's boundary and missing-value cases, then fuzzing with
+schema-conforming and schema-violating requests), twice: once with random path ids (mostly
+404s, which exercise parameter parsing and the error paths) and once with the ids of real
+resources seeded first, so the handlers, commands and read-model queries behind them run on
+fuzzed input too. Each answer is held to all of schemathesis's checks: no 5xx, only documented
+status codes, content types and headers, bodies that match their schemas, schema-valid
+requests accepted and schema-violating ones refused, 405 with ``Allow`` for undocumented
+methods, ``OPTIONS`` consistent with the document, and authentication enforced (a probe
+without the key and with a wrong one must be refused).
+
+Checks that find nothing to check here, and why: ``use_after_free`` and
+``ensure_resource_availability`` judge sequences of calls and only act in schemathesis's
+stateful phase, which needs OpenAPI links the document does not have (Litestar emits none);
+``object_level_authorization`` needs a second tenant's credentials configured in schemathesis
+(another tenant's ids are 404, tested in test_api_conventions); ``max_response_time`` is
+off unless a limit is configured. They are passed anyway, so they act if that changes.
+
+One generation setting differs from schemathesis's default: no U+0000 in generated strings.
+Postgres ``text``/``jsonb`` cannot hold it, so the API refuses it anywhere with a 422 naming
+the field (api.input_limits, tested in test_input_limits); saying so in the schema would need
+a pattern on every string of the document.
 
 The example count per operation and mode is QUIPU_FUZZ_EXAMPLES (small by default so the
 test fits in ``make test``; ``make fuzz`` raises it). Excluded: the SSE feed
 (``/executions/{id}/events``) and the NDJSON/SSE replay (``/executions/{id}/replay``), which
-stream until the client goes away and so cannot be driven one request at a time here (they
-have tests of their own); the WebSocket ``/ws`` is not an OpenAPI operation at all.
+stream until the client goes away (or for as long as ``pace`` stretches the recorded gaps) and
+so cannot be driven one request at a time here (they have tests of their own); the WebSocket
+``/ws`` is not an OpenAPI operation at all.
 """
 
 from __future__ import annotations
@@ -21,20 +39,61 @@ import json
 import os
 import sys
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
+from schemathesis.generation.hypothesis.builder import HypothesisTestConfig, HypothesisTestMode, create_test
+from schemathesis.generation.overrides import Override
+from schemathesis.openapi.checks import RejectedPositiveData
 
 from api.app import create_app
 from tests.integration.conftest import Running
 from tests.integration.servers import serving
 
-EXAMPLES = int(os.environ.get("QUIPU_FUZZ_EXAMPLES", "25"))
+# The coverage phase sends a few hundred cases per operation whatever the count: 5 fuzzed
+# examples per variant on top keep `make test` near 70 s.
+EXAMPLES = int(os.environ.get("QUIPU_FUZZ_EXAMPLES", "5"))
+# `make test` draws the same cases every run (a failure there is reproducible); `make fuzz` explores.
+DERANDOMIZE = "QUIPU_FUZZ_EXAMPLES" not in os.environ
+# Schema-valid requests the server still refuses (or schema-violating ones it still takes),
+# by operation: the request schema is looser (or stricter) than the server's decoder there.
+# Each is work left, not a rule: a new entry fails the test, and one that stops failing should
+# be removed. Why each one fails:
+KNOWN_GAPS: dict[str, str] = {
+    # Litestar drops constraints msgspec enforces: patterns on list items (agent_types), bounds
+    # under Optional (confidence, weight, min_depth), the decoder's limits on nested bodies.
+    "POST /api/v1/workers/credentials: Schema-valid request rejected": "agent_types[] pattern not in the schema",
+    "POST /api/v1/artifacts/{artifact_id}/supersede: Schema-valid request rejected": "optional bounds not in schema",
+    "PATCH /api/v1/edges/{edge_id}: Schema-valid request rejected": "weight bounds not in the schema",
+    "POST /api/v1/edges: Schema-valid request rejected": "participants rules not in the schema",
+    "GET /api/v1/event-dag/by-kind/{kind}: Schema-valid request rejected": "min_depth >= 0 not in the schema",
+    "POST /api/v1/scopes/{scope_id}/checkpoint: Schema-valid request rejected": "context_state format not in schema",
+    # Kind-dependent payloads: which fields a telemetry event takes depends on its kind.
+    "POST /api/v1/executions/{execution_id}/telemetry: Schema-valid request rejected": "payload depends on kind",
+    # Checkpoint comparison and search live in files being moved into services (their request
+    # Structs say less than their validation: as_of forms, mode vs use_vector_search, entity_types).
+    "POST /api/v1/executions/{execution_id}/checkpoints/compare: Schema-valid request rejected": "as_of forms",
+    "POST /api/v1/search: Schema-valid request rejected": "mode contradicts use_vector_search",
+    "POST /api/v1/artifacts/search: Schema-valid request rejected": "entity_types limited to artifact",
+    "POST /api/v1/notes/search: Schema-valid request rejected": "entity_types limited to note",
+    # Workflow definitions: a graph's rules (edges name nodes, no cycles, no duplicate edges)
+    # answered with the decoder's code.
+    "POST /api/v1/workflows: Schema-valid request rejected": "graph rules",
+    "PUT /api/v1/workflows/{workflow_id}: Schema-valid request rejected": "graph rules",
+    # Litestar converts bodies leniently (0/1 for booleans, numeric strings for numbers).
+    "POST /api/v1/executions/{execution_id}/checkpoints/{checkpoint_id}/resume: Schema-violating request accepted": (
+        "0 taken as false"
+    ),
+    "POST /api/v1/scopes/{scope_id}/checkpoint: Schema-violating request accepted": "0 taken as false",
+}
 STREAMING = ("/executions/{execution_id}/events", "/executions/{execution_id}/replay")
 CLIENT_SIDE = (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, UnicodeError)
 
@@ -81,18 +140,58 @@ async def _seed(q: Running) -> dict[str, str]:
     }
 
 
+def _real_references(case: schemathesis.Case[Any], seeded: dict[str, str]) -> None:
+    """What a schema cannot say about a request, made true before it is sent: a fresh
+    ``Idempotency-Key`` per request (a reused key with another body is refused with 422 by
+    design), and ``caused_by`` naming an event that exists (an unknown one is refused with 422)."""
+    if case.headers and "Idempotency-Key" in case.headers:
+        case.headers["Idempotency-Key"] = uuid.uuid4().hex
+    if isinstance(case.body, dict) and isinstance(case.body.get("caused_by"), list):
+        case.body["caused_by"] = [seeded["event_id"] if _is_uuid(c) else c for c in case.body["caused_by"]]
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
+
+
+def _domain_rule(response: requests.Response) -> bool:
+    """A 422 from a rule the decoder does not check (JSON Schema cannot say it): rules across
+    fields (nodes or steps), of a graph (edges name existing nodes, no cycles) or against stored
+    state. The decoder's refusals carry the code ``invalid``; these carry codes of their own."""
+    if response.status_code != 422:
+        return False
+    errors = response.json().get("errors") or [{"code": "invalid"}]
+    return all(e.get("code") != "invalid" for e in errors)
+
+
 def _fuzz(base_url: str, token: str, seeded: dict[str, str], examples: int) -> dict[str, Any]:
     """The client side, in a process of its own (``python -m`` this module): schemathesis and
     requests are synchronous and CPU-hungry, and the server needs the test's event loop."""
     schema = schemathesis.openapi.from_url(f"{base_url}/docs/openapi.json")
+    # No U+0000, and the key is ours to send (the ignored_auth check probes without it): see the docstring.
+    schema.config.generation.update(allow_x00=False, with_security_parameters=False)
+    # A body over the size limit is refused with 413, which schemathesis does not count as a refusal.
+    rejection = schema.config.checks.negative_data_rejection
+    rejection.expected_statuses = [*rejection.expected_statuses, "413"]
+    # An If-Match that does not name the current version is well formed but stale: 412, as RFC 9110 says.
+    acceptance = schema.config.checks.positive_data_acceptance
+    acceptance.expected_statuses = [*acceptance.expected_statuses, "412"]
+    load_all_checks()
+    checks = list(CHECKS.get_all())
     session = requests.Session()
     headers = {"Authorization": f"Bearer {token}"}
-    found: dict[str, Any] = {"calls": 0, "server_errors": []}
+    transport = {"base_url": base_url, "session": session, "headers": headers, "timeout": 30}
+    found: dict[str, Any] = {"calls": 0, "failures": {}, "domain_rules": 0}
     run = settings(
         max_examples=examples,
         deadline=None,
         database=None,
-        phases=[Phase.explicit, Phase.generate],  # no shrinking: every 5xx is recorded as found
+        derandomize=DERANDOMIZE,
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: every failure is recorded as found
         suppress_health_check=list(HealthCheck),
     )
     for result in schema.get_all_operations():
@@ -102,31 +201,43 @@ def _fuzz(base_url: str, token: str, seeded: dict[str, str], examples: int) -> d
             continue
         names = {p.name for p in operation.path_parameters}
         fixed = {name: seeded[name] for name in names if name in seeded}
-        variants: list[dict[str, Any] | None] = [None, fixed] if fixed else [None]
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            for path_parameters in variants:
-                strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
+        for path_parameters in [{}, fixed] if fixed else [{}]:
 
-                @run
-                @given(case=strategy)
-                def check(case: schemathesis.Case[Any]) -> None:
-                    try:
-                        response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
-                    except CLIENT_SIDE:
-                        return  # requests refused to send it (e.g. a NUL in a header): nothing reached us
-                    found["calls"] += 1
-                    if response.status_code >= 500:
-                        found["server_errors"].append(
-                            f"{response.status_code} {case.operation.label}: {case.as_curl_command()}\n"
-                            f"  -> {response.text[:300]}"
+            def check(case: schemathesis.Case[Any]) -> None:
+                _real_references(case, seeded)
+                try:
+                    response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
+                except CLIENT_SIDE:
+                    return  # requests refused to send it (e.g. a NUL in a header): nothing reached us
+                found["calls"] += 1
+                try:
+                    case.validate_response(response, checks=checks, headers=headers, transport_kwargs=transport)
+                except FailureGroup as group:
+                    for failure in group.exceptions:
+                        if isinstance(failure, RejectedPositiveData) and _domain_rule(response):
+                            found["domain_rules"] += 1
+                            continue
+                        key = f"{case.operation.label}: {failure.title}"
+                        found["failures"].setdefault(
+                            key,
+                            f"{failure.message[:400]}\n  {case.as_curl_command()}\n  -> {response.status_code} "
+                            f"{response.text[:300]}",
                         )
 
-                with contextlib.suppress(Unsatisfiable):  # nothing here can be made invalid (no parameters)
-                    check()
+            config = HypothesisTestConfig(
+                project=schema.config,
+                modes=list(HypothesisTestMode),  # examples, coverage and fuzzing, as @schema.parametrize()
+                settings=run,
+                override=Override(path_parameters=path_parameters),
+            )
+            with contextlib.suppress(Unsatisfiable):  # nothing here can be made invalid (no parameters)
+                create_test(operation=operation, test_func=check, config=config)()
+    if os.environ.get("QUIPU_FUZZ_REPORT"):  # every failure, for `make fuzz` (the assertion shows 40)
+        Path(os.environ["QUIPU_FUZZ_REPORT"]).write_text(json.dumps(found["failures"], indent=1))
     return found
 
 
-async def test_no_operation_answers_a_server_error(quipu: Running) -> None:
+async def test_every_answer_passes_every_schemathesis_check(quipu: Running) -> None:
     seeded = await _seed(quipu)
     started = time.monotonic()
     async with serving(create_app(quipu.ctx)) as url:
@@ -149,9 +260,15 @@ async def test_no_operation_answers_a_server_error(quipu: Running) -> None:
                 await client.wait()
     assert client.returncode == 0, f"the fuzzing client failed:\n{err.decode()[-3000:]}"
     found = json.loads(out.decode().strip().splitlines()[-1])
-    print(f"fuzzed {found['calls']} requests in {time.monotonic() - started:.0f} s ({EXAMPLES} examples per variant)")
+    print(
+        f"fuzzed {found['calls']} requests in {time.monotonic() - started:.0f} s ({EXAMPLES} examples per variant); "
+        f"{found['domain_rules']} schema-valid requests refused by a rule the schema cannot state"
+    )
     assert found["calls"] > 100
-    assert not found["server_errors"], "\n".join(found["server_errors"][:30])
+    gaps = [key for key in found["failures"] if key in KNOWN_GAPS]
+    print(f"{len(gaps)} of {len(KNOWN_GAPS)} known gaps seen: " + "; ".join(gaps))
+    failures = [f"{key}\n  {detail}" for key, detail in found["failures"].items() if key not in KNOWN_GAPS]
+    assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:40])
 
 
 if __name__ == "__main__":
