@@ -5,24 +5,20 @@ place instead of in every controller: summaries from the operation ids ("List wo
 descriptions from the handlers' docstrings, a tag per resource, the bearer security scheme on
 every protected route, the problem+json answers each operation can give
 (``api.openapi_problems``), optional headers marked optional, the real media types of the
-streaming routes, and request examples. The docs UI is Swagger UI served from the assets of
-the ``swagger-ui-py`` package, so /docs works without reaching any CDN.
+streaming routes, and request examples. The docs UI is ``api.openapi_docs_ui``.
 """
 
 from __future__ import annotations
 
 import re
 from importlib.metadata import version
-from importlib.util import find_spec
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar import Litestar, Response, Router, get
-from litestar.exceptions import NotFoundException
+from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import (
     Components,
     Example,
@@ -37,28 +33,17 @@ from litestar.openapi.spec import (
     Tag,
 )
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
-from litestar.params import FromPath
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.routes import HTTPRoute
 from litestar.typing import FieldDefinition
 
+from api.openapi_docs_ui import DOCS_PATH, OfflineSwagger
 from api.openapi_examples import REQUEST_EXAMPLES
 from api.openapi_problems import OperationTraits, problem_components, problem_reference, statuses_for
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
 
-DOCS_PATH = "/docs"
-# The swagger-ui-py package's copy of the Swagger UI distribution, found without importing the
-# package (its __init__ loads its own web-framework adapters, which Quipu does not use).
-ASSETS = Path(str(getattr(find_spec("swagger_ui"), "origin", ""))).parent / "static"
-# What the docs page loads; nothing else under the package's folder is served.
-ASSET_TYPES = {
-    "swagger-ui.css": "text/css",
-    "swagger-ui-bundle.js": "text/javascript",
-    "swagger-ui-standalone-preset.js": "text/javascript",
-    "favicon-32x32.png": "image/png",
-}
 SECURITY_SCHEME = "apiKey"
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
@@ -130,35 +115,6 @@ def _exclusive_bounds(schema: Schema, struct: type[msgspec.Struct]) -> None:
             prop.exclusive_minimum = kind.gt
         if kind.lt is not None:
             prop.exclusive_maximum = kind.lt
-
-
-class OfflineSwagger(SwaggerRenderPlugin):
-    """Swagger UI whose scripts, styles and icon are served by this server."""
-
-    def __init__(self) -> None:
-        assets = f"{DOCS_PATH}/assets"
-        super().__init__(
-            js_url=f"{assets}/swagger-ui-bundle.js",
-            css_url=f"{assets}/swagger-ui.css",
-            standalone_preset_js_url=f"{assets}/swagger-ui-standalone-preset.js",
-            favicon=f"<link rel='icon' type='image/png' href='{assets}/favicon-32x32.png'>",
-            path="/",
-        )
-
-    def receive_router(self, router: Router) -> None:
-        super().receive_router(router)
-        router.register(docs_asset)
-
-
-@get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
-def docs_asset(name: FromPath[str]) -> Response[bytes]:
-    """One of the docs UI's files (long cached: they change only with the package)."""
-    media_type = ASSET_TYPES.get(name)
-    if media_type is None:
-        raise NotFoundException(f"no docs asset '{name}'")
-    return Response(
-        (ASSETS / name).read_bytes(), media_type=media_type, headers={"Cache-Control": "public, max-age=86400"}
-    )
 
 
 def openapi_config() -> OpenAPIConfig:
