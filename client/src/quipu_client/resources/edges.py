@@ -47,8 +47,8 @@ class Edges(SyncResource):
         role: str | None = None,
         entity_type: EntityType | None = None,
         trajectory_id: UUID | str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
+        created_after: datetime | float | None = None,
+        created_before: datetime | float | None = None,
         order: Literal["asc", "desc"] | None = None,
     ) -> Page[EdgeOut]:
         """``GET /api/v1/edges`` (listEdges)."""
@@ -78,8 +78,8 @@ class Edges(SyncResource):
         role: str | None = None,
         entity_type: EntityType | None = None,
         trajectory_id: UUID | str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
+        created_after: datetime | float | None = None,
+        created_before: datetime | float | None = None,
         order: Literal["asc", "desc"] | None = None,
         page_size: int = 100,
     ) -> Iterator[EdgeOut]:
@@ -193,8 +193,8 @@ class AsyncEdges(AsyncResource):
         role: str | None = None,
         entity_type: EntityType | None = None,
         trajectory_id: UUID | str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
+        created_after: datetime | float | None = None,
+        created_before: datetime | float | None = None,
         order: Literal["asc", "desc"] | None = None,
     ) -> Page[EdgeOut]:
         """``GET /api/v1/edges`` (listEdges)."""
@@ -224,8 +224,8 @@ class AsyncEdges(AsyncResource):
         role: str | None = None,
         entity_type: EntityType | None = None,
         trajectory_id: UUID | str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
+        created_after: datetime | float | None = None,
+        created_before: datetime | float | None = None,
         order: Literal["asc", "desc"] | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[EdgeOut]:
