@@ -41,8 +41,9 @@ async def _document(served: Served) -> dict[str, Any]:
     return document
 
 
-async def test_the_generated_client_matches_the_servers_document(served: Served) -> None:
-    generated: dict[str, str] = _generator().generate(await _document(served))
+async def test_the_generated_client_matches_the_servers_document(served: Served, tmp_path: Path) -> None:
+    document = await _document(served)
+    generated: dict[str, str] = _generator().generate(document)
     stale = []
     for relative, text in sorted(generated.items()):
         path = PACKAGE / relative
@@ -50,7 +51,11 @@ async def test_the_generated_client_matches_the_servers_document(served: Served)
         if current != text:
             diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(path), "generated", lineterm="")
             stale.append("\n".join(list(diff)[:40]))
-    assert not stale, "the client drifted from the server; run client/scripts/generate.py:\n" + "\n".join(stale)
+    if stale:  # leave the document where the command below finds it
+        saved = tmp_path / "openapi.json"
+        saved.write_bytes(msgspec.json.encode(document))
+        regenerate = f".venv/bin/python client/scripts/generate.py {saved}"
+        raise AssertionError(f"the client drifted from the server; regenerate it: {regenerate}\n" + "\n".join(stale))
 
 
 async def test_every_operation_of_the_document_is_in_the_client(served: Served) -> None:
