@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from domain import (
     access,
+    agent,
     artifact,
     entity_edge,
     execution,
@@ -20,6 +21,7 @@ from domain import (
 
 AGGREGATE_MODULES = (
     access,
+    agent,
     artifact,
     entity_edge,
     execution,
