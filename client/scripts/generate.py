@@ -410,6 +410,10 @@ def render_models(doc: dict[str, Any], placement: dict[str, str], literals: Lite
 
 def _render_class(name: str, schema: dict[str, Any], types: TypeWriter) -> str:
     cls = class_name(name)
+    if "properties" not in schema and schema.get("type") != "object":  # a named enumeration or scalar
+        if "enum" in schema:
+            return f"{cls} = Literal[\n" + "".join(f"    {json.dumps(v)},\n" for v in schema["enum"]) + "]\n"
+        return f"{cls} = {types.annotation(schema)}\n"
     required = set(schema.get("required", []))
     lines = [f"class {cls}(msgspec.Struct, kw_only=True, omit_defaults=True):"]
     for prop, sub in schema.get("properties", {}).items():
