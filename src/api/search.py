@@ -31,9 +31,15 @@ from domain.errors import FieldProblem, ValidationFailed
 from projections.search_query import SearchFilters, SearchHit
 from projections.search_service import MAX_DEPTH, SearchAsk, SearchMode
 
-SEARCHABLE: Final = ("note", "artifact", "turn")
+SEARCHABLE: Final = ("note", "artifact", "turn", "agent", "message")
 SNIPPET_CHARS: Final = 240
-_LINKS: Final = {"note": "/api/v1/notes/", "artifact": "/api/v1/artifacts/", "turn": "/api/v1/turns/"}
+_LINKS: Final = {
+    "note": "/api/v1/notes/",
+    "artifact": "/api/v1/artifacts/",
+    "turn": "/api/v1/turns/",
+    "agent": "/api/v1/agents/",
+    "message": "/api/v1/messages/",
+}
 
 
 class FilterExpr(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -241,7 +247,7 @@ class SearchController(Controller):
         principal: NamedDependency[Principal],
         as_of: AsOf = None,
     ) -> SearchResponse:
-        """Search notes, artifacts and turns (``entity_types`` narrows it). Expired and superseded
+        """Search notes, artifacts, turns, agents and messages (``entity_types`` narrows it). Expired and superseded
         items only when asked for; ``as_of`` sees memory as it was right after that event. Vector
         or hybrid search on a database without pgvector answers 501."""
         return await run_search(ctx, principal.tenant_id, data, SEARCHABLE, as_of)

@@ -1,4 +1,5 @@
-"""Memory search read model (schema ``rm_memory_search``): notes, artifacts and turns as search documents.
+"""Memory search read model (schema ``rm_memory_search``): notes, artifacts, turns, agents and
+messages as search documents.
 
 The tables, versioning and queries are the search engine's (``projections.search_index`` and
 ``projections.search_query``); this module feeds it from the memory events:
@@ -14,7 +15,9 @@ redelivery changes nothing.
 
 What is indexed: a note's title and content, with its first source trajectory as
 ``trajectory_id`` (the index holds one trajectory per document); an artifact's name and content
-with its trajectory and scope; a turn's content (no title) with its scope and trajectory. Only
+with its trajectory and scope; a turn's content (no title) with its scope and trajectory; an
+agent's type (the title) and capabilities; a message's type (the title) and payload with its
+trajectory, scope and expiry. Only
 the client's metadata is indexed, so ``metadata`` filters see exactly what the client wrote.
 
 Cost: embedding runs inside the projection's transaction, one event at a time, because the
@@ -115,6 +118,32 @@ def _turn(e: EventEnvelope) -> Document:
         metadata=p.get("metadata") or {},
         trajectory_id=_uuid(p.get("trajectory_id")),
         scope_id=_uuid(p.get("scope_id")),
+    )
+
+
+def _agent_text(p: dict[str, Any]) -> str:
+    """An agent is found by its type and what it can do."""
+    capabilities = " ".join(p.get("capabilities") or [])
+    return f"{p.get('agent_type', '')} {capabilities}".strip() or "agent"
+
+
+def _agent(e: EventEnvelope) -> Document:
+    p = e.payload
+    return Document(e.tenant_id, "agent", e.stream_id, _agent_text(p), e.occurred_at, title=p["agent_type"])
+
+
+def _message(e: EventEnvelope) -> Document:
+    p = e.payload
+    return Document(
+        e.tenant_id,
+        "message",
+        e.stream_id,
+        p.get("content") or p["message_type"],
+        e.occurred_at,
+        title=p["message_type"],
+        trajectory_id=_uuid(p.get("trajectory_id")),
+        scope_id=_uuid(p.get("scope_id")),
+        expires_at=_time(p.get("expires_at")),
     )
 
 
@@ -221,6 +250,21 @@ def _updated(entity_type: str, read: Callable[[dict[str, Any]], _Change]) -> Han
     return handle
 
 
+async def _agent_updated(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    """New capabilities: a new version with the type (the title) it had."""
+    await cur.execute(
+        "SELECT title, created_at, deleted FROM documents WHERE tenant_id = %s AND entity_type = 'agent'"
+        " AND entity_id = %s AND valid_from < %s ORDER BY valid_from DESC LIMIT 1",
+        (e.tenant_id, e.stream_id, e.notification_id),
+    )
+    before = await cur.fetchone()
+    if before is None or before["deleted"]:
+        return
+    text = _agent_text({"agent_type": before["title"], "capabilities": e.payload.get("capabilities")})
+    doc = Document(e.tenant_id, "agent", e.stream_id, text, before["created_at"], title=before["title"])
+    await upsert_document(cur, doc, notification_id=e.notification_id, embedding=await _embedding(cur, doc))
+
+
 def _superseded(entity_type: str) -> Handler:
     async def handle(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
         await patch_document(
@@ -252,6 +296,10 @@ class MemorySearchProjection(Projection):
         "turn.recorded": _created(_turn),
         "turn.updated": _updated("turn", _turn_change),
         "turn.deleted": _deleted("turn"),
+        "agent.registered": _created(_agent),
+        "agent.updated": _agent_updated,
+        "agent.unregistered": _deleted("agent"),
+        "message.sent": _created(_message),
     }
 
 

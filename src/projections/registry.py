@@ -10,6 +10,7 @@ from projections.executions import ExecutionsProjection
 from projections.knowledge import KnowledgeProjection
 from projections.memory_search import MemorySearchProjection
 from projections.memory_sessions import MemorySessionsProjection
+from projections.messages import MessagesProjection
 from projections.timeline import TimelineProjection
 from projections.timers import TimersProjection
 from projections.workflows import WorkflowsProjection
@@ -27,6 +28,7 @@ PROJECTIONS: dict[str, type[Projection]] = {
         MemorySessionsProjection,
         KnowledgeProjection,
         MemorySearchProjection,
+        MessagesProjection,
     )
 }
 
