@@ -24,13 +24,16 @@ from api.branches import BranchController
 from api.checkpoint_compare import CheckpointCompareController
 from api.checkpoints import CheckpointController
 from api.context import ApiContext
+from api.delegations import DelegationController
 from api.edges import EdgeController
 from api.event_dag import EventDagController
 from api.execution_insights import ExecutionInsightsController
 from api.executions import ExecutionController
 from api.forks import ForkController
+from api.handoffs import HandoffController
 from api.input_limits import check_request
 from api.live_controller import LiveController
+from api.messages import MessageController
 from api.node_reports import NodeReportController
 from api.notes import NoteController
 from api.openapi import StrictStructSchemas, describe, openapi_config
@@ -123,6 +126,9 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             ScopeController,
             TurnController,
             SearchController,
+            MessageController,
+            DelegationController,
+            HandoffController,
             ApiKeyController,
             TenantController,
             AdminController,
