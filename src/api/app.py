@@ -16,10 +16,10 @@ from prometheus_client import Histogram
 
 from api.admin import AdminController, HealthController
 from api.analysis import AnalysisController
-from api.api_keys import ApiKeyController, TenantController
+from api.api_keys import ApiKeyController
 from api.approvals import ApprovalController, ExecutionApprovalsController
 from api.artifacts import ArtifactController
-from api.auth import provide_principal
+from api.auth import authentication_guard, provide_principal
 from api.branches import BranchController
 from api.checkpoint_compare import CheckpointCompareController
 from api.checkpoints import CheckpointController
@@ -43,6 +43,7 @@ from api.provenance import ProvenanceController
 from api.rate_limit import RateLimiter
 from api.scopes import ScopeController
 from api.search import SearchController
+from api.tenants import TenantController
 from api.time_travel import TimeTravelController
 from api.trajectories import TrajectoryController
 from api.turns import TurnController
@@ -136,6 +137,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             WorkerController,
         ],
         dependencies={"ctx": Provide(provide_ctx), "principal": Provide(provide_principal)},
+        guards=[authentication_guard(ctx)],  # 401/403 before any parameter or body is parsed
         exception_handlers={Exception: _exc},
         before_request=check_request,  # 415, 413, NUL characters and JSON depth (api.input_limits)
         middleware=[
