@@ -16,7 +16,7 @@ from prometheus_client import Histogram
 
 from api.admin import AdminController, HealthController
 from api.analysis import AnalysisController
-from api.api_keys import ApiKeyController
+from api.api_keys import ApiKeyController, TenantController
 from api.approvals import ApprovalController, ExecutionApprovalsController
 from api.artifacts import ArtifactController
 from api.auth import authentication_guard, provide_principal
@@ -43,7 +43,6 @@ from api.provenance import ProvenanceController
 from api.rate_limit import RateLimiter
 from api.scopes import ScopeController
 from api.search import SearchController
-from api.tenants import TenantController
 from api.time_travel import TimeTravelController
 from api.trajectories import TrajectoryController
 from api.turns import TurnController
