@@ -15,6 +15,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Histogram
 
 from api.admin import AdminController, HealthController
+from api.agents import AgentController
 from api.analysis import AnalysisController
 from api.api_keys import ApiKeyController, TenantController
 from api.approvals import ApprovalController, ExecutionApprovalsController
@@ -33,6 +34,7 @@ from api.forks import ForkController
 from api.handoffs import HandoffController
 from api.input_limits import check_request
 from api.live_controller import LiveController
+from api.locks import LockController
 from api.messages import MessageController
 from api.node_reports import NodeReportController
 from api.notes import NoteController
@@ -126,6 +128,8 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             ScopeController,
             TurnController,
             SearchController,
+            AgentController,
+            LockController,
             MessageController,
             DelegationController,
             HandoffController,

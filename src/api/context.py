@@ -9,9 +9,11 @@ from datetime import datetime
 import msgspec
 
 from commands.access import AccessService
+from commands.agents import AgentService
 from commands.checkpoint_compare import CheckpointComparer
 from commands.executions import ExecutionService
 from commands.live_feed import LiveFeeds, LiveHints
+from commands.locks import LockService
 from commands.read_pool import ReadPool
 from commands.store import EventStore
 from commands.workflows import WorkflowService
@@ -57,6 +59,8 @@ class ApiContext:
     rate_limit_per_minute: int = 6000
     live: LiveHints | None = None  # None: live updates poll the Postgres log instead of following NATS
     worker_credentials: WorkerCredentialsPort | None = None  # None: this API hands out no NATS access
+    agents: AgentService | None = None  # set by the composition root (quipu.wiring)
+    locks: LockService | None = None
 
     @property
     def live_feeds(self) -> LiveFeeds:

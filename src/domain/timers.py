@@ -1,4 +1,5 @@
-"""Durable timers of an execution, and the retry backoff rule (pure).
+"""Durable timers (an execution's, an agent's liveness, a lock's expiry), and the retry
+backoff rule (pure).
 
 A timer is a fact derived from recorded events (a deadline or a retry time written into
 the event), so it survives any restart: whoever runs timers only has to find the due ones
@@ -20,6 +21,10 @@ class TimerKind(StrEnum):
     NODE_TIMEOUT = "node_timeout"
     RETRY = "retry"
     EXECUTION_TIMEOUT = "execution_timeout"
+    # Coordination: the timer's stream is an agent (its liveness deadline) or a lock
+    # stream (a grant's expiry; ``node_id`` holds the grant's lock id).
+    AGENT_OFFLINE = "agent_offline"
+    LOCK_EXPIRY = "lock_expiry"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from projections.base import Projection
 from projections.branches import BranchesProjection
 from projections.checkpoints import CheckpointsProjection
+from projections.coordination import CoordinationProjection
 from projections.execution_metrics import MetricsProjection
 from projections.executions import ExecutionsProjection
 from projections.knowledge import KnowledgeProjection
@@ -28,6 +29,7 @@ PROJECTIONS: dict[str, type[Projection]] = {
         MemorySessionsProjection,
         KnowledgeProjection,
         MemorySearchProjection,
+        CoordinationProjection,
         MessagesProjection,
     )
 }

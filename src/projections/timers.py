@@ -1,7 +1,9 @@
 """Read model of durable timers: what is waiting on the clock, derived from events only.
 
 The deadlines and retry times are recorded in the events (see ``domain.timers``), so this
-table can always be rebuilt from the log and survives any restart. It mirrors what the
+table can always be rebuilt from the log and survives any restart. Besides executions'
+timers it holds agents' liveness deadlines and lock grants' expiries (the
+``execution_id`` column then holds the agent's or the lock's stream id). It mirrors what the
 aggregate tracks (``node_deadlines``, ``retry_due``, ``deadline``): a row appears when an
 event sets a time and goes away when a later event makes the timer moot. The timer runner
 only reads the due rows and asks the aggregate to fire them.
@@ -77,6 +79,27 @@ async def _ended(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
     await cur.execute("DELETE FROM timers" + _EXECUTION, (e.tenant_id, e.stream_id))
 
 
+async def _agent_alive(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    """A registration or heartbeat sets the agent's liveness deadline (one per agent)."""
+    due = _moment(e.payload["offline_at"])
+    await cur.execute(_UPSERT, (e.tenant_id, e.stream_id, TimerKind.AGENT_OFFLINE.value, "", 0, due))
+
+
+async def _agent_gone(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    await _drop(cur, e, TimerKind.AGENT_OFFLINE, "")
+
+
+async def _lock_granted(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    """A grant (its lock id is the event's id) or its extension sets the grant's expiry."""
+    lock_id = str(e.event_id if e.kind == "lock.acquired" else e.payload["lock_id"])
+    due = _moment(e.payload["expires_at"])
+    await cur.execute(_UPSERT, (e.tenant_id, e.stream_id, TimerKind.LOCK_EXPIRY.value, lock_id, 0, due))
+
+
+async def _lock_ended(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    await _drop(cur, e, TimerKind.LOCK_EXPIRY, str(e.payload["lock_id"]))
+
+
 class TimersProjection(Projection):
     name: ClassVar[str] = "timers"
     ddl: ClassVar[list[str]] = [
@@ -96,6 +119,10 @@ class TimersProjection(Projection):
         **dict.fromkeys(
             ("execution.succeeded", "execution.failed", "execution.cancelled", "execution.timed_out"), _ended
         ),
+        **dict.fromkeys(("agent.registered", "agent.heartbeat"), _agent_alive),
+        **dict.fromkeys(("agent.went_offline", "agent.unregistered"), _agent_gone),
+        **dict.fromkeys(("lock.acquired", "lock.extended"), _lock_granted),
+        **dict.fromkeys(("lock.released", "lock.expired", "lock.revoked"), _lock_ended),
     }
 
 

@@ -47,6 +47,8 @@ class Settings:
             else None
         )
     )
+    # Seconds without a heartbeat after which an agent is marked offline and loses its locks.
+    agent_offline_after: float = field(default_factory=lambda: float(os.environ.get("QUIPU_AGENT_OFFLINE_AFTER", "30")))
     # NATS authentication (see the README's security section). A .creds file this process
     # connects with, and/or a signing key of the NATS account (with the account's public key)
     # from which each role mints a user of its own and the API mints workers' credentials.

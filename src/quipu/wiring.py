@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -27,19 +28,36 @@ from bus.subjects import Subjects
 from bus.timers import TimerRunner
 from bus.worker_access import WorkerAccess
 from commands.access import AccessService
+from commands.agents import AgentService
 from commands.checkpoint_compare import CheckpointComparer
 from commands.executions import ExecutionService
 from commands.limits import DEFAULT_MAX_EVENT_BYTES
 from commands.limits import ENV_KEY as LIMIT_KEY
+from commands.locks import LockService
 from commands.log_queries import ExecutionLog, event_position
 from commands.store import EventStore, postgres_env
 from commands.workflows import WorkflowService
 from domain.execution import Execution
+from domain.timers import TimerKind
 from projections.applier import ensure_schema
+from projections.coordination import held_lock_streams
 from projections.execution_reads import ExecutionReads
 from projections.registry import PROJECTIONS, projection
 from projections.search_service import MemorySearch
 from quipu.config import Settings
+
+
+def coordination_services(store: EventStore, offline_after: float = 30.0) -> tuple[AgentService, LockService]:
+    """Agents and locks over one store: an agent that goes offline loses its locks (the
+    coordination read model says which lock streams to look at)."""
+
+    def held_by(tenant_id: str, agent_id: UUID) -> list[UUID]:
+        with store.datastore.get_connection() as conn:
+            return held_lock_streams(conn, tenant_id, agent_id)
+
+    locks = LockService(store, held_by=held_by)
+    agents = AgentService(store, offline_after=timedelta(seconds=offline_after), offline_consequences=locks.revoke_for)
+    return agents, locks
 
 
 def build_store(
@@ -64,6 +82,7 @@ class Wiring:
     nats_authority: NatsAuthority | None = None
     nats_public_url: str | None = None  # the NATS URL handed to workers (default: ours)
     worker_credentials_ttl: int = 3600
+    agent_offline_after: float = 30.0  # seconds without a heartbeat before an agent is offline
 
     def nats_as(self, rights: Permissions, name: str) -> NatsEndpoint:
         """The endpoint a role connects to: its own minted user when a signing key is
@@ -99,6 +118,7 @@ class Wiring:
             nats_authority=nats_authority,
             nats_public_url=settings.nats_public_url,
             worker_credentials_ttl=settings.worker_credentials_ttl,
+            agent_offline_after=settings.agent_offline_after,
         )
 
     @contextlib.asynccontextmanager
@@ -148,6 +168,7 @@ class Wiring:
             public_url=self.nats_public_url,
             ttl_seconds=self.worker_credentials_ttl,
         )
+        agents, locks = coordination_services(store, self.agent_offline_after)
         try:
             yield ApiContext(
                 store=store,
@@ -163,6 +184,8 @@ class Wiring:
                 rate_limit_per_minute=self.rate_limit_per_minute,
                 live=JetStreamHints(live_client, self.subjects.events_stream, live_subjects),
                 worker_credentials=worker_credentials_port(access),
+                agents=agents,
+                locks=locks,
             )
         finally:
             for client in clients:
@@ -184,7 +207,17 @@ class Wiring:
             return store.load(Execution, execution_id, tenant_id, version=version)
 
         executions = ExecutionService(store, WorkflowService(store, agent_types=self.agent_types))
-        runner = TimerRunner(self.database_url, executions.fire_timer, leader_key=self.subjects.prefix)
+        agents, locks = coordination_services(store, self.agent_offline_after)
+
+        def fire(tenant_id: str, stream_id: UUID, kind: TimerKind, node_id: str | None, attempt: int) -> bool:
+            # One runner for every durable timer: agents' liveness and grants' expiry too.
+            if kind is TimerKind.AGENT_OFFLINE:
+                return agents.go_offline(tenant_id, stream_id)
+            if kind is TimerKind.LOCK_EXPIRY:
+                return locks.expire(tenant_id, stream_id)
+            return executions.fire_timer(tenant_id, stream_id, kind, node_id, attempt)
+
+        runner = TimerRunner(self.database_url, fire, leader_key=self.subjects.prefix)
         try:
             yield [
                 Dispatcher(
