@@ -135,7 +135,7 @@ def answer(delegation: Delegation) -> Response[DelegationOut]:
 
 class DelegationController(Controller):
     path = "/api/v1/delegations"
-    tags = ["coordination"]
+    tags = ["delegations"]
 
     @post("/", operation_id="createDelegation", opt={"scope": "write"}, status_code=201)
     async def create(

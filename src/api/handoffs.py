@@ -93,7 +93,7 @@ def answer(handoff: Handoff) -> Response[HandoffOut]:
 
 class HandoffController(Controller):
     path = "/api/v1/handoffs"
-    tags = ["coordination"]
+    tags = ["handoffs"]
 
     @post("/", operation_id="createHandoff", opt={"scope": "write"}, status_code=201)
     async def create(

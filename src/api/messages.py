@@ -132,7 +132,7 @@ def service(ctx: ApiContext) -> MessageService:
 
 class MessageController(Controller):
     path = "/api/v1/messages"
-    tags = ["coordination"]
+    tags = ["messages"]
 
     @post("/", operation_id="sendMessage", opt={"scope": "write"}, status_code=201)
     async def send(
