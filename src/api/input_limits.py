@@ -1,6 +1,6 @@
 """What the API refuses before any handler runs: bodies that are not JSON (415), JSON nested
-deeper than ``MAX_JSON_DEPTH`` (422) and NUL characters anywhere in a body, a query or a path
-parameter (422, naming the field).
+deeper than ``MAX_JSON_DEPTH`` (422), NUL characters anywhere in a body, a query or a path
+parameter (422, naming the field), and bodies that decode only leniently (``api.strict_body``).
 
 Why here and not in each controller: Postgres ``text`` and ``jsonb`` cannot hold U+0000, so a
 NUL that got past the API either failed a query (500) or, worse, was appended to the log and
@@ -18,6 +18,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
+from api.strict_body import check_body_types
 from domain.errors import FieldProblem, ValidationFailed
 
 # Deep enough for any real workflow definition, state or metadata (they rarely pass 10), far
@@ -50,7 +51,9 @@ async def check_request(request: Request[Any, Any, State]) -> None:
             status_code=415, detail=f"send the body as application/json, not '{media_type or 'no content type'}'"
         )
     # Reads the body within the size limit (413 past it); Litestar keeps it for the handler.
-    check_json_body(await request.body())
+    body = await request.body()
+    check_json_body(body)
+    check_body_types(request.route_handler, body)  # strictly typed, as the schema reads (api.strict_body)
 
 
 def check_json_body(body: bytes) -> None:

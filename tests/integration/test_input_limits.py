@@ -106,6 +106,28 @@ async def test_json_nested_past_the_limit_is_422_and_the_limit_itself_is_fine(qu
 
 
 @pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        # A body is typed as its schema reads: 0 is not false, "1" is not 1.
+        (
+            W,
+            {"name": "w", "definition": {"nodes": [{"id": "a", "max_retries": "1"}]}},
+            "definition.nodes[0].max_retries",
+        ),
+        (W, {"name": "w", "definition": {"nodes": [{"id": "a", "timeout": "30"}]}}, "definition.nodes[0].timeout"),
+        ("/api/v1/search", {"query": "q", "include_expired": 0}, "include_expired"),
+    ],
+)
+async def test_a_body_is_decoded_strictly_not_coerced(
+    quipu: Running, path: str, body: dict[str, Any], field: str
+) -> None:
+    before = await _log_size(quipu)
+    problem = _problem(await quipu.client.post(path, json=body, headers=quipu.auth()), 422)
+    assert _fields(problem) == {field} and problem["errors"][0]["code"] == "invalid"
+    assert await _log_size(quipu) == before
+
+
+@pytest.mark.parametrize(
     "path",
     [W, "/api/v1/executions", "/api/v1/notes", "/api/v1/artifacts", "/api/v1/edges", "/api/v1/api-keys"],
 )
