@@ -40,12 +40,14 @@ def _consume(stream: str) -> tuple[str, ...]:
 
 
 def relay(subjects: Subjects) -> Permissions:
-    """The only role that may publish events."""
+    """The only role that may publish events (and the copies of messages for their recipients)."""
     stream = subjects.events_stream
     return Permissions(
         publish=(
             subjects.all_events,
+            subjects.all_agent_messages,
             *_stream_admin(stream),
+            *_stream_admin(subjects.agent_messages_stream),
             f"$JS.API.STREAM.MSG.GET.{stream}",
             f"$JS.API.DIRECT.GET.{stream}",
             f"$JS.API.DIRECT.GET.{stream}.>",
@@ -88,6 +90,8 @@ def api(subjects: Subjects) -> Permissions:
             f"$JS.API.CONSUMER.CREATE.{tasks}.>",
             f"$JS.API.CONSUMER.DURABLE.CREATE.{tasks}.>",
             f"$JS.API.CONSUMER.INFO.{tasks}.>",
+            *_stream_admin(subjects.agent_messages_stream),
+            *_consume(subjects.agent_messages_stream),  # the agents' inbox feeds
         ),
         subscribe=(REPLIES, subjects.all_reports),
         allow_responses=True,  # replies to workers' report requests, in their own inboxes

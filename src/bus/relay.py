@@ -29,6 +29,7 @@ from prometheus_client import Counter
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 
+from bus.agent_messages import ensure_agent_messages_stream, publish_agent_messages
 from bus.metrics import RELAY_LAG, RELAY_PUBLISHED
 from bus.publishing import headers_for
 from bus.runtime import NatsEndpoint, become_leader, connect_nats, run_until_stopped
@@ -121,6 +122,7 @@ class Relay:
             try:
                 js = nc.jetstream(timeout=5)
                 await ensure_event_stream(js, self._subjects)
+                await ensure_agent_messages_stream(js, self._subjects)
                 listener = asyncio.create_task(self._listen())
                 try:
                     await self._pump(conn, nc, js, stop)
@@ -145,6 +147,8 @@ class Relay:
             batch = await read_after(conn, position, self._batch_size)
             if batch:
                 expected_last = await self._publish_all(conn, nc, js, batch, expected_last)
+                # Copies of messages for their recipients' subjects, before the position moves on.
+                await publish_agent_messages(js, self._subjects, batch, max_payload=nc.max_payload)
                 position = batch[-1].notification_id
                 await self._store_position(conn, position)
                 self.published += len(batch)

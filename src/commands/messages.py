@@ -76,14 +76,17 @@ class MessageService:
 
         return edit(self._store, ctx, Message, message_id, change)
 
-    def deliver(self, ctx: CommandContext, message_id: UUID, agent_id: UUID) -> Message:
-        """Record that an inbox feed handed the message to ``agent_id`` (once per agent)."""
+    def deliver(self, ctx: CommandContext, message_id: UUID, agent_id: UUID) -> bool:
+        """Record that an inbox feed hands the message to ``agent_id``; False when it was
+        handed to that agent before (by this feed or another), so it is not sent again."""
+        recorded: list[bool] = []
 
         def change(message: Message, checked: CommandContext) -> tuple[Aggregate, ...]:
-            message.deliver(checked, agent_id)
+            recorded[:] = [message.deliver(checked, agent_id)]
             return ()
 
-        return edit(self._store, ctx, Message, message_id, change)
+        edit(self._store, ctx, Message, message_id, change)
+        return recorded[0]
 
     def agents(self, tenant_id: str, agent_type: str | None = None) -> list[UUID]:
         """Registered agents of the tenant (of ``agent_type`` if given), oldest first."""

@@ -6,6 +6,7 @@ The one definition of the scheme: workers use it, and Quipu imports it from here
     <prefix>.task.<tenant>.<agent_type>         work for workers (a work-queue stream)
     <prefix>.notice.<tenant>.hitp_required      an approval is waiting for a person
     <prefix>.report.<tenant>                    workers report heartbeat/complete/fail (request-reply)
+    <prefix>.agent.<tenant>.<agent_id>          messages to one agent (copies of message.sent, by the relay)
 
 Tenant ids and kinds are restricted to subject-safe tokens, so a subscriber's wildcard
 ``quipu.ev.acme.>`` sees exactly tenant ``acme``.
@@ -72,6 +73,18 @@ class Subjects:
     @property
     def all_reports(self) -> str:
         return f"{self.prefix}.report.*"
+
+    @property
+    def agent_messages_stream(self) -> str:
+        return self._stream("AGENT_MESSAGES")
+
+    @property
+    def all_agent_messages(self) -> str:
+        return f"{self.prefix}.agent.>"
+
+    def agent_messages(self, tenant_id: str, agent_id: str) -> str:
+        """An agent's messages: each ``message.sent`` envelope naming it as a recipient."""
+        return f"{self.prefix}.agent.{tenant_id}.{agent_id}"
 
 
 DEFAULT_AGENT_TYPE = "default"  # the queue of task nodes that name no agent type

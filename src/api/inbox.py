@@ -1,0 +1,67 @@
+"""/api/v1/agents/{agent_id}/inbox: an agent's messages as they arrive, over Server-Sent Events.
+
+Most urgent first, each message once per agent (its delivery is recorded, so
+``delivered_at`` is set and a second feed of the same agent does not get it again); see
+``projections.message_inbox``. Outside Quipu an agent may instead follow its NATS subject
+``<prefix>.agent.<tenant>.<agent_id>`` (the relay's copies of ``message.sent``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import anyio.to_thread
+import msgspec
+from litestar import Controller, get
+from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from api.auth import Principal
+from api.context import ApiContext
+from api.messages import row_out, service
+from domain.agent import Agent
+from domain.errors import NotFound
+from projections.message_inbox import InboxFeed
+
+RECONNECT_MS = 2000  # what an EventSource waits before it reconnects
+
+
+class InboxController(Controller):
+    path = "/api/v1/agents"
+    tags = ["messages"]
+
+    @get("/{agent_id:uuid}/inbox", operation_id="streamAgentInbox", media_type="text/event-stream")
+    async def inbox(
+        self, agent_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+    ) -> ServerSentEvent:
+        """The agent's undelivered messages, then new ones as they come: ``event`` is the message
+        type, ``id`` the message id, ``data`` the message (JSON). Critical before high before normal
+        before low; each is handed out once and marked delivered (acknowledge it when dealt with)."""
+        agent = await anyio.to_thread.run_sync(lambda: ctx.store.load(Agent, agent_id, principal.tenant_id))
+        if agent.deleted:
+            raise NotFound(f"agent {agent_id} was unregistered")
+        context = principal.context()
+        messages = service(ctx)
+
+        async def deliver(message_id: UUID) -> bool:
+            return await anyio.to_thread.run_sync(lambda: messages.deliver(context, message_id, agent_id))
+
+        feed = InboxFeed(ctx.pool, principal.tenant_id, agent_id, deliver, ctx.inbox)
+        return ServerSentEvent(_sse(feed), background=BackgroundTask(feed.close))
+
+
+async def _sse(feed: InboxFeed) -> AsyncIterator[ServerSentEventMessage]:
+    yield ServerSentEventMessage(data=None, comment="inbox", retry=RECONNECT_MS)
+    async with contextlib.aclosing(feed.messages()) as rows:
+        async for row in rows:
+            if row is None:
+                yield ServerSentEventMessage(data=None, comment="keep-alive")
+                continue
+            body = row_out(row)
+            yield ServerSentEventMessage(
+                data=msgspec.json.encode(body).decode(), event=body.message_type, id=str(body.message_id)
+            )
