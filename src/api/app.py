@@ -32,6 +32,7 @@ from api.execution_insights import ExecutionInsightsController
 from api.executions import ExecutionController
 from api.forks import ForkController
 from api.handoffs import HandoffController
+from api.inbox import InboxController
 from api.input_limits import check_request
 from api.live_controller import LiveController
 from api.locks import LockController
@@ -133,6 +134,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             MessageController,
             DelegationController,
             HandoffController,
+            InboxController,
             ApiKeyController,
             TenantController,
             AdminController,

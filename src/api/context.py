@@ -18,6 +18,7 @@ from commands.read_pool import ReadPool
 from commands.store import EventStore
 from commands.workflows import WorkflowService
 from projections.execution_reads import ExecutionReads
+from projections.message_inbox import InboxHints
 from projections.search_service import MemorySearch
 
 
@@ -58,6 +59,7 @@ class ApiContext:
     max_body_bytes: int = 1_048_576
     rate_limit_per_minute: int = 6000
     live: LiveHints | None = None  # None: live updates poll the Postgres log instead of following NATS
+    inbox: InboxHints | None = None  # None: agents' inbox feeds poll the messages read model
     worker_credentials: WorkerCredentialsPort | None = None  # None: this API hands out no NATS access
     agents: AgentService | None = None  # set by the composition root (quipu.wiring)
     locks: LockService | None = None

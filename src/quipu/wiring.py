@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.context import ApiContext, BusUnavailable, WorkerCredentials, WorkerCredentialsPort
 from bus import permissions
+from bus.agent_messages import JetStreamInboxHints
 from bus.consumer import Projector
 from bus.dispatcher import Dispatcher
 from bus.live_hints import JetStreamHints
@@ -183,6 +184,7 @@ class Wiring:
                 max_body_bytes=self.max_body_bytes,
                 rate_limit_per_minute=self.rate_limit_per_minute,
                 live=JetStreamHints(live_client, self.subjects.events_stream, live_subjects),
+                inbox=JetStreamInboxHints(live_client, self.subjects),
                 worker_credentials=worker_credentials_port(access),
                 agents=agents,
                 locks=locks,
