@@ -21,7 +21,6 @@ from api.workflows import IdempotencyKey
 from commands.messages import MessageService
 from domain.message import (
     AgentTarget,
-    AgentTypeName,
     ArtifactIds,
     Message,
     MessageDraft,
@@ -165,7 +164,7 @@ class MessageController(Controller):
         message_type: FromQuery[MessageType | None] = None,
         from_agent_id: FromQuery[UUID | None] = None,
         to_agent_id: FromQuery[UUID | None] = None,
-        to_agent_type: FromQuery[AgentTypeName | None] = None,
+        to_agent_type: FromQuery[str | None] = None,
         trajectory_id: FromQuery[UUID | None] = None,
         priority: FromQuery[MessagePriority | None] = None,
         undelivered_only: FromQuery[bool] = False,
