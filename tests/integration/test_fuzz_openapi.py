@@ -25,7 +25,8 @@ a pattern on every string of the document.
 
 The example count per operation and mode is QUIPU_FUZZ_EXAMPLES (small by default so the
 test fits in ``make test``; ``make fuzz`` raises it). Excluded: the SSE feed
-(``/executions/{id}/events``) and the NDJSON/SSE replay (``/executions/{id}/replay``), which
+(``/executions/{id}/events``), an agent's inbox (``/agents/{id}/inbox``) and the NDJSON/SSE
+replay (``/executions/{id}/replay``), which
 stream until the client goes away (or for as long as ``pace`` stretches the recorded gaps) and
 so cannot be driven one request at a time here (they have tests of their own); the WebSocket
 ``/ws`` is not an OpenAPI operation at all.
@@ -94,7 +95,7 @@ KNOWN_GAPS: dict[str, str] = {
     ),
     "POST /api/v1/scopes/{scope_id}/checkpoint: Schema-violating request accepted": "0 taken as false",
 }
-STREAMING = ("/executions/{execution_id}/events", "/executions/{execution_id}/replay")
+STREAMING = ("/executions/{execution_id}/events", "/executions/{execution_id}/replay", "/agents/{agent_id}/inbox")
 CLIENT_SIDE = (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, UnicodeError)
 
 
