@@ -7,7 +7,7 @@ its locks; a heartbeat brings it back."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import anyio.to_thread
@@ -23,15 +23,11 @@ from api.resource_helpers import Causes, created, from_row, with_etag
 from api.workflows import IdempotencyKey, IfMatch, expected_version
 from commands.agents import AgentChange, AgentInput, AgentService
 from domain.agent import Agent, AgentStatus, AgentTypeName, AgentTypes, Capabilities, MemoryAccess
-from domain.errors import FieldProblem, ValidationFailed
 from projections.coordination import list_agents
-
-# The reference's AgentType is a name, or an object naming a custom type ({"Custom": "name"}).
-AgentTypeIn = AgentTypeName | Annotated[dict[str, AgentTypeName], msgspec.Meta(min_length=1, max_length=1)]
 
 
 class AgentRegister(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    agent_type: AgentTypeIn
+    agent_type: AgentTypeName
     capabilities: Capabilities = []
     can_delegate_to: AgentTypes = []
     memory_access: MemoryAccess = {}
@@ -113,15 +109,6 @@ def agents(ctx: ApiContext) -> AgentService:
     return ctx.agents
 
 
-def _type_name(value: str | dict[str, str]) -> str:
-    if isinstance(value, str):
-        return value
-    (name,) = value.values()
-    if not name.strip():
-        raise ValidationFailed([FieldProblem("agent_type", "a custom agent type needs a name", "invalid")])
-    return name
-
-
 class AgentController(Controller):
     path = "/api/v1/agents"
     tags = ["agents"]
@@ -138,7 +125,7 @@ class AgentController(Controller):
         with ``Idempotency-Key``."""
         raw = msgspec.to_builtins(data)
         fields = AgentInput(
-            agent_type=_type_name(data.agent_type),
+            agent_type=data.agent_type,
             capabilities=data.capabilities,
             can_delegate_to=data.can_delegate_to,
             memory_access=data.memory_access,

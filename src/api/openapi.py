@@ -68,6 +68,8 @@ TAGS = {
     "search": "Keyword, vector and hybrid search over memory.",
     "agents": "Coordination: registered agents, their heartbeats and status (silent agents go offline).",
     "locks": "Coordination: locks on memory resources with fencing tokens, expiry and waiting.",
+    "agents": "Coordination: registered agents, their heartbeats and status (silent agents go offline).",
+    "locks": "Coordination: locks on memory resources with fencing tokens, expiry and waiting.",
     "messages": "Coordination: messages between agents, acknowledged by their recipients.",
     "delegations": "Coordination: tasks one agent delegates to another (pending, accepted, completed).",
     "handoffs": "Coordination: an agent hands its trajectory and context to another.",

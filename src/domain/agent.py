@@ -26,9 +26,11 @@ from domain.events import DomainEvent, event_kind
 
 AgentStatus = Literal["idle", "active", "blocked", "failed", "offline"]
 AgentTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-Capability = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Capabilities = Annotated[list[Capability], msgspec.Meta(max_length=100)]
-AgentTypes = Annotated[list[AgentTypeName], msgspec.Meta(max_length=100)]
+# Items of lists are plain strings: the OpenAPI schema cannot carry bounds on list items
+# (Litestar drops them), and a request the schema allows must not be refused. Empty names
+# are dropped, and the body's size limit bounds the rest.
+Capabilities = Annotated[list[str], msgspec.Meta(max_length=100)]
+AgentTypes = Annotated[list[str], msgspec.Meta(max_length=100)]
 MemoryAccess = Annotated[dict[str, Any], msgspec.Meta(max_length=100)]
 
 # How long an agent may stay silent before it counts as offline, unless configured.
@@ -120,8 +122,8 @@ class Agent(Aggregate):
             ctx,
             aggregate_id=agent_id,
             agent_type=agent_type,
-            capabilities=list(dict.fromkeys(capabilities or [])),
-            can_delegate_to=list(dict.fromkeys(can_delegate_to or [])),
+            capabilities=_names(capabilities),
+            can_delegate_to=_names(can_delegate_to),
             memory_access=memory_access or {},
             reports_to=reports_to,
             owner_principal_id=owner_principal_id,
@@ -153,7 +155,7 @@ class Agent(Aggregate):
                 )
             status = None
         after = {
-            "capabilities": self.capabilities if capabilities is None else list(dict.fromkeys(capabilities)),
+            "capabilities": self.capabilities if capabilities is None else _names(capabilities),
             "memory_access": self.memory_access if memory_access is None else memory_access,
             "current_trajectory_id": current_trajectory_id or self.current_trajectory_id,
             "current_scope_id": current_scope_id or self.current_scope_id,
@@ -222,3 +224,8 @@ class Agent(Aggregate):
             self.deleted = True
         else:  # pragma: no cover - a new kind without a branch is a programming error
             raise TypeError(f"Agent cannot apply {type(event).__name__}")
+
+
+def _names(values: list[str] | None) -> list[str]:
+    """Distinct, non-empty, in the order given."""
+    return list(dict.fromkeys(v for v in values or [] if v.strip()))
