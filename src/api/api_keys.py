@@ -1,4 +1,4 @@
-"""/api/v1/api-keys and /api/v1/tenants/current: credentials of the caller's tenant."""
+"""/api/v1/api-keys: credentials of the caller's tenant (its tenant itself: ``api.tenants``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import anyio.to_thread
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, JSONBody
 
 from api.auth import Principal
@@ -20,7 +21,7 @@ from domain.access import ApiKey
 
 class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=4)] = msgspec.field(
+    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=5)] = msgspec.field(
         default_factory=lambda: ["read"]
     )
 
@@ -38,11 +39,6 @@ class ApiKeyCreated(ApiKeyOut):
     key: str  # shown once; only its hash is stored
 
 
-class TenantOut(msgspec.Struct):
-    id: str
-    scopes: list[str]
-
-
 def _out(k: ApiKey) -> ApiKeyOut:
     return ApiKeyOut(k.id, k.name, k.scopes, k.key_prefix, k.revoked, k.created_on)
 
@@ -55,7 +51,10 @@ class ApiKeyController(Controller):
     async def create(
         self, data: JSONBody[ApiKeyCreate], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> ApiKeyCreated:
-        """Issue a key for the caller's tenant. The secret is in this response only."""
+        """Issue a key for the caller's tenant. The secret is in this response only. Only an
+        operator key issues ``operator`` keys (403), so no tenant admin can make itself one."""
+        if "operator" in data.scopes and not principal.operator:
+            raise PermissionDeniedException("only an operator key may issue an operator key")
         key, secret = await anyio.to_thread.run_sync(
             lambda: ctx.access.issue(principal.context(), name=data.name, scopes=data.scopes)
         )
@@ -81,13 +80,3 @@ class ApiKeyController(Controller):
         """Revoke a key; it stops working on every API process within a few seconds."""
         key = await anyio.to_thread.run_sync(lambda: ctx.access.revoke(principal.context(), key_id))
         return _out(key)
-
-
-class TenantController(Controller):
-    path = "/api/v1/tenants"
-    tags = ["tenants"]
-
-    @get("/current", operation_id="getCurrentTenant")
-    async def current(self, principal: NamedDependency[Principal]) -> TenantOut:
-        """The tenant the presented key belongs to, and the key's scopes."""
-        return TenantOut(principal.tenant_id, list(principal.scopes))

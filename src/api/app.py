@@ -17,7 +17,7 @@ from prometheus_client import Histogram
 from api.admin import AdminController, HealthController
 from api.agents import AgentController
 from api.analysis import AnalysisController
-from api.api_keys import ApiKeyController, TenantController
+from api.api_keys import ApiKeyController
 from api.approvals import ApprovalController, ExecutionApprovalsController
 from api.artifacts import ArtifactController
 from api.auth import authentication_guard, provide_principal
@@ -46,6 +46,8 @@ from api.provenance import ProvenanceController
 from api.rate_limit import RateLimiter
 from api.scopes import ScopeController
 from api.search import SearchController
+from api.summarization import SummarizationPolicyController, SummarizationRequestController
+from api.tenants import TenantController
 from api.time_travel import TimeTravelController
 from api.trajectories import TrajectoryController
 from api.turns import TurnController
@@ -137,6 +139,8 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             InboxController,
             ApiKeyController,
             TenantController,
+            SummarizationPolicyController,
+            SummarizationRequestController,
             AdminController,
             HealthController,
             WorkerController,

@@ -16,6 +16,8 @@ from commands.live_feed import LiveFeeds, LiveHints
 from commands.locks import LockService
 from commands.read_pool import ReadPool
 from commands.store import EventStore
+from commands.summarization import SummarizationService
+from commands.tenants import TenantService
 from commands.workflows import WorkflowService
 from projections.execution_reads import ExecutionReads
 from projections.message_inbox import InboxHints
@@ -63,6 +65,16 @@ class ApiContext:
     worker_credentials: WorkerCredentialsPort | None = None  # None: this API hands out no NATS access
     agents: AgentService | None = None  # set by the composition root (quipu.wiring)
     locks: LockService | None = None
+
+    @property
+    def tenants(self) -> TenantService:
+        """The tenants' service: the one authentication asks, so a change is seen at once."""
+        return self.access.tenants
+
+    @property
+    def summarization(self) -> SummarizationService:
+        """Stateless over the event store: building one per use is free."""
+        return SummarizationService(self.store)
 
     @property
     def live_feeds(self) -> LiveFeeds:

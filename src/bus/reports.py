@@ -20,8 +20,10 @@ from prometheus_client import Counter
 
 from bus.runtime import NatsEndpoint, connect_nats, run_until_stopped
 from bus.subjects import Subjects
+from bus.summarizer import SUMMARIZATION_NODE
 from commands.errors import ConcurrencyConflict
 from commands.executions import ExecutionService
+from commands.summarization import SummarizationService
 from domain.aggregate import CommandContext
 from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.execution import Execution
@@ -35,10 +37,17 @@ QUEUE_GROUP = "quipu-reports"
 
 
 class ReportResponder:
-    def __init__(self, nats_url: NatsEndpoint | str, subjects: Subjects, executions: ExecutionService) -> None:
+    def __init__(
+        self,
+        nats_url: NatsEndpoint | str,
+        subjects: Subjects,
+        executions: ExecutionService,
+        summaries: SummarizationService | None = None,
+    ) -> None:
         self._nats_url = nats_url
         self._subjects = subjects
         self._executions = executions
+        self._summaries = summaries
 
     async def run(self, stop: asyncio.Event) -> None:
         await run_until_stopped(stop, self._run_once, "report_responder_retrying")
@@ -68,7 +77,27 @@ class ReportResponder:
             await msg.respond(_encode(reply))
 
     def handle(self, tenant_id: str, report: Report) -> ReportReply:
-        """Run the report as a command; map domain errors to HTTP-like statuses."""
+        """Run the report as a command; map domain errors to HTTP-like statuses. A report on
+        a summarization task (its node id) goes to the summarization request it names."""
+        if self._summaries is not None and report.node_id == SUMMARIZATION_NODE:
+            summaries = self._summaries
+            try:
+                request = summaries.worker_report(
+                    tenant_id,
+                    report.execution_id,
+                    report.type,
+                    output=report.output,
+                    error=report.error,
+                    worker=report.worker,
+                )
+            except NotFound:
+                pass  # not a request: an execution may have a node of that name
+            except (Conflict, ConcurrencyConflict) as error:
+                return ReportReply(ok=False, status=409, detail=str(error))
+            except ValidationFailed as error:
+                return ReportReply(ok=False, status=422, detail=str(error))
+            else:
+                return ReportReply(ok=True, execution_status=request.status, node_status=request.status)
         ctx = CommandContext(tenant_id, f"worker:{report.worker or 'nats'}")
         try:
             execution = self._executions.act(ctx, report.execution_id, lambda e, c: _apply(e, c, report))

@@ -9,6 +9,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.store import EventStore
+from commands.tenants import TenantService
 from domain.access import ApiKey, check_tenant_id, ensure_an_admin_remains, hash_key, key_id_for, new_secret
 from domain.aggregate import CommandContext
 
@@ -17,16 +18,19 @@ AUTH_CACHE_SECONDS = 5.0
 
 
 class AccessService:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, tenants: TenantService | None = None) -> None:
         self._store = store
+        self.tenants = tenants or TenantService(store)  # whose status authentication checks
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
         self._revoking = threading.Lock()
 
     def issue(self, ctx: CommandContext, *, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
-        """Create a key; the secret is returned once and only its hash is stored."""
+        """Create a key; the secret is returned once and only its hash is stored. The
+        tenant's own stream is started with its first key (tenants are otherwise implicit)."""
         secret = new_secret()
         key = ApiKey.issue(ctx, name=name, scopes=scopes, secret=secret)
+        self.tenants.ensure_registered(ctx.tenant_id, ctx.actor)
         self._store.save_all(key)
         return key, secret
 

@@ -13,11 +13,13 @@ from domain.aggregate import Aggregate, CommandContext, aggregate_root
 from domain.errors import Conflict, FieldProblem, ValidationFailed
 from domain.events import DomainEvent, event_kind
 
-Scope = Literal["read", "write", "admin", "worker"]
-# read < write < admin: each implies the ones before it. "worker" stands apart: it may take
-# tasks and report on them (what a worker process needs) and read nothing; write implies it.
-SCOPES: tuple[Scope, ...] = ("read", "write", "admin", "worker")
-_RANKED: tuple[Scope, ...] = ("read", "write", "admin")
+Scope = Literal["read", "write", "admin", "worker", "operator"]
+# read < write < admin < operator: each implies the ones before it. "worker" stands apart: it
+# may take tasks and report on them (what a worker process needs) and read nothing; write
+# implies it. "operator" is admin over every tenant (list, suspend, reactivate them); only
+# the CLI or another operator key issues one (docs/architecture.md, Tenants).
+SCOPES: tuple[Scope, ...] = ("read", "write", "admin", "worker", "operator")
+_RANKED: tuple[Scope, ...] = ("read", "write", "admin", "operator")
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # safe as a NATS subject token
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://quipu.dev/ns/api-key")
 KEY_PREFIX = "qk_"
@@ -101,7 +103,7 @@ class ApiKey(Aggregate):
         if self.revoked:
             return False
         if scope == "worker":
-            return any(s in ("worker", "write", "admin") for s in self.scopes)
+            return any(s in ("worker", "write", "admin", "operator") for s in self.scopes)
         ranked = [_RANKED.index(s) for s in self.scopes if s in _RANKED]
         return any(rank >= _RANKED.index(scope) for rank in ranked)
 

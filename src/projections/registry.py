@@ -12,6 +12,8 @@ from projections.knowledge import KnowledgeProjection
 from projections.memory_search import MemorySearchProjection
 from projections.memory_sessions import MemorySessionsProjection
 from projections.messages import MessagesProjection
+from projections.summarization import SummarizationProjection
+from projections.tenants import TenantsProjection
 from projections.timeline import TimelineProjection
 from projections.timers import TimersProjection
 from projections.workflows import WorkflowsProjection
@@ -29,6 +31,8 @@ PROJECTIONS: dict[str, type[Projection]] = {
         MemorySessionsProjection,
         KnowledgeProjection,
         MemorySearchProjection,
+        TenantsProjection,
+        SummarizationProjection,
         CoordinationProjection,
         MessagesProjection,
     )

@@ -112,7 +112,7 @@ async def _serve_api(
     on_ready: Callable[[], None] | None,
 ) -> None:
     async with wiring.api_context() as ctx:
-        roles.start("reports", wiring.report_responder(ctx.executions).run(stop))
+        roles.start("reports", wiring.report_responder(ctx.executions, ctx.summarization).run(stop))
         config = uvicorn.Config(create_app(ctx), log_config=None, access_log=False, lifespan="on")
         server = _EmbeddedServer(config, on_ready)
         tune_gc()

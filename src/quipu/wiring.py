@@ -26,6 +26,7 @@ from bus.relay import Relay
 from bus.reports import ReportResponder
 from bus.runtime import RETRYABLE, NatsEndpoint, connect_nats, endpoint
 from bus.subjects import Subjects
+from bus.summarizer import Summarizer
 from bus.timers import TimerRunner
 from bus.worker_access import WorkerAccess
 from commands.access import AccessService
@@ -37,6 +38,8 @@ from commands.limits import ENV_KEY as LIMIT_KEY
 from commands.locks import LockService
 from commands.log_queries import ExecutionLog, event_position
 from commands.store import EventStore, postgres_env
+from commands.summarization import SummarizationService
+from commands.summarization_firing import TriggerFiring
 from commands.workflows import WorkflowService
 from domain.execution import Execution
 from domain.timers import TimerKind
@@ -220,6 +223,13 @@ class Wiring:
             return executions.fire_timer(tenant_id, stream_id, kind, node_id, attempt)
 
         runner = TimerRunner(self.database_url, fire, leader_key=self.subjects.prefix)
+        summarizer = Summarizer(
+            self.nats_as(permissions.dispatcher(self.subjects), "summarizer"),
+            self.subjects,
+            SummarizationService(store),
+            TriggerFiring(store),
+            database_url=self.database_url,
+        )
         try:
             yield [
                 Dispatcher(
@@ -228,14 +238,19 @@ class Wiring:
                     load,
                     database_url=self.database_url,
                 ).run,
+                summarizer.run,  # summarization triggers fired from the log, and their tasks
                 *([runner.run] if timers else []),
             ]
         finally:
             await asyncio.to_thread(store.close)
 
-    def report_responder(self, executions: ExecutionService) -> ReportResponder:
-        """Worker reports over NATS; runs beside the API, which owns the command side."""
-        return ReportResponder(self.nats_as(permissions.api(self.subjects), "reports"), self.subjects, executions)
+    def report_responder(
+        self, executions: ExecutionService, summaries: SummarizationService | None = None
+    ) -> ReportResponder:
+        """Worker reports over NATS; runs beside the API, which owns the command side.
+        With ``summaries``, reports on summarization tasks are answered too."""
+        nats = self.nats_as(permissions.api(self.subjects), "reports")
+        return ReportResponder(nats, self.subjects, executions, summaries)
 
     def relay(self) -> Relay:
         return Relay(self.database_url, self.nats_as(permissions.relay(self.subjects), "relay"), self.subjects)

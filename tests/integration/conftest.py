@@ -71,7 +71,7 @@ async def running_quipu(
             tasks.extend(asyncio.create_task(p.run(stop)) for p in wiring.projectors())
             parts = await resources.enter_async_context(wiring.orchestration(timers=timers))
             tasks.extend(asyncio.create_task(part(stop)) for part in parts)
-            tasks.append(asyncio.create_task(wiring.report_responder(ctx.executions).run(stop)))
+            tasks.append(asyncio.create_task(wiring.report_responder(ctx.executions, ctx.summarization).run(stop)))
         app = create_app(ctx)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://quipu", timeout=60) as client:
