@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import structlog
 
-from bench import append, dag, lag, memory_search, orchestration, time_travel
+from bench import append, dag, lag, locks, memory_search, orchestration, time_travel
 from bench.common import fmt, log, pct
 from bench.infra import infra
 from quipu.tuning import tune_gc
@@ -111,9 +111,11 @@ def main() -> None:
     if args.quick:
         sizes = {"append_n": 400, "lag_rate": 500.0, "lag_s": 4.0, "dag_n": 10_000, "samples": 100}
         sizes |= {"runs": 40, "latency_runs": 16, "tt_events": 2000, "tt_repeats": 5, "search_queries": 100}
+        sizes |= {"lock_trips": 300}
     else:
         sizes = {"append_n": 3000, "lag_rate": 500.0, "lag_s": 10.0, "dag_n": 100_000, "samples": 200}
         sizes |= {"runs": 200, "latency_runs": 60, "tt_events": 10_000, "tt_repeats": 15, "search_queries": 225}
+        sizes |= {"lock_trips": 2000}
     search_notes = args.search_notes or (5_000 if args.quick else 100_000)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.basicConfig(level=logging.WARNING)
@@ -124,23 +126,26 @@ def main() -> None:
     with infra() as env:
         store = build_store(env.database_url, pool_size=8)
         try:
-            log("1/6 append throughput")
+            log("1/7 append throughput")
             appends = append.measure(store, env.database_url, int(sizes["append_n"]))
             quiesce(env.database_url)
-            log("2/6 append -> read-model lag")
+            log("2/7 append -> read-model lag")
             lags = lag.measure(store, env.database_url, env.nats_url, sizes["lag_rate"], sizes["lag_s"])
             quiesce(env.database_url)
-            log("3/6 DAG walks")
+            log("3/7 DAG walks")
             walks = dag.measure(store, env.database_url, int(sizes["dag_n"]), int(sizes["samples"]))
             quiesce(env.database_url)
-            log("4/6 orchestration")
+            log("4/7 orchestration")
             orch = orchestration.measure(env.database_url, env.nats_url, int(sizes["runs"]), int(sizes["latency_runs"]))
             quiesce(env.database_url)
-            log("5/6 time travel")
+            log("5/7 time travel")
             travel = time_travel.measure(store, env.database_url, int(sizes["tt_events"]), int(sizes["tt_repeats"]))
             quiesce(env.database_url)
-            log(f"6/6 memory search through the API (Cranfield, then {search_notes:,} notes)")
+            log(f"6/7 memory search through the API (Cranfield, then {search_notes:,} notes)")
             memory = memory_search.measure(env.database_url, env.nats_url, search_notes, int(sizes["search_queries"]))
+            quiesce(env.database_url)
+            log("7/7 lock round trips")
+            lock_trips = locks.measure(store, env.database_url, int(sizes["lock_trips"]))
         finally:
             store.close()
     total = time.perf_counter() - started
@@ -199,6 +204,7 @@ def main() -> None:
     rows += orchestration_rows(orch)
     rows += time_travel_rows(travel)
     rows += memory_search.rows(memory)
+    rows += locks.rows(lock_trips)
 
     mode = "quick" if args.quick else "full"
     print(f"\nQuipu bench ({mode}; DAG build {walks.build_s:.0f} s; total {total:.0f} s)\n")
