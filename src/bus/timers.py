@@ -1,4 +1,6 @@
-"""The timer runner: fires the durable timers of executions when they fall due.
+"""The timer runner: fires durable timers when they fall due (executions' timeouts and
+retries, agents' liveness deadlines, lock grants' expiry; the composition root routes each
+kind to its service).
 
 Timers are facts in the log (the ``timers`` read model holds them), so the runner keeps
 no state worth saving: it polls the due rows and asks the aggregate to fire each one.
