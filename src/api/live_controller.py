@@ -24,10 +24,12 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.auth import Principal, bind_correlation, socket_principal
 from api.context import ApiContext
+from api.inbox import inbox_body, open_inbox
 from api.live import ExecutionFeed
 from api.live_messages import LiveMessage
 from domain.errors import NotFound, ValidationFailed
 from domain.ids import uuid7
+from projections.message_inbox import InboxFeed
 
 log = structlog.get_logger(__name__)
 LastEventId = Annotated[UUID | None, HeaderParameter(name="Last-Event-ID")]
@@ -69,7 +71,8 @@ class LiveController(Controller):
     @websocket("/ws", opt={"scope": "read"})
     async def socket(self, socket: WebSocket[Any, Any, Any], ctx: NamedDependency[ApiContext]) -> None:
         """Subscribe to executions: ``{"action": "subscribe", "execution_id", "last_event_id"?}``,
-        ``unsubscribe``, ``ping``. Auth by ``Authorization: Bearer`` or ``?token=``; a refused
+        ``unsubscribe``, ``ping``; to an agent's messages: ``subscribe_inbox`` / ``unsubscribe_inbox``
+        with ``agent_id``. Auth by ``Authorization: Bearer`` or ``?token=``; a refused
         key closes the handshake with 4401 / 4403."""
         try:
             principal = await socket_principal(socket, ctx)
@@ -104,7 +107,15 @@ class Ping(msgspec.Struct, tag="ping", tag_field="action", forbid_unknown_fields
     pass
 
 
-_commands = msgspec.json.Decoder(Subscribe | Unsubscribe | Ping)
+class SubscribeInbox(msgspec.Struct, tag="subscribe_inbox", tag_field="action", forbid_unknown_fields=True):
+    agent_id: UUID
+
+
+class UnsubscribeInbox(msgspec.Struct, tag="unsubscribe_inbox", tag_field="action", forbid_unknown_fields=True):
+    agent_id: UUID
+
+
+_commands = msgspec.json.Decoder(Subscribe | Unsubscribe | Ping | SubscribeInbox | UnsubscribeInbox)
 
 
 class LiveSession:
@@ -165,6 +176,11 @@ class LiveSession:
             await self._send({"type": "pong"})
         elif isinstance(command, Subscribe):
             await self._subscribe(command)
+        elif isinstance(command, SubscribeInbox):
+            await self._subscribe_inbox(command.agent_id)
+        elif isinstance(command, UnsubscribeInbox):
+            await self._stop(command.agent_id)
+            await self._send({"type": "unsubscribed_inbox", "agent_id": str(command.agent_id)})
         else:
             await self._stop(command.execution_id)
             await self._send({"type": "unsubscribed", "execution_id": str(command.execution_id)})
@@ -192,6 +208,35 @@ class LiveSession:
         await self._send({"type": "subscribed", "execution_id": str(execution_id)})
         feed = ExecutionFeed(self._ctx, target, from_start=command.from_start)
         self._follows[execution_id] = asyncio.create_task(self._follow(execution_id, feed))
+
+    async def _subscribe_inbox(self, agent_id: UUID) -> None:
+        """The agent's messages, most urgent first, each once (``api.inbox``); every one is
+        sent as ``{"type": "message", "agent_id", "message"}``."""
+        if agent_id not in self._follows and len(self._follows) >= MAX_SUBSCRIPTIONS:
+            await self._error("TOO_MANY_SUBSCRIPTIONS", f"at most {MAX_SUBSCRIPTIONS} per socket")
+            return
+        try:
+            feed = await open_inbox(self._ctx, self._principal, agent_id)
+        except NotFound as error:
+            await self._error("NOT_FOUND", str(error))
+            return
+        await self._stop(agent_id)
+        await self._send({"type": "subscribed_inbox", "agent_id": str(agent_id)})
+        self._follows[agent_id] = asyncio.create_task(self._follow_inbox(agent_id, feed))
+
+    async def _follow_inbox(self, agent_id: UUID, feed: InboxFeed) -> None:
+        try:
+            async with contextlib.aclosing(feed.messages()) as rows:
+                async for row in rows:
+                    if row is not None:
+                        message = msgspec.to_builtins(inbox_body(row))
+                        await self._send({"type": "message", "agent_id": str(agent_id), "message": message})
+        except Exception:
+            log.exception("inbox_subscription_failed", agent_id=str(agent_id))
+            await self._error("SUBSCRIPTION_FAILED", "the inbox subscription stopped; subscribe again")
+        finally:
+            if self._follows.get(agent_id) is asyncio.current_task():
+                del self._follows[agent_id]
 
     async def _follow(self, execution_id: UUID, feed: ExecutionFeed) -> None:
         """Forward one feed until it completes (the subscription then ends by itself)."""

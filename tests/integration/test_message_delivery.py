@@ -4,12 +4,16 @@ each once, marking them delivered."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 from typing import Any
+from uuid import UUID
 
 import httpx
 import msgspec
 import pytest
+import websockets
 from nats.js.api import ConsumerConfig
 
 from api.app import create_app
@@ -90,3 +94,34 @@ async def test_the_sse_inbox_hands_out_by_priority_once_and_marks_delivery(quipu
             assert (await again.next()).id == fresh["message_id"]
         r = await client.get(f"/api/v1/agents/{agent}/inbox", headers=q.auth("beta"))
         assert r.status_code == 404
+
+
+async def test_the_websocket_inbox_sends_an_agents_messages_by_priority(quipu: Running) -> None:
+    q = quipu
+    sender, agent = await _agent(q, "lead"), await _agent(q, "coder")
+    normal = await _send(q, sender, {"agent_id": agent}, "normal", "later")
+    critical = await _send(q, sender, {"agent_id": agent}, "critical", "first")
+
+    async def projected() -> bool:
+        return bool((await _get(q, f"{M}?to_agent_id={agent}"))["total"] == 2)
+
+    await q.wait_for(projected)
+
+    async def receive(ws: Any) -> dict[str, Any]:
+        return json.loads(await asyncio.wait_for(ws.recv(), 20))  # type: ignore[no-any-return]
+
+    async with serving(create_app(q.ctx)) as base:
+        url = base.replace("http://", "ws://") + f"/api/v1/ws?token={q.keys['acme']}"
+        async with websockets.connect(url, open_timeout=10) as ws:
+            assert (await receive(ws))["type"] == "connected"
+            await ws.send(json.dumps({"action": "subscribe_inbox", "agent_id": str(UUID(int=7))}))
+            assert (await receive(ws))["error_code"] == "NOT_FOUND"
+            await ws.send(json.dumps({"action": "subscribe_inbox", "agent_id": agent}))
+            assert (await receive(ws)) == {"type": "subscribed_inbox", "agent_id": agent}
+            got = [await receive(ws), await receive(ws)]
+            assert [m["message"]["message_id"] for m in got] == [critical["message_id"], normal["message_id"]]
+            assert got[0]["type"] == "message" and got[0]["agent_id"] == agent
+            live = await _send(q, sender, {"agent_id": agent}, "high", "now")
+            assert (await receive(ws))["message"]["message_id"] == live["message_id"]
+            await ws.send(json.dumps({"action": "unsubscribe_inbox", "agent_id": agent}))
+            assert (await receive(ws)) == {"type": "unsubscribed_inbox", "agent_id": agent}
