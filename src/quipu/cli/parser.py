@@ -108,7 +108,12 @@ def _admin(subs: argparse._SubParsersAction, common: argparse.ArgumentParser) ->
     keys_subs = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     create = _sub(keys_subs, "create", "issue a key and print it (shown once)", common)
     option(create, "--tenant", required=True, help="the tenant the key acts for")
-    option(create, "--scopes", default="read,write", help="comma-separated scopes: read, write, admin")
+    option(
+        create,
+        "--scopes",
+        default="read,write",
+        help="comma-separated scopes: read, write, admin, worker, operator (every tenant)",
+    )
     option(create, "--name", default="cli", help="a name to recognise the key by")
     listing = _sub(keys_subs, "list", "a tenant's keys, one JSON object per line (never the secret)", common)
     option(listing, "--tenant", required=True, help="the tenant whose keys to list")
