@@ -146,7 +146,7 @@ class AgentController(Controller):
         principal: NamedDependency[Principal],
         limit: Limit = 50,
         offset: Offset = 0,
-        agent_type: FromQuery[AgentTypeName | None] = None,
+        agent_type: FromQuery[str | None] = None,  # no bounds: an empty or unknown type matches nothing
         status: FromQuery[AgentStatus | None] = None,
         trajectory_id: FromQuery[UUID | None] = None,
         active_only: FromQuery[bool] = False,
