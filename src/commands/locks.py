@@ -7,6 +7,8 @@ again on the fresh state, so the aggregate's rules always judge the latest grant
 holder must be a registered agent of the tenant whose liveness deadline has not passed.
 A ``lock_id`` is the id of the grant's ``lock.acquired`` event; the event DAG says which
 stream it belongs to, so reads and writes of a grant see the log, never a read model.
+A grant whose holder is gone (past its liveness deadline) never blocks a live agent: the
+acquire that meets it revokes it first, whether or not the liveness timer has done so.
 """
 
 from __future__ import annotations
@@ -103,9 +105,16 @@ class LockService:
                 assert lock.last_event_id is not None
                 grant = lock.grants[lock.last_event_id]
             else:
-                grant = lock.acquire(
-                    decide, holder_agent_id=data.holder_agent_id, mode=data.mode, now=now, timeout=timeout
-                )
+                try:
+                    grant = lock.acquire(
+                        decide, holder_agent_id=data.holder_agent_id, mode=data.mode, now=now, timeout=timeout
+                    )
+                except LockTaken as taken:
+                    if not self._revoke_gone(lock, taken.holders, ctx, now):
+                        raise
+                    grant = lock.acquire(
+                        decide, holder_agent_id=data.holder_agent_id, mode=data.mode, now=now, timeout=timeout
+                    )
             try:
                 self._store.save_all(lock)
             except ConcurrencyConflict:
@@ -190,6 +199,25 @@ class LockService:
                 continue
             return lock, grant
         raise AssertionError("unreachable")
+
+    def _revoke_gone(self, lock: Lock, holders: list[Grant], ctx: CommandContext, now: datetime) -> bool:
+        """Revoke the blocking grants of holders that are gone (past their liveness deadline,
+        offline or unregistered) even if their liveness timer has not revoked them yet: a
+        grant taken while its agent was being marked offline is invisible to the read model
+        the timer asks, and a gone agent must not block the living. True if any was revoked."""
+        revoked = False
+        for agent_id in dict.fromkeys(g.holder_agent_id for g in holders):
+            try:
+                agent = self._store.load(Agent, agent_id, ctx.tenant_id)
+            except NotFound:
+                continue
+            if agent.is_alive(now):
+                continue
+            assert agent.last_event_id is not None
+            cause = CommandContext(ctx.tenant_id, ctx.actor, (agent.last_event_id,))
+            reason = "holder_unregistered" if agent.deleted else "holder_offline"
+            revoked |= lock.revoke_holder(cause, agent_id, reason=reason, now=now) > 0
+        return revoked
 
     def _live_agent(self, tenant_id: str, agent_id: UUID, now: datetime) -> Agent:
         agent = self._store.load(Agent, agent_id, tenant_id)

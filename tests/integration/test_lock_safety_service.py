@@ -21,7 +21,7 @@ from commands.agents import AgentInput, AgentService
 from commands.locks import AcquireInput, LockService
 from commands.store import EventStore
 from domain.aggregate import CommandContext
-from domain.lock import LockAcquired, LockNotHeld, LockTaken, lock_stream_id
+from domain.lock import LockAcquired, LockNotHeld, LockRevoked, LockTaken, lock_stream_id
 from quipu.wiring import build_store
 from tests.unit.test_lock_domain import check_history
 
@@ -103,3 +103,33 @@ def test_concurrent_agents_never_break_lock_safety_on_postgres(store: EventStore
         assert recorded == list(range(1, len(recorded) + 1))  # one token per grant, none skipped
 
     interleavings()
+
+
+def test_a_gone_holder_no_longer_blocks_even_before_its_timer_revokes_it(store: EventStore) -> None:
+    # No timer runs: the grant stands for one the read model missed while its agent was
+    # being taken offline. Once the timer does run, it finds the grant already revoked.
+    resource = uuid.uuid4()
+    stream = lock_stream_id("acme", "trajectory", resource)
+    locks = LockService(store, held_by=lambda _tenant, _agent: [stream])
+    agents = AgentService(store, offline_after=timedelta(milliseconds=300), offline_consequences=locks.revoke_for)
+    gone = agents.register(CTX, AgentInput("Tester"))[0].id
+    _, held = locks.acquire(CTX, AcquireInput(gone, "trajectory", resource, "Exclusive", 600_000))
+    time.sleep(0.4)  # past gone's deadline; its went_offline is not recorded (no timer runs here)
+    living = agents.register(CTX, AgentInput("Tester"))[0].id
+    _, grant = locks.acquire(CTX, AcquireInput(living, "trajectory", resource, "Exclusive", 60_000))
+    assert grant.fencing_token == held.fencing_token + 1
+    events = list(store.events_of(lock_stream_id("acme", "trajectory", resource)))
+    revoked = [e for e in events if isinstance(e, LockRevoked)]
+    assert [(e.lock_id, e.holder_agent_id, e.reason) for e in revoked] == [(held.lock_id, gone, "holder_offline")]
+    check_history(events)
+    # A live holder still blocks.
+    with pytest.raises(LockTaken):
+        locks.acquire(
+            CTX, AcquireInput(agents.register(CTX, AgentInput("T"))[0].id, "trajectory", resource, "Shared", 1)
+        )
+    # And the agent's own timer later records it offline without revoking anything twice.
+    assert agents.go_offline("acme", gone)
+    assert (
+        len([e for e in store.events_of(lock_stream_id("acme", "trajectory", resource)) if isinstance(e, LockRevoked)])
+        == 1
+    )
