@@ -175,7 +175,10 @@ class SummarizationPolicyController(Controller):
         self, data: JSONBody[PolicyCreate], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> Response[PolicyOut]:
         """Create a policy for one trajectory (or, without ``trajectory_id``, every trajectory of
-        the tenant); 422 for a trigger the reference does not know."""
+        the tenant). Triggers are spelled as the reference spells them: ``"manual"``,
+        ``"scope_close"``, ``{"dosage_threshold": {"percent": 80}}``, ``{"token_threshold":
+        {"tokens": 4000}}``, ``{"turn_count": {"count": 10}}``, ``{"note_count": {"count": 5}}``;
+        422 `invalid_trigger` for any other, `range` for a parameter out of its bounds."""
         draft = PolicyDraft(
             name=data.name,
             source_level=data.source_level,
@@ -246,7 +249,8 @@ class SummarizationPolicyController(Controller):
         principal: NamedDependency[Principal],
     ) -> Response[RequestOut]:
         """Ask for a summary now, under a policy with a ``manual`` trigger (409 otherwise): of a
-        scope's newest turns and/or the named notes. A worker takes it like any other request."""
+        scope's newest turns and/or the named notes. A worker takes it like any other request.
+        422 `scope` for a scope the policy does not apply to, `not_found` for a missing note."""
         request = await anyio.to_thread.run_sync(
             lambda: ctx.summarization.request_now(
                 principal.context(data.caused_by),
