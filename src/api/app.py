@@ -39,7 +39,8 @@ from api.locks import LockController
 from api.messages import MessageController
 from api.node_reports import NodeReportController
 from api.notes import NoteController
-from api.openapi import StrictStructSchemas, describe, openapi_config
+from api.openapi import describe, openapi_config
+from api.openapi_msgspec import MsgspecSchemas
 from api.options_allow import OptionsAllow
 from api.problems import handle_exception
 from api.provenance import ProvenanceController
@@ -155,7 +156,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             DefineMiddleware(OptionsAllow),
         ],
         openapi_config=openapi_config(),
-        plugins=[StrictStructSchemas()],
+        plugins=[MsgspecSchemas()],  # request schemas as msgspec states them (api.openapi_msgspec)
         request_max_body_size=ctx.max_body_bytes,
         debug=debug,
         # quipu.logging configures logging (one format for every line); Litestar's default

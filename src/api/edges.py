@@ -183,6 +183,11 @@ class EdgeController(Controller):
     ) -> Page[EdgeOut]:
         """List live edges (the ``knowledge`` read model), newest first; ``participant``
         (with ``role`` / ``entity_type``) keeps the edges that name that entity."""
+        if role is not None:  # Litestar leaves a query parameter's msgspec.Meta (the pattern) unchecked
+            try:
+                msgspec.convert(role, Role)
+            except msgspec.ValidationError as error:
+                raise ValidationFailed([FieldProblem("role", str(error), "invalid")]) from None
         w = window(created_after, created_before, False, False, order, limit, offset)
         async with ctx.pool.connection() as conn:
             rows, total = await list_edges(

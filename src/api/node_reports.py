@@ -3,7 +3,7 @@ a decision, and glass-box telemetry."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 import anyio.to_thread
@@ -15,6 +15,7 @@ from litestar.params import FromPath, JSONBody
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
 from api.executions import Causes, ExecutionOut, act
+from api.telemetry_bodies import TelemetryIn
 
 Attempt = Annotated[int, msgspec.Meta(ge=1)]
 WorkerName = Annotated[str, msgspec.Meta(max_length=200)]
@@ -48,13 +49,6 @@ class HeartbeatOut(msgspec.Struct):
 class Decision(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     targets: Annotated[list[str], msgspec.Meta(max_length=1000)]
     reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
-
-
-class TelemetryIn(msgspec.Struct, kw_only=True):
-    """``type`` selects the record; the other fields are those of the type (see the README)."""
-
-    type: Literal["llm_call", "tool_call", "thought"]
-    node_id: str | None = None
 
 
 class TelemetryOut(msgspec.Struct):
@@ -132,19 +126,18 @@ class NodeReportController(Controller):
     async def telemetry(
         self,
         execution_id: FromPath[UUID],
-        data: JSONBody[dict[str, Any]],
+        data: JSONBody[TelemetryIn],
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
     ) -> TelemetryOut:
-        """Record an ``llm_call``, ``tool_call`` or ``thought``, linked under the node that made it."""
-        head = msgspec.convert(data, TelemetryIn, strict=True)
-        payload = {k: v for k, v in data.items() if k not in ("type", "node_id", "caused_by")}
-        causes = msgspec.convert(data.get("caused_by", []), Causes)
+        """Record an ``llm_call``, ``tool_call`` or ``thought``, linked under the node that made it;
+        ``type`` decides which fields the body takes."""
+        kind = str(data.__struct_config__.tag)
         bind_correlation(execution_id)
         record = await anyio.to_thread.run_sync(
             lambda: ctx.executions.record_telemetry(
-                principal.context(causes), execution_id, head.type, head.node_id, payload
+                principal.context(data.caused_by), execution_id, kind, data.node_id, data.payload()
             )
         )
         event = record.event
-        return TelemetryOut(event.event_id, head.type, execution_id, event.node_id, list(event.parent_ids))
+        return TelemetryOut(event.event_id, kind, execution_id, event.node_id, list(event.parent_ids))

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import re
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import msgspec
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -33,16 +32,13 @@ from litestar.openapi.spec import (
     Tag,
 )
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
-from litestar.plugins import OpenAPISchemaPlugin
+from litestar.params import ParameterKwarg
 from litestar.routes import HTTPRoute
-from litestar.typing import FieldDefinition
 
 from api.openapi_docs_ui import DOCS_PATH, OfflineSwagger
 from api.openapi_examples import REQUEST_EXAMPLES
 from api.openapi_problems import OperationTraits, problem_components, problem_reference, statuses_for
-
-if TYPE_CHECKING:
-    from litestar._openapi.schema_generation import SchemaCreator
+from api.openapi_rules import rules_text
 
 SECURITY_SCHEME = "apiKey"
 NDJSON = "application/x-ndjson"
@@ -68,8 +64,6 @@ TAGS = {
     "search": "Keyword, vector and hybrid search over memory.",
     "agents": "Coordination: registered agents, their heartbeats and status (silent agents go offline).",
     "locks": "Coordination: locks on memory resources with fencing tokens, expiry and waiting.",
-    "agents": "Coordination: registered agents, their heartbeats and status (silent agents go offline).",
-    "locks": "Coordination: locks on memory resources with fencing tokens, expiry and waiting.",
     "messages": "Coordination: messages between agents, acknowledged by their recipients.",
     "delegations": "Coordination: tasks one agent delegates to another (pending, accepted, completed).",
     "handoffs": "Coordination: an agent hands its trajectory and context to another.",
@@ -84,45 +78,6 @@ TAGS = {
 _BROAD_TAGS = frozenset({"memory"})
 _ACRONYMS = {"api": "API", "dag": "DAG", "id": "ID"}
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-
-
-class StrictStructSchemas(OpenAPISchemaPlugin):
-    """A Struct that refuses unknown fields says ``additionalProperties: false``, so clients
-    and fuzzers know what the server will refuse (Litestar's own plugin leaves it open)."""
-
-    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
-        return (
-            not field_definition.is_union
-            and field_definition.is_subclass_of(msgspec.Struct)
-            and getattr(msgspec.inspect.type_info(field_definition.type_), "forbid_unknown_fields", False)
-        )
-
-    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
-        from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
-
-        schema = StructSchemaPlugin().to_openapi_schema(field_definition, schema_creator)
-        schema.additional_properties = False
-        _exclusive_bounds(schema, field_definition.type_)
-        return schema
-
-
-def _exclusive_bounds(schema: Schema, struct: type[msgspec.Struct]) -> None:
-    """Litestar drops ``gt``/``lt`` of an optional number (``Annotated[float, Meta(gt=0)] | None``);
-    the server refuses 0 there, so the schema must say so."""
-    info = msgspec.inspect.type_info(struct)
-    for field in getattr(info, "fields", ()):
-        kind = field.type
-        if isinstance(kind, msgspec.inspect.UnionType):
-            kind = next((t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType)), kind)
-        if isinstance(kind, msgspec.inspect.Metadata):
-            kind = kind.type
-        prop = (schema.properties or {}).get(field.encode_name)
-        if not isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType) or not isinstance(prop, Schema):
-            continue
-        if kind.gt is not None:
-            prop.exclusive_minimum = kind.gt
-        if kind.lt is not None:
-            prop.exclusive_maximum = kind.lt
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -175,7 +130,7 @@ def _handlers(app: Litestar) -> dict[tuple[str, str], HTTPRouteHandler]:
 
 def _describe_operation(path: str, op: Operation, handler: HTTPRouteHandler) -> None:
     op.summary = summary_of(op.operation_id or handler.handler_name)
-    op.description = (op.description or "").replace("``", "`") or None
+    op.description = ((op.description or "").replace("``", "`") + rules_text(op.operation_id or "")) or None
     op.tags = [_tag(path, tag) for tag in op.tags or []]
     signature = handler.parsed_fn_signature.parameters
     protected = "principal" in signature
@@ -188,6 +143,7 @@ def _describe_operation(path: str, op: Operation, handler: HTTPRouteHandler) -> 
             parameter.schema = _without_null(parameter.schema)
         if parameter.param_in == "query":
             parameter.schema = _lenient_datetime(parameter.schema)
+            _zero_bounds(parameter, handler)
     if isinstance(op.request_body, RequestBody) and _body_is_optional(handler):
         op.request_body.required = False
     _media_types(path, op)
@@ -261,6 +217,23 @@ def _lenient_datetime(schema: Schema | Reference | None) -> Schema | Reference |
             Schema(type=OpenAPIType.NULL),
         ]
     )
+
+
+_BOUNDS = {"ge": "minimum", "gt": "exclusive_minimum", "le": "maximum", "lt": "exclusive_maximum"}
+
+
+def _zero_bounds(parameter: Parameter, handler: HTTPRouteHandler) -> None:
+    """Litestar drops a bound of 0 of an optional parameter (``QueryParameter(ge=0)`` on
+    ``int | None`` reads as no bound); the server refuses -1 there, so the schema must say so."""
+    schema = parameter.schema
+    for field in handler.parsed_fn_signature.parameters.values():
+        kwarg = field.kwarg_definition
+        if not isinstance(kwarg, ParameterKwarg) or (kwarg.query or field.name) != parameter.name:
+            continue
+        if isinstance(schema, Schema):
+            for bound, keyword in _BOUNDS.items():
+                if getattr(kwarg, bound) is not None and getattr(schema, keyword) is None:
+                    setattr(schema, keyword, getattr(kwarg, bound))
 
 
 def _body_is_optional(handler: HTTPRouteHandler) -> bool:

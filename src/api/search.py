@@ -26,7 +26,6 @@ from litestar.params import FromQuery, JSONBody
 
 from api.auth import Principal
 from api.context import ApiContext
-from domain.entity_edge import EntityType
 from domain.errors import FieldProblem, ValidationFailed
 from projections.search_query import SearchFilters, SearchHit
 from projections.search_service import MAX_DEPTH, SearchAsk, SearchMode
@@ -48,12 +47,11 @@ class FilterExpr(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     value: Any = None
 
 
-class SearchRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class _Search(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``use_vector_search``: true ranks by embedding similarity (vector mode), false by keywords;
     ``mode`` picks any of the three. Neither: hybrid where vectors are available, else keyword."""
 
     query: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
-    entity_types: Annotated[list[EntityType], msgspec.Meta(max_length=30)] = []
     filters: Annotated[list[FilterExpr], msgspec.Meta(max_length=50)] = []
     limit: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
     offset: Annotated[int, msgspec.Meta(ge=0, le=MAX_DEPTH - 1)] = 0
@@ -61,6 +59,25 @@ class SearchRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     mode: SearchMode | None = None
     include_expired: bool = False
     include_superseded: bool = False
+
+
+# Each route's body names the entity types it searches, so the schema refuses the others.
+Searchable = Literal["note", "artifact", "turn", "agent", "message"]
+
+
+class SearchRequest(_Search, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    entity_types: Annotated[list[Searchable], msgspec.Meta(max_length=30)] = []
+
+
+class NoteSearchRequest(_Search, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    entity_types: Annotated[list[Literal["note"]], msgspec.Meta(max_length=30)] = []
+
+
+class ArtifactSearchRequest(_Search, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    entity_types: Annotated[list[Literal["artifact"]], msgspec.Meta(max_length=30)] = []
+
+
+AnySearch = SearchRequest | NoteSearchRequest | ArtifactSearchRequest
 
 
 class SearchResult(msgspec.Struct, kw_only=True):
@@ -94,7 +111,7 @@ class SearchResponse(msgspec.Struct, kw_only=True):
     as_of: UUID | None = None
 
 
-def _invalid(field: str, message: str, code: str = "invalid") -> ValidationFailed:
+def _invalid(field: str, message: str, code: str) -> ValidationFailed:
     return ValidationFailed([FieldProblem(field, message, code)])
 
 
@@ -102,7 +119,7 @@ def _convert(value: Any, kind: Any, field: str) -> Any:
     try:
         return msgspec.convert(value, kind, strict=False)
     except msgspec.ValidationError as exc:
-        raise _invalid(field, str(exc)) from None
+        raise _invalid(field, str(exc), "filter_value") from None
 
 
 def _merge(a: Any, b: Any) -> tuple[bool, Any]:
@@ -122,11 +139,13 @@ def _merge(a: Any, b: Any) -> tuple[bool, Any]:
     return a == b and isinstance(a, bool) == isinstance(b, bool), a
 
 
-def parse_filters(body: SearchRequest, types: tuple[str, ...]) -> SearchFilters | None:
+def parse_filters(body: AnySearch, types: tuple[str, ...]) -> SearchFilters | None:
     """The body's filters as engine filters; None when they cannot all hold (no results)."""
     unsearchable = sorted(set(body.entity_types) - set(types))
     if unsearchable:
-        raise _invalid("entity_types", f"not searchable here: {', '.join(unsearchable)}; use {', '.join(types)}")
+        raise _invalid(
+            "entity_types", f"not searchable here: {', '.join(unsearchable)}; use {', '.join(types)}", "unsearchable"
+        )
     sets: dict[str, set[Any]] = {"entity_type": set(body.entity_types or types)}
     after: datetime | None = None
     before: datetime | None = None
@@ -148,7 +167,7 @@ def parse_filters(body: SearchRequest, types: tuple[str, ...]) -> SearchFilters 
             condition = _convert(f.value, dict[str, Any], at) if f.op == "contains" else f.value
             for key in reversed(f.field.split(".")[1:]):
                 if not key:
-                    raise _invalid(f"filters[{i}].field", "a metadata path has no empty keys")
+                    raise _invalid(f"filters[{i}].field", "a metadata path has no empty keys", "empty_key")
                 condition = {key: condition}
             ok, metadata = _merge(metadata, condition)
             if not ok:
@@ -205,13 +224,13 @@ def _result(hit: SearchHit, query: str) -> SearchResult:
 
 
 async def run_search(
-    ctx: ApiContext, tenant_id: str, body: SearchRequest, types: tuple[str, ...], as_of: UUID | None
+    ctx: ApiContext, tenant_id: str, body: AnySearch, types: tuple[str, ...], as_of: UUID | None
 ) -> SearchResponse:
     limit = body.limit or 10
     if body.offset + limit > MAX_DEPTH:
-        raise _invalid("offset", f"offset + limit may reach result {MAX_DEPTH} at most")
+        raise _invalid("offset", f"offset + limit may reach result {MAX_DEPTH} at most", "beyond_depth")
     if not body.query.strip():
-        raise _invalid("query", "the query is blank")
+        raise _invalid("query", "the query is blank", "blank")
     ask = SearchAsk(
         query=body.query,
         filters=parse_filters(body, types),
@@ -255,7 +274,7 @@ class SearchController(Controller):
     @post("/notes/search", operation_id="searchNotes", status_code=200)
     async def search_notes(
         self,
-        data: JSONBody[SearchRequest],
+        data: JSONBody[NoteSearchRequest],
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
         as_of: AsOf = None,
@@ -266,7 +285,7 @@ class SearchController(Controller):
     @post("/artifacts/search", operation_id="searchArtifacts", status_code=200)
     async def search_artifacts(
         self,
-        data: JSONBody[SearchRequest],
+        data: JSONBody[ArtifactSearchRequest],
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
         as_of: AsOf = None,

@@ -65,4 +65,4 @@ def from_steps(steps: list[AgentStudioStep]) -> WorkflowDefinition:
     try:
         return msgspec.convert({"nodes": nodes, "edges": edges}, WorkflowDefinition)
     except msgspec.ValidationError as error:
-        raise ValidationFailed([FieldProblem("steps", str(error), "invalid")]) from error
+        raise ValidationFailed([FieldProblem("steps", str(error), "step_not_a_node")]) from error

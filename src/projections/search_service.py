@@ -61,14 +61,15 @@ class SearchPage:
     mode: SearchMode
 
 
-def _invalid(field: str, message: str, code: str = "invalid") -> ValidationFailed:
+def _invalid(field: str, message: str, code: str) -> ValidationFailed:
     return ValidationFailed([FieldProblem(field, message, code)])
 
 
 def choose_mode(mode: SearchMode | None, use_vector_search: bool | None, vectors: bool) -> SearchMode:
     """The mode asked for (or the default), refusing contradictions."""
     if mode is not None and use_vector_search is not None and (mode != "keyword") != use_vector_search:
-        raise _invalid("mode", f"mode {mode!r} contradicts use_vector_search={str(use_vector_search).lower()}")
+        said = str(use_vector_search).lower()
+        raise _invalid("mode", f"mode {mode!r} contradicts use_vector_search={said}", "mode_contradiction")
     if use_vector_search is False:
         return "keyword"
     if use_vector_search:
