@@ -11,9 +11,10 @@ from quipu_client.models.admin import (
     SkipRequest,
     UnpublishableEvent,
 )
-from quipu_client.models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, TenantOut
+from quipu_client.models.agents import AgentOut, AgentPage, AgentRegister, AgentUpdate
+from quipu_client.models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, CurrentTenantOut
 from quipu_client.models.approvals import ApprovalList, ApprovalRecord, ApprovalResponse
-from quipu_client.models.artifacts import ArtifactOut, ArtifactUpdate, ArtifactWrite
+from quipu_client.models.artifacts import ArtifactOut, ArtifactSearchRequest, ArtifactUpdate, ArtifactWrite
 from quipu_client.models.branches import (
     Branch,
     BranchComparison,
@@ -57,7 +58,6 @@ from quipu_client.models.common import (
     Provenance,
     ScopeCheckpointOut,
     ScopeOut,
-    SearchRequest,
     SearchResponse,
     SearchResult,
     SourceFound,
@@ -69,6 +69,14 @@ from quipu_client.models.common import (
     ValueChange,
     WorkflowDefinition,
     WorkflowEdge,
+)
+from quipu_client.models.delegations import (
+    DelegationAccept,
+    DelegationComplete,
+    DelegationCreate,
+    DelegationOut,
+    DelegationReject,
+    delegations_ExecutionStart,
 )
 from quipu_client.models.edges import (
     EdgeDraft,
@@ -92,11 +100,11 @@ from quipu_client.models.event_dag import (
 from quipu_client.models.executions import (
     AgentMetrics,
     Decision,
-    ExecutionStart,
     ExecutionStatus,
     ExecutionSummary,
     Heartbeat,
     HeartbeatOut,
+    LlmCall,
     MetricsOut,
     ModelUsage,
     NodeCompletion,
@@ -105,14 +113,32 @@ from quipu_client.models.executions import (
     NodeMetrics,
     Steer,
     TelemetryOut,
+    Thought,
     TimelineItem,
     TimelineOut,
     TimelineSummaryOut,
+    ToolCall,
     Totals,
+    executions_ExecutionStart,
 )
-from quipu_client.models.notes import NoteOut, NoteUpdate, NoteWrite
+from quipu_client.models.handoffs import HandoffAccept, HandoffCreate, HandoffOut
+from quipu_client.models.locks import LockAcquire, LockExtend, LockOut, LockPage, LockRelease
+from quipu_client.models.messages import Acknowledge, AgentTarget, MessageOut, MessagePage, MessageSend, TargetOut
+from quipu_client.models.notes import NoteOut, NoteSearchRequest, NoteUpdate, NoteWrite
 from quipu_client.models.page import Page
 from quipu_client.models.scopes import CheckpointCreate, ScopeCreate, ScopePatch
+from quipu_client.models.search import SearchRequest
+from quipu_client.models.summarization import (
+    ManualRequest,
+    PolicyCreate,
+    PolicyOut,
+    PolicyPage,
+    RequestOut,
+    RequestPage,
+    SourceRef,
+    StatusChange,
+)
+from quipu_client.models.tenants import TenantOut, TenantPage, TenantPatch
 from quipu_client.models.time_travel import AsOfOut, ExecutionStateOut, WorkflowStateOut
 from quipu_client.models.trajectories import TrajectoryCreate, TrajectoryFinish, TrajectoryOut, TrajectoryPatch
 from quipu_client.models.turns import TurnCreate, TurnPatch
@@ -130,8 +156,14 @@ from quipu_client.models.workflows import (
 )
 
 __all__ = [
+    "Acknowledge",
     "AgentMetrics",
+    "AgentOut",
+    "AgentPage",
+    "AgentRegister",
     "AgentStudioStep",
+    "AgentTarget",
+    "AgentUpdate",
     "AnalysisInput",
     "AncestorEvent",
     "ApiKeyCreate",
@@ -142,6 +174,7 @@ __all__ = [
     "ApprovalRecord",
     "ApprovalResponse",
     "ArtifactOut",
+    "ArtifactSearchRequest",
     "ArtifactUpdate",
     "ArtifactWrite",
     "AsOfOut",
@@ -163,10 +196,16 @@ __all__ = [
     "CorrelationGraph",
     "CounterfactualRequest",
     "CredentialsRequest",
+    "CurrentTenantOut",
     "DagEdge",
     "DeadLetter",
     "Decision",
     "DefinitionInput",
+    "DelegationAccept",
+    "DelegationComplete",
+    "DelegationCreate",
+    "DelegationOut",
+    "DelegationReject",
     "EdgeDraft",
     "EdgeList",
     "EdgeOut",
@@ -175,20 +214,32 @@ __all__ = [
     "EventEnvelope",
     "EventRef",
     "ExecutionOut",
-    "ExecutionStart",
     "ExecutionStateOut",
     "ExecutionStatus",
     "ExecutionSummary",
     "FieldError",
     "FilterExpr",
     "ForkOrigin",
+    "HandoffAccept",
+    "HandoffCreate",
+    "HandoffOut",
     "Health",
     "Heartbeat",
     "HeartbeatOut",
     "Inspection",
     "ItemOrigin",
     "ItemProvenance",
+    "LlmCall",
     "LlmCallFound",
+    "LockAcquire",
+    "LockExtend",
+    "LockOut",
+    "LockPage",
+    "LockRelease",
+    "ManualRequest",
+    "MessageOut",
+    "MessagePage",
+    "MessageSend",
     "MetricsOut",
     "ModelUsage",
     "Node",
@@ -198,6 +249,7 @@ __all__ = [
     "NodeFound",
     "NodeMetrics",
     "NoteOut",
+    "NoteSearchRequest",
     "NoteUpdate",
     "NoteWrite",
     "Page",
@@ -206,10 +258,15 @@ __all__ = [
     "PendingApproval",
     "PlayFromNodeRequest",
     "Point",
+    "PolicyCreate",
+    "PolicyOut",
+    "PolicyPage",
     "ProjectionStatus",
     "Provenance",
     "ReachedOut",
     "RelatedEvent",
+    "RequestOut",
+    "RequestPage",
     "ResumableNode",
     "ResumableNodes",
     "ResumeRequest",
@@ -224,16 +281,23 @@ __all__ = [
     "SkipRequest",
     "SkippedEvent",
     "SourceFound",
+    "SourceRef",
     "StateDiff",
+    "StatusChange",
     "Steer",
     "StepDifference",
     "StepSide",
     "SupersededItem",
+    "TargetOut",
     "TelemetryOut",
     "TenantOut",
+    "TenantPage",
+    "TenantPatch",
+    "Thought",
     "TimelineItem",
     "TimelineOut",
     "TimelineSummaryOut",
+    "ToolCall",
     "ToolCallFound",
     "Totals",
     "TrajectoryCreate",
@@ -258,4 +322,6 @@ __all__ = [
     "WorkflowStateOut",
     "WorkflowSummary",
     "WorkflowWrite",
+    "delegations_ExecutionStart",
+    "executions_ExecutionStart",
 ]

@@ -35,6 +35,6 @@ class ApiKeyOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     created_at: datetime
 
 
-class TenantOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+class CurrentTenantOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str
     scopes: list[str]

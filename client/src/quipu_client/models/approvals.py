@@ -36,5 +36,5 @@ class ApprovalRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 class ApprovalResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     action: Literal["approve", "reject"]
     feedback: str = ''
-    state_changes: dict[str, Any] | UnsetType = UNSET
+    state_changes: dict[str, Any] = {}
     state_hash: str | None = None

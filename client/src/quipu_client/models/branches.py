@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from msgspec import UNSET, UnsetType
 
 from quipu_client.models.common import Change, PatchOp, ValueChange
 
@@ -57,7 +56,7 @@ class EventRef(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class PlayFromNodeRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     node_id: str
-    modified_state: dict[str, Any] | UnsetType = UNSET
+    modified_state: dict[str, Any] = {}
     name: str | None = None
     hypothesis: str | None = None
 
@@ -76,7 +75,7 @@ class ResumableNodes(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class ResumeRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
-    modified_state: dict[str, Any] | UnsetType = UNSET
+    modified_state: dict[str, Any] = {}
     skip_failed_node: bool = False
     name: str | None = None
     hypothesis: str | None = None

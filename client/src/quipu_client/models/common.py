@@ -11,7 +11,7 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from quipu_client.models.literals import EntityType, ExtractionMethod
+from quipu_client.models.literals import ExtractionMethod2
 
 
 class AncestorEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -91,7 +91,7 @@ class ExecutionOut(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class FilterExpr(msgspec.Struct, kw_only=True, omit_defaults=True):
     field: str
-    op: Literal["eq", "in", "gte", "lt", "contains"] = 'eq'
+    op: Literal["contains", "eq", "gte", "in", "lt"] = 'eq'
     value: Any | UnsetType = UNSET
 
 
@@ -151,10 +151,10 @@ class LlmCallFound(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class Node(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str
-    type: Literal["task", "decision", "approval", "start", "end"] = 'task'
+    type: Literal["approval", "decision", "end", "start", "task"] = 'task'
     name: str | None = None
     agent_type: str | None = None
-    config: dict[str, Any] | UnsetType = UNSET
+    config: dict[str, Any] = {}
     timeout: float | None = None
     max_retries: int = 0
 
@@ -184,7 +184,7 @@ class PendingApproval(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class Provenance(msgspec.Struct, kw_only=True, omit_defaults=True):
     source_turn: int | None = None
-    extraction_method: ExtractionMethod = 'unknown'
+    extraction_method: ExtractionMethod2 = 'unknown'
     confidence: float | None = None
 
 
@@ -214,18 +214,6 @@ class ScopeOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     version: int
     last_event_id: UUID | None
     _links: dict[str, str] | UnsetType = UNSET
-
-
-class SearchRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
-    query: str
-    entity_types: list[EntityType] | UnsetType = UNSET
-    filters: list[FilterExpr] | UnsetType = UNSET
-    limit: int | None = None
-    offset: int = 0
-    use_vector_search: bool | None = None
-    mode: Literal["keyword", "vector", "hybrid"] | None = None
-    include_expired: bool = False
-    include_superseded: bool = False
 
 
 class SearchResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -330,7 +318,7 @@ class ValueChange(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class WorkflowDefinition(msgspec.Struct, kw_only=True, omit_defaults=True):
     nodes: list[Node]
-    edges: list[WorkflowEdge] | UnsetType = UNSET
+    edges: list[WorkflowEdge] = []
 
 
 class WorkflowEdge(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -9,19 +9,18 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from msgspec import UNSET, UnsetType
 
 from quipu_client.models.common import Provenance
-from quipu_client.models.literals import EdgeType, EntityType
+from quipu_client.models.literals import EdgeType2, EntityType2
 
 
 class EdgeDraft(msgspec.Struct, kw_only=True, omit_defaults=True):
-    edge_type: EdgeType
+    edge_type: EdgeType2
     participants: list[Participant]
     provenance: Provenance
     weight: float | None = None
     trajectory_id: UUID | None = None
-    metadata: dict[str, Any] | UnsetType = UNSET
+    metadata: dict[str, Any] = {}
 
 
 class EdgeList(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -44,24 +43,24 @@ class EdgeOut(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class EdgeUpdate(msgspec.Struct, kw_only=True, omit_defaults=True):
-    edge_type: EdgeType | None = None
+    edge_type: EdgeType2 | None = None
     weight: float | None = None
     metadata: dict[str, Any] | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    caused_by: list[UUID] = []
 
 
 class EdgeWrite(msgspec.Struct, kw_only=True, omit_defaults=True):
-    edge_type: EdgeType
+    edge_type: EdgeType2
     participants: list[Participant]
     provenance: Provenance
     weight: float | None = None
     trajectory_id: UUID | None = None
-    metadata: dict[str, Any] | UnsetType = UNSET
-    caused_by: list[UUID] | UnsetType = UNSET
+    metadata: dict[str, Any] = {}
+    caused_by: list[UUID] = []
 
 
 class Participant(msgspec.Struct, kw_only=True, omit_defaults=True):
-    entity_type: EntityType
+    entity_type: EntityType2
     entity_id: UUID
     role: str | None = None
 

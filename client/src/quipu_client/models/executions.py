@@ -9,7 +9,6 @@ from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
-from msgspec import UNSET, UnsetType
 
 
 class AgentMetrics(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -26,14 +25,6 @@ class AgentMetrics(msgspec.Struct, kw_only=True, omit_defaults=True):
 class Decision(msgspec.Struct, kw_only=True, omit_defaults=True):
     targets: list[str]
     reason: str | None = None
-
-
-class ExecutionStart(msgspec.Struct, kw_only=True, omit_defaults=True):
-    workflow_id: UUID
-    version: int | None = None
-    input: dict[str, Any] | UnsetType = UNSET
-    timeout_seconds: float | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
 
 
 ExecutionStatus = Literal[
@@ -71,6 +62,19 @@ class HeartbeatOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     execution_status: str
 
 
+class LlmCall(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: Literal["llm_call"]
+    node_id: str | None = None
+    caused_by: list[UUID] = []
+    duration_ms: float | None = None
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    prompt_preview: str | None = None
+    output_preview: str | None = None
+
+
 class MetricsOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     execution_id: UUID
     totals: Totals
@@ -91,9 +95,9 @@ class ModelUsage(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class NodeCompletion(msgspec.Struct, kw_only=True, omit_defaults=True):
-    output: dict[str, Any] | UnsetType = UNSET
+    output: dict[str, Any] = {}
     attempt: int | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    caused_by: list[UUID] = []
 
 
 class NodeDuration(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -106,7 +110,7 @@ class NodeDuration(msgspec.Struct, kw_only=True, omit_defaults=True):
 class NodeFailure(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: str
     attempt: int | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    caused_by: list[UUID] = []
 
 
 class NodeMetrics(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -130,6 +134,14 @@ class TelemetryOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     execution_id: UUID
     node_id: str | None
     parent_ids: list[UUID]
+
+
+class Thought(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: Literal["thought"]
+    node_id: str | None = None
+    caused_by: list[UUID] = []
+    duration_ms: float | None = None
+    text: str
 
 
 class TimelineItem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -159,6 +171,18 @@ class TimelineSummaryOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     duration_ms: float | None
 
 
+class ToolCall(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: Literal["tool_call"]
+    node_id: str | None = None
+    caused_by: list[UUID] = []
+    duration_ms: float | None = None
+    tool: str
+    arguments: dict[str, Any] = {}
+    result_preview: str | None = None
+    error: str | None = None
+    cost_usd: float = 0.0
+
+
 class Totals(msgspec.Struct, kw_only=True, omit_defaults=True):
     cost_usd: float
     input_tokens: int
@@ -167,3 +191,11 @@ class Totals(msgspec.Struct, kw_only=True, omit_defaults=True):
     tool_calls: int
     thoughts: int
     duration_ms: float | None
+
+
+class executions_ExecutionStart(msgspec.Struct, kw_only=True, omit_defaults=True):
+    workflow_id: UUID
+    version: int | None = None
+    input: dict[str, Any] = {}
+    timeout_seconds: float | None = None
+    caused_by: list[UUID] = []

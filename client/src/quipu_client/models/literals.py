@@ -29,6 +29,31 @@ ArtifactType = Literal[
     "transcript",
     "screenshot",
 ]
+ArtifactType2 = Literal[
+    "audio",
+    "code",
+    "code_patch",
+    "config",
+    "constraint",
+    "custom",
+    "data",
+    "decision",
+    "design_decision",
+    "document",
+    "error_log",
+    "fact",
+    "image",
+    "intermediate_output",
+    "log",
+    "model",
+    "plan",
+    "screenshot",
+    "summary",
+    "tool_result",
+    "transcript",
+    "user_preference",
+    "video",
+]
 EdgeType = Literal[
     "supports",
     "contradicts",
@@ -40,6 +65,18 @@ EdgeType = Literal[
     "synthesized_from",
     "grouped",
     "compared",
+]
+EdgeType2 = Literal[
+    "causal",
+    "compared",
+    "contradicts",
+    "derived_from",
+    "grouped",
+    "relates_to",
+    "supersedes",
+    "supports",
+    "synthesized_from",
+    "temporal",
 ]
 EntityType = Literal[
     "trajectory",
@@ -67,6 +104,32 @@ EntityType = Literal[
     "tool_execution",
     "event",
 ]
+EntityType2 = Literal[
+    "agent",
+    "agent_working_set",
+    "artifact",
+    "belief",
+    "config",
+    "conflict",
+    "delegation",
+    "edge",
+    "event",
+    "evolution_snapshot",
+    "goal",
+    "handoff",
+    "link",
+    "lock",
+    "message",
+    "note",
+    "plan",
+    "scope",
+    "summarization_policy",
+    "summarization_request",
+    "tenant",
+    "tool_execution",
+    "trajectory",
+    "turn",
+]
 ExtractionMethod = Literal[
     "explicit",
     "inferred",
@@ -76,6 +139,36 @@ ExtractionMethod = Literal[
     "memory_recall",
     "external_api",
     "unknown",
+]
+ExtractionMethod2 = Literal[
+    "explicit",
+    "external_api",
+    "inferred",
+    "llm_extraction",
+    "memory_recall",
+    "tool_extraction",
+    "unknown",
+    "user_provided",
+]
+MessageType = Literal[
+    "task_delegation",
+    "task_result",
+    "context_request",
+    "context_share",
+    "coordination_signal",
+    "handoff",
+    "interrupt",
+    "heartbeat",
+]
+MessageType2 = Literal[
+    "context_request",
+    "context_share",
+    "coordination_signal",
+    "handoff",
+    "heartbeat",
+    "interrupt",
+    "task_delegation",
+    "task_result",
 ]
 NoteType = Literal[
     "convention",
@@ -90,6 +183,19 @@ NoteType = Literal[
     "correction",
     "summary",
 ]
+NoteType2 = Literal[
+    "convention",
+    "correction",
+    "fact",
+    "gotcha",
+    "insight",
+    "meta",
+    "preference",
+    "procedure",
+    "relationship",
+    "strategy",
+    "summary",
+]
 Ttl = Literal[
     "persistent",
     "permanent",
@@ -99,4 +205,14 @@ Ttl = Literal[
     "short_term",
     "medium_term",
     "long_term",
+]
+Ttl2 = Literal[
+    "ephemeral",
+    "long_term",
+    "medium_term",
+    "permanent",
+    "persistent",
+    "scope",
+    "session",
+    "short_term",
 ]

@@ -11,8 +11,8 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from quipu_client.models.common import TtlDuration
-from quipu_client.models.literals import NoteType, Ttl
+from quipu_client.models.common import FilterExpr, TtlDuration
+from quipu_client.models.literals import NoteType2, Ttl, Ttl2
 
 
 class NoteOut(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -40,26 +40,38 @@ class NoteOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     _links: dict[str, str] | UnsetType = UNSET
 
 
+class NoteSearchRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    query: str
+    filters: list[FilterExpr] = []
+    limit: int | None = None
+    offset: int = 0
+    use_vector_search: bool | None = None
+    mode: Literal["hybrid", "keyword", "vector"] | None = None
+    include_expired: bool = False
+    include_superseded: bool = False
+    entity_types: list[Literal["note"]] = []
+
+
 class NoteUpdate(msgspec.Struct, kw_only=True, omit_defaults=True):
     title: str | None = None
     content: str | None = None
-    note_type: NoteType | None = None
-    abstraction_level: Literal["raw", "summary", "principle"] | None = None
+    note_type: NoteType2 | None = None
+    abstraction_level: Literal["principle", "raw", "summary"] | None = None
     metadata: dict[str, Any] | None = None
-    ttl: Ttl | TtlDuration | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    ttl: Ttl2 | TtlDuration | None = None
+    caused_by: list[UUID] = []
 
 
 class NoteWrite(msgspec.Struct, kw_only=True, omit_defaults=True):
     title: str
     content: str
-    note_type: NoteType
-    abstraction_level: Literal["raw", "summary", "principle"] = 'raw'
-    source_artifact_ids: list[UUID] | UnsetType = UNSET
-    source_note_ids: list[UUID] | UnsetType = UNSET
-    source_trajectory_ids: list[UUID] | UnsetType = UNSET
-    metadata: dict[str, Any] | UnsetType = UNSET
-    ttl: Ttl | TtlDuration = 'persistent'
+    note_type: NoteType2
+    abstraction_level: Literal["principle", "raw", "summary"] = 'raw'
+    source_artifact_ids: list[UUID] = []
+    source_note_ids: list[UUID] = []
+    source_trajectory_ids: list[UUID] = []
+    metadata: dict[str, Any] = {}
+    ttl: Ttl2 | TtlDuration = 'persistent'
     execution_id: UUID | None = None
     node_id: str | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    caused_by: list[UUID] = []

@@ -8,13 +8,12 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from msgspec import UNSET, UnsetType
 
 
 class CheckpointCreate(msgspec.Struct, kw_only=True, omit_defaults=True):
     context_state: str
     recoverable: bool
-    caused_by: list[UUID] | UnsetType = UNSET
+    caused_by: list[UUID] = []
 
 
 class ScopeCreate(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -24,7 +23,7 @@ class ScopeCreate(msgspec.Struct, kw_only=True, omit_defaults=True):
     parent_scope_id: UUID | None = None
     purpose: str | None = None
     metadata: dict[str, Any] | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    caused_by: list[UUID] = []
 
 
 class ScopePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -32,4 +31,4 @@ class ScopePatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     purpose: str | None = None
     token_budget: int | None = None
     metadata: dict[str, Any] | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    caused_by: list[UUID] = []

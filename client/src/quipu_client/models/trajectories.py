@@ -18,13 +18,13 @@ class TrajectoryCreate(msgspec.Struct, kw_only=True, omit_defaults=True):
     agent_id: UUID | None = None
     parent_trajectory_id: UUID | None = None
     metadata: dict[str, Any] | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    caused_by: list[UUID] = []
 
 
 class TrajectoryFinish(msgspec.Struct, kw_only=True, omit_defaults=True):
     outcome: dict[str, Any] | None = None
     error: str | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    caused_by: list[UUID] = []
 
 
 class TrajectoryOut(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -51,5 +51,5 @@ class TrajectoryPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str | None = None
     description: str | None = None
     metadata: dict[str, Any] | None = None
-    status: Literal["active", "suspended", "completed", "failed"] | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    status: Literal["active", "completed", "failed", "suspended"] | None = None
+    caused_by: list[UUID] = []

@@ -8,12 +8,11 @@ from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
-from msgspec import UNSET, UnsetType
 
 
 class TurnCreate(msgspec.Struct, kw_only=True, omit_defaults=True):
     scope_id: UUID
-    role: Literal["user", "assistant", "system", "tool"]
+    role: Literal["assistant", "system", "tool", "user"]
     content: str
     sequence: int | None = None
     token_count: int = 0
@@ -22,7 +21,7 @@ class TurnCreate(msgspec.Struct, kw_only=True, omit_defaults=True):
     metadata: dict[str, Any] | None = None
     execution_id: UUID | None = None
     node_id: str | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    caused_by: list[UUID] = []
 
 
 class TurnPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -30,4 +29,4 @@ class TurnPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     tool_calls: dict[str, Any] | list[Any] | None = None
     tool_results: dict[str, Any] | list[Any] | None = None
     metadata: dict[str, Any] | None = None
-    caused_by: list[UUID] | UnsetType = UNSET
+    caused_by: list[UUID] = []

@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from msgspec import UNSET, UnsetType
 
 from quipu_client.models.common import Node, WorkflowDefinition, WorkflowEdge
 
@@ -18,21 +17,21 @@ class AgentStudioStep(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str
     name: str | None = None
     agentType: str | None = None
-    dependsOn: list[str] | UnsetType = UNSET
-    configuration: dict[str, Any] | UnsetType = UNSET
+    dependsOn: list[str] = []
+    configuration: dict[str, Any] = {}
     timeout: str | None = None
 
 
 class AnalysisInput(msgspec.Struct, kw_only=True, omit_defaults=True):
     nodes: list[Node] | None = None
-    edges: list[WorkflowEdge] | UnsetType = UNSET
+    edges: list[WorkflowEdge] = []
     steps: list[AgentStudioStep] | None = None
     definition: DefinitionInput | None = None
 
 
 class DefinitionInput(msgspec.Struct, kw_only=True, omit_defaults=True):
     nodes: list[Node] | None = None
-    edges: list[WorkflowEdge] | UnsetType = UNSET
+    edges: list[WorkflowEdge] = []
     steps: list[AgentStudioStep] | None = None
 
 
@@ -89,5 +88,5 @@ class WorkflowWrite(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
     definition: DefinitionInput
     description: str = ''
-    metadata: dict[str, Any] | UnsetType = UNSET
-    caused_by: list[UUID] | UnsetType = UNSET
+    metadata: dict[str, Any] = {}
+    caused_by: list[UUID] = []

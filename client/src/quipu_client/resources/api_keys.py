@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 from uuid import UUID
 
-from quipu_client.models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, TenantOut
+from quipu_client.models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, CurrentTenantOut
 from quipu_client.models.page import Page
 from quipu_client.resources.base import AsyncResource, SyncResource
 
@@ -36,9 +36,9 @@ class ApiKeys(SyncResource):
         """``POST /api/v1/api-keys/{key_id}/revoke`` (revokeApiKey)."""
         return self._t.call("POST", f"/api/v1/api-keys/{key_id}/revoke", expect=ApiKeyOut)
 
-    def current_tenant(self) -> TenantOut:
+    def current_tenant(self) -> CurrentTenantOut:
         """``GET /api/v1/tenants/current`` (getCurrentTenant)."""
-        return self._t.call("GET", "/api/v1/tenants/current", expect=TenantOut)
+        return self._t.call("GET", "/api/v1/tenants/current", expect=CurrentTenantOut)
 
 class AsyncApiKeys(AsyncResource):
 
@@ -63,6 +63,6 @@ class AsyncApiKeys(AsyncResource):
         """``POST /api/v1/api-keys/{key_id}/revoke`` (revokeApiKey)."""
         return await self._t.call("POST", f"/api/v1/api-keys/{key_id}/revoke", expect=ApiKeyOut)
 
-    async def current_tenant(self) -> TenantOut:
+    async def current_tenant(self) -> CurrentTenantOut:
         """``GET /api/v1/tenants/current`` (getCurrentTenant)."""
-        return await self._t.call("GET", "/api/v1/tenants/current", expect=TenantOut)
+        return await self._t.call("GET", "/api/v1/tenants/current", expect=CurrentTenantOut)

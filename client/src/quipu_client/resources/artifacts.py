@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from quipu_client.models.artifacts import ArtifactOut, ArtifactUpdate, ArtifactWrite
-from quipu_client.models.common import ItemProvenance, SearchRequest, SearchResponse
+from quipu_client.models.artifacts import ArtifactOut, ArtifactSearchRequest, ArtifactUpdate, ArtifactWrite
+from quipu_client.models.common import ItemProvenance, SearchResponse
 from quipu_client.models.literals import ArtifactType, ExtractionMethod
 from quipu_client.models.page import Page
 from quipu_client.resources.base import AsyncResource, SyncResource, new_idempotency_key
@@ -153,7 +153,12 @@ class Artifacts(SyncResource):
             expect=ItemProvenance,
         )
 
-    def search(self, body: SearchRequest | Mapping[str, Any], *, as_of: UUID | str | None = None) -> SearchResponse:
+    def search(
+        self,
+        body: ArtifactSearchRequest | Mapping[str, Any],
+        *,
+        as_of: UUID | str | None = None,
+    ) -> SearchResponse:
         """``POST /api/v1/artifacts/search`` (searchArtifacts)."""
         return self._t.call(
             "POST",
@@ -307,7 +312,7 @@ class AsyncArtifacts(AsyncResource):
 
     async def search(
         self,
-        body: SearchRequest | Mapping[str, Any],
+        body: ArtifactSearchRequest | Mapping[str, Any],
         *,
         as_of: UUID | str | None = None,
     ) -> SearchResponse:

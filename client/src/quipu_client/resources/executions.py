@@ -12,17 +12,20 @@ from uuid import UUID
 from quipu_client.models.common import ExecutionOut
 from quipu_client.models.executions import (
     Decision,
-    ExecutionStart,
     ExecutionStatus,
     ExecutionSummary,
     Heartbeat,
     HeartbeatOut,
+    LlmCall,
     MetricsOut,
     NodeCompletion,
     NodeFailure,
     Steer,
     TelemetryOut,
+    Thought,
     TimelineOut,
+    ToolCall,
+    executions_ExecutionStart,
 )
 from quipu_client.models.page import Page
 from quipu_client.resources.base import AsyncResource, SyncResource, new_idempotency_key
@@ -93,7 +96,12 @@ class Executions(SyncResource):
             ),
         )
 
-    def start(self, body: ExecutionStart | Mapping[str, Any], *, idempotency_key: str | None = None) -> ExecutionOut:
+    def start(
+        self,
+        body: executions_ExecutionStart | Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> ExecutionOut:
         """``POST /api/v1/executions`` (startExecution)."""
         return self._t.call(
             "POST",
@@ -157,7 +165,11 @@ class Executions(SyncResource):
             expect=HeartbeatOut,
         )
 
-    def record_telemetry(self, execution_id: UUID | str, body: dict[str, Any] | Mapping[str, Any]) -> TelemetryOut:
+    def record_telemetry(
+        self,
+        execution_id: UUID | str,
+        body: LlmCall | ToolCall | Thought | Mapping[str, Any],
+    ) -> TelemetryOut:
         """``POST /api/v1/executions/{execution_id}/telemetry`` (recordTelemetry)."""
         return self._t.call("POST", f"/api/v1/executions/{execution_id}/telemetry", body=body, expect=TelemetryOut)
 
@@ -276,7 +288,7 @@ class AsyncExecutions(AsyncResource):
 
     async def start(
         self,
-        body: ExecutionStart | Mapping[str, Any],
+        body: executions_ExecutionStart | Mapping[str, Any],
         *,
         idempotency_key: str | None = None,
     ) -> ExecutionOut:
@@ -351,7 +363,7 @@ class AsyncExecutions(AsyncResource):
     async def record_telemetry(
         self,
         execution_id: UUID | str,
-        body: dict[str, Any] | Mapping[str, Any],
+        body: LlmCall | ToolCall | Thought | Mapping[str, Any],
     ) -> TelemetryOut:
         """``POST /api/v1/executions/{execution_id}/telemetry`` (recordTelemetry)."""
         return await self._t.call(

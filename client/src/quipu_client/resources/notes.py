@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from quipu_client.models.common import ItemProvenance, SearchRequest, SearchResponse
+from quipu_client.models.common import ItemProvenance, SearchResponse
 from quipu_client.models.literals import NoteType
-from quipu_client.models.notes import NoteOut, NoteUpdate, NoteWrite
+from quipu_client.models.notes import NoteOut, NoteSearchRequest, NoteUpdate, NoteWrite
 from quipu_client.models.page import Page
 from quipu_client.resources.base import AsyncResource, SyncResource, new_idempotency_key
 
@@ -151,7 +151,7 @@ class Notes(SyncResource):
             expect=ItemProvenance,
         )
 
-    def search(self, body: SearchRequest | Mapping[str, Any], *, as_of: UUID | str | None = None) -> SearchResponse:
+    def search(self, body: NoteSearchRequest | Mapping[str, Any], *, as_of: UUID | str | None = None) -> SearchResponse:
         """``POST /api/v1/notes/search`` (searchNotes)."""
         return self._t.call("POST", "/api/v1/notes/search", params={"as_of": as_of}, body=body, expect=SearchResponse)
 
@@ -292,7 +292,7 @@ class AsyncNotes(AsyncResource):
 
     async def search(
         self,
-        body: SearchRequest | Mapping[str, Any],
+        body: NoteSearchRequest | Mapping[str, Any],
         *,
         as_of: UUID | str | None = None,
     ) -> SearchResponse:

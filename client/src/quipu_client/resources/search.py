@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from quipu_client.models.common import SearchRequest, SearchResponse
+from quipu_client.models.common import SearchResponse
+from quipu_client.models.search import SearchRequest
 from quipu_client.resources.base import AsyncResource, SyncResource
 
 
