@@ -15,9 +15,11 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
+from api.jsondag_compat import StatusStyle, WorkflowVersion, definition_version, status_name, styled
 from api.pagination import MAX_VERSION, Limit, Offset, Page, created_headers
 from api.workflows import IdempotencyKey
 from domain.aggregate import CommandContext
+from domain.errors import FieldProblem, ValidationFailed
 from domain.execution import Execution, ExecutionStatus
 from domain.forking import ForkOrigin
 from domain.scheduling import NodeStatus
@@ -27,11 +29,30 @@ Causes = Annotated[list[UUID], msgspec.Meta(max_length=100)]
 
 
 class ExecutionStart(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Quipu's ``version`` and ``input``, or jsondagapi's ``workflow_version`` and ``inputs``
+    (see ``api.jsondag_compat`` for how a version such as "1.0.0" is read)."""
+
     workflow_id: UUID
     version: Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)] | None = None
+    workflow_version: WorkflowVersion | None = None
     input: dict[str, Any] = {}
+    inputs: dict[str, Any] | None = None
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=30 * 24 * 3600)] | None = None
     caused_by: Causes = []
+
+    def chosen_version(self) -> int | None:
+        if self.workflow_version is None:
+            return self.version
+        if self.version is not None:
+            raise ValidationFailed([FieldProblem("workflow_version", "send version or workflow_version", "ambiguous")])
+        return definition_version(self.workflow_version)
+
+    def chosen_input(self) -> dict[str, Any]:
+        if self.inputs is None:
+            return self.input
+        if self.input:
+            raise ValidationFailed([FieldProblem("inputs", "send input or inputs, not both", "ambiguous")])
+        return self.inputs
 
 
 class Steer(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -131,14 +152,15 @@ class ExecutionController(Controller):
         principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[ExecutionOut]:
-        """Start a run of a workflow (latest or ``version``). Safe to retry with ``Idempotency-Key``."""
+        """Start a run of a workflow (latest or ``version``). Safe to retry with ``Idempotency-Key``.
+        ``?style=jsondag`` names the status as jsondagapi does (``RUNNING``...)."""
         raw = msgspec.to_builtins(data)
         execution, created = await anyio.to_thread.run_sync(
             lambda: ctx.executions.start(
                 principal.context(data.caused_by),
                 data.workflow_id,
-                version=data.version,
-                input=data.input,
+                version=version,
+                input=run_input,
                 idempotency_key=idempotency_key,
                 raw_body=raw,
                 timeout=data.timeout_seconds,
@@ -146,10 +168,12 @@ class ExecutionController(Controller):
         )
         bind_correlation(execution.id)
         headers = created_headers(f"/api/v1/executions/{execution.id}", created_now=created)
-        return Response(execution_out(execution), status_code=201, headers=headers)
+        return Response(styled(execution_out(execution), style), status_code=201, headers=headers)
+        style: StatusStyle = "quipu",
 
     @get("/", operation_id="listExecutions")
     async def list_all(
+        version, run_input = data.chosen_version(), data.chosen_input()
         self,
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
@@ -162,7 +186,8 @@ class ExecutionController(Controller):
         sort: FromQuery[Literal["created_at", "updated_at", "status"]] = "created_at",
         order: FromQuery[Literal["asc", "desc"]] = "desc",
     ) -> Page[ExecutionSummary]:
-        """The task-manager view, from the ``executions`` read model: filter, sort, page."""
+        """The task-manager view, from the ``executions`` read model: filter, sort, page.
+        ``?style=jsondag`` names the statuses as jsondagapi does."""
         async with ctx.pool.connection() as conn:
             rows, total = await list_executions(
                 conn,
@@ -178,10 +203,11 @@ class ExecutionController(Controller):
             )
         items = [
             ExecutionSummary(
+        style: StatusStyle = "quipu",
                 r.execution_id,
                 r.workflow_id,
                 r.workflow_version,
-                r.status,
+                status_name(r.status, style),
                 r.progress,
                 r.current_nodes,
                 r.created_at,
@@ -195,10 +221,11 @@ class ExecutionController(Controller):
     async def get_one(
         self, execution_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> ExecutionOut:
-        """Status, progress, current nodes, counts per node state and the state, from the log (no lag)."""
+        """Status, progress, current nodes, counts per node state and the state, from the log (no lag).
+        ``?style=jsondag`` names the status as jsondagapi does (``RUNNING``, ``COMPLETED``...)."""
         bind_correlation(execution_id)
         execution = await anyio.to_thread.run_sync(lambda: ctx.executions.get(principal.tenant_id, execution_id))
-        return execution_out(execution)
+        return styled(execution_out(execution), style)
 
     @post("/{execution_id:uuid}/pause", operation_id="pauseExecution", opt={"scope": "write"}, status_code=200)
     async def pause(
@@ -214,7 +241,11 @@ class ExecutionController(Controller):
 
     @post("/{execution_id:uuid}/resume", operation_id="resumeExecution", opt={"scope": "write"}, status_code=200)
     async def resume(
-        self, execution_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+        self,
+        execution_id: FromPath[UUID],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        style: StatusStyle = "quipu",
     ) -> ExecutionOut:
         """Continue a paused execution (409 unless paused)."""
         return await act(ctx, principal, execution_id, lambda e, c: e.resume(c))

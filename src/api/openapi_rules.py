@@ -73,6 +73,19 @@ RULES: dict[str, dict[str, str]] = {
     "searchNotes": _SEARCH,
     "searchArtifacts": _SEARCH,
     "createApiKey": {"invalid_scope": "`scopes` is empty or names an unknown scope"},
+    "startExecution": {
+        "ambiguous": "both spellings given (`version` and `workflow_version`, or `input` and `inputs`)",
+        "unknown_version": "`workflow_version` is not 1.N.0 (jsondagapi's numbering of a workflow's versions)",
+    },
+    "completeNode": {
+        "ambiguous": "both `output` and `outputs`",
+        "contradiction": "an `error` without `status` FAILED",
+    },
+    "decideNode": {
+        "ambiguous": "`targets` and `outcome` both given, or neither",
+        "unknown_outcome": "the `outcome` is not in the node's `config.outcomes` and names no successor",
+        "unknown_target": "a target is not a successor of the decision node",
+    },
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.aggregate import CommandContext, aggregate_root
+from domain.decision_outcomes import outcome_targets
 from domain.errors import Conflict, FieldProblem, ValidationFailed
 from domain.events import DomainEvent
 from domain.execution_apply import apply_event
@@ -131,8 +132,17 @@ class Execution(ExecutionState):
         self._fail_attempt(ctx, node_id, error, timed_out=False)
 
     # -- outside decisions and people ------------------------------------------------------
-    def decide(self, ctx: CommandContext, node_id: str, targets: list[str], reason: str | None = None) -> None:
-        """An outside service chooses which outgoing edges of a waiting decision node are taken."""
+    def decide(
+        self,
+        ctx: CommandContext,
+        node_id: str,
+        targets: list[str] | None,
+        reason: str | None = None,
+        *,
+        outcome: str | None = None,
+    ) -> None:
+        """An outside service chooses which outgoing edges of a waiting decision node are taken:
+        by ``targets``, or by an ``outcome`` that ``outcome_targets`` resolves."""
         node = self.node(node_id)
         if node.type != "decision" or not node.config.get("external"):
             raise Conflict(f"node '{node_id}' is not an external decision node")
@@ -140,12 +150,16 @@ class Execution(ExecutionState):
         outgoing = graph_of(self.definition).successors[node_id]
         wrong = [
             FieldProblem(f"targets[{i}]", f"'{t}' is not a successor of '{node_id}'", "unknown_target")
+        if targets is None:
+            targets = outcome_targets(node, outgoing, outcome or "")
             for i, t in enumerate(targets)
             if t not in outgoing
         ]
         if wrong:
             raise ValidationFailed(wrong)
-        self._trigger(DecisionMade, ctx, node_id=node_id, targets=list(dict.fromkeys(targets)), reason=reason)
+        self._trigger(
+            DecisionMade, ctx, node_id=node_id, targets=list(dict.fromkeys(targets)), reason=reason, outcome=outcome
+        )
         self._progress(ctx)
 
     def respond_to_approval(

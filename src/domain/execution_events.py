@@ -105,7 +105,8 @@ class ExecutionTimedOut(DomainEvent, frozen=True, kw_only=True):
 
 @event_kind("execution.decision_made", 0xB00D)
 class DecisionMade(DomainEvent, frozen=True, kw_only=True):
-    """An outside service chose the branches of a decision node."""
+    """An outside service chose the branches of a decision node (``outcome``: the name it
+    gave, when it chose by name rather than by targets)."""
 
     node_id: str
     targets: list[str]
@@ -125,6 +126,7 @@ class ApprovalAnswered(DomainEvent, frozen=True, kw_only=True):
 
 
 @event_kind("execution.checkpoint_taken", 0xB00F)
+    outcome: str | None = None
 class CheckpointTaken(DomainEvent, frozen=True, kw_only=True):
     """The state at this point: after a node that may change it, or on demand."""
 
