@@ -17,7 +17,7 @@ _DEFINITION = {
     "dangling_edge": "an edge names a node that does not exist",
     "duplicate_edge": "the same edge twice",
     "cycle": "the edges make a cycle",
-    "invalid_duration": "a step's timeout is not a positive ISO 8601 duration",
+    "invalid_duration": "a timeout is not a positive duration (ISO 8601 such as PT5M, or hh:mm:ss)",
     "step_not_a_node": "a step does not make a valid node (its id or timeout)",
     "unreachable": "a node cannot be reached from a start node",
     "invalid_condition": "an edge's condition does not parse",
@@ -39,9 +39,17 @@ _SEARCH = {
     "unknown_event": "`as_of` is not an event of this tenant",
 }
 
+_WRITE = {
+    **_DEFINITION,
+    "invalid_form": "send either `nodes` (and `edges`) or `steps`, not both or neither; the graph under "
+    "`definition` or `nodes`/`edges` at the top, not both; `maxRetries` only with `steps`",
+    "required": "no `name`, and no `name` in the definition",
+    "edge_ends": "a top-level edge names its ends twice (`from` and `source`) or not at all",
+}
+
 RULES: dict[str, dict[str, str]] = {
-    "createWorkflow": _DEFINITION,
-    "updateWorkflow": _DEFINITION,
+    "createWorkflow": _WRITE,
+    "updateWorkflow": _WRITE,
     "validateWorkflow": _DEFINITION,
     "inspectWorkflow": _DEFINITION,
     "updateWorkflowNode": {"id_mismatch": "the body's `id` is not the node named in the path"},

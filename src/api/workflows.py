@@ -14,11 +14,12 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
-from api.definitions import DefinitionInput
+from api.definitions import DefinitionInput, TopLevelEdge, top_level
 from api.pagination import MAX_VERSION, Limit, Offset, Page, created_headers
 from commands.workflows import WorkflowInput
+from domain.errors import FieldProblem, ValidationFailed
 from domain.workflow import Description, Name, Workflow
-from domain.workflow_graph import WorkflowDefinition
+from domain.workflow_graph import Node, WorkflowDefinition
 from projections.workflows import list_workflows
 
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)]
@@ -26,11 +27,27 @@ IfMatch = Annotated[str | None, HeaderParameter(name="If-Match")]
 
 
 class WorkflowWrite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    name: Name
-    definition: DefinitionInput
+    """Quipu's body (``name``, ``definition``), or Analemma OS's: ``nodes`` and ``edges`` at
+    the top, with ``category`` and ``visibility`` (kept in ``metadata``). Without a ``name``,
+    an Agent Studio definition's ``name`` names the workflow."""
+
+    name: Name | None = None
+    definition: DefinitionInput | None = None
+    nodes: Annotated[list[Node], msgspec.Meta(max_length=2000)] | None = None
+    edges: Annotated[list[TopLevelEdge], msgspec.Meta(max_length=10000)] | None = None
+    category: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    visibility: Literal["private", "public"] | None = None
     description: Description = ""
     metadata: dict[str, Any] = {}
     caused_by: Annotated[list[UUID], msgspec.Meta(max_length=100)] = []
+
+    def chosen_definition(self) -> DefinitionInput:
+        if self.definition is not None and self.nodes is None and self.edges is None:
+            return self.definition
+        if self.definition is None and self.nodes is not None:
+            return top_level(self.nodes, self.edges or [])
+        message = "send the graph under definition, or nodes (and edges) at the top, not both or neither"
+        raise ValidationFailed([FieldProblem("definition", message, "invalid_form")])
 
 
 class WorkflowOut(msgspec.Struct):
@@ -88,7 +105,15 @@ def expected_version(if_match: str | None) -> int | None:
 
 
 def _input(data: WorkflowWrite) -> WorkflowInput:
-    return WorkflowInput(data.name, data.description, data.definition.canonical(), data.metadata)
+    definition = data.chosen_definition()
+    name = data.name or definition.name
+    if name is None:
+        message = "a workflow needs a name (here, or as its definition's name)"
+        raise ValidationFailed([FieldProblem("name", message, "required")])
+    listed = {"category": data.category, "visibility": data.visibility}
+    header = definition.header() | {k: v for k, v in listed.items() if v is not None}
+    description = data.description or definition.description or ""
+    return WorkflowInput(name, description, definition.canonical(), data.metadata | header)
 
 
 class WorkflowController(Controller):

@@ -4,7 +4,7 @@ converted to the canonical nodes-and-edges form on the way in."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -16,13 +16,21 @@ _DURATION = re.compile(
 )
 
 
+_CLOCK = re.compile(r"^(?P<h>\d{1,4}):(?P<m>[0-5]\d):(?P<s>[0-5]\d(?:\.\d{1,6})?)$")
+
+Pattern = Literal["sequential", "parallel", "iterative", "dynamic"]
+MaxRetries = Annotated[int, msgspec.Meta(ge=0, le=10)]
+DEFAULT_MAX_RETRIES = 3  # the Agent Studio reference's default for a definition's maxRetries
+
+
 class AgentStudioStep(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel"):
     id: str
     name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     agent_type: str | None = None
     depends_on: list[str] = []
     configuration: dict[str, Any] = {}
-    timeout: str | None = None  # ISO 8601 duration, e.g. "PT5M"
+    timeout: str | None = None  # ISO 8601 duration ("PT5M") or hh:mm:ss ("00:05:00")
+    max_retries: MaxRetries | None = None  # else the definition's maxRetries
 
 
 def iso_duration_seconds(text: str) -> float | None:
@@ -34,21 +42,38 @@ def iso_duration_seconds(text: str) -> float | None:
     return parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
 
 
-def from_steps(steps: list[AgentStudioStep]) -> WorkflowDefinition:
-    """One node per step, one edge per dependency (dependency -> step)."""
+def duration_seconds(text: str) -> float | None:
+    """``PT5M`` or ``00:05:00`` -> 300.0; None when the text is neither form."""
+    match = _CLOCK.match(text)
+    if match is None:
+        return iso_duration_seconds(text)
+    return int(match["h"]) * 3600 + int(match["m"]) * 60 + float(match["s"])
+
+
+def positive_duration(text: str, field: str) -> float:
+    seconds = duration_seconds(text)
+    if seconds is None or seconds <= 0:
+        message = "not a positive duration: ISO 8601 such as PT5M, or hh:mm:ss such as 00:05:00"
+        raise ValidationFailed([FieldProblem(field, message, "invalid_duration")])
+    return seconds
+
+
+def from_steps(
+    steps: list[AgentStudioStep], *, max_retries: int = DEFAULT_MAX_RETRIES, pattern: Pattern | None = None
+) -> WorkflowDefinition:
+    """One node per step, one edge per dependency (dependency -> step). Each node retries
+    ``max_retries`` times unless its step says otherwise. In the ``sequential`` pattern a step
+    that names no dependency (other than the first) follows the step before it."""
     problems: list[FieldProblem] = []
     nodes: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
     for i, step in enumerate(steps):
         seconds = None
         if step.timeout is not None:
-            seconds = iso_duration_seconds(step.timeout)
-            if seconds is None or seconds <= 0:
-                problems.append(
-                    FieldProblem(
-                        f"steps[{i}].timeout", "not a positive ISO 8601 duration such as PT5M", "invalid_duration"
-                    )
-                )
+            try:
+                seconds = positive_duration(step.timeout, f"steps[{i}].timeout")
+            except ValidationFailed as error:
+                problems.extend(error.problems)
         nodes.append(
             {
                 "id": step.id,
@@ -57,9 +82,12 @@ def from_steps(steps: list[AgentStudioStep]) -> WorkflowDefinition:
                 "agent_type": step.agent_type,
                 "config": step.configuration,
                 "timeout": seconds,
+                "max_retries": max_retries if step.max_retries is None else step.max_retries,
             }
         )
         edges.extend({"from": dep, "to": step.id} for dep in step.depends_on)
+        if pattern == "sequential" and i > 0 and not step.depends_on:
+            edges.append({"from": steps[i - 1].id, "to": step.id})
     if problems:
         raise ValidationFailed(problems)
     try:

@@ -65,6 +65,7 @@ class Execution(ExecutionState):
     ) -> Execution:
         deadline = datetime.now(UTC) + timedelta(seconds=timeout) if timeout else None
         execution = cls._create(
+        timeout = timeout or definition.timeout  # the start's limit, else the definition's
             ExecutionStarted,
             ctx,
             aggregate_id=execution_id,

@@ -222,13 +222,11 @@ class Workflow(Aggregate):
             self.definition = _with_nodes(self.definition, [n for n in self.definition.nodes if n.id != event.node_id])
             self.definition_version = event.definition_version
         elif isinstance(event, WorkflowEdgeAdded):
-            self.definition = WorkflowDefinition(
-                nodes=self.definition.nodes, edges=[*self.definition.edges, event.edge]
-            )
+            self.definition = msgspec.structs.replace(self.definition, edges=[*self.definition.edges, event.edge])
             self.definition_version = event.definition_version
         elif isinstance(event, WorkflowEdgeRemoved):
             edges = [e for e in self.definition.edges if (e.source, e.target) != (event.source, event.target)]
-            self.definition = WorkflowDefinition(nodes=self.definition.nodes, edges=edges)
+            self.definition = msgspec.structs.replace(self.definition, edges=edges)
             self.definition_version = event.definition_version
         elif isinstance(event, WorkflowDeleted):
             self.deleted = True
@@ -237,7 +235,7 @@ class Workflow(Aggregate):
 
 
 def _with_nodes(definition: WorkflowDefinition, nodes: list[Node]) -> WorkflowDefinition:
-    return WorkflowDefinition(nodes=nodes, edges=definition.edges)
+    return msgspec.structs.replace(definition, nodes=nodes)  # edges and timeout stay
 
 
 def _check(definition: WorkflowDefinition, agent_types: Iterable[str] | None = None, *, complete: bool = True) -> None:

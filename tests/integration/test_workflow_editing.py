@@ -127,7 +127,7 @@ async def test_agent_studio_form_is_stored_canonically(quipu: Running) -> None:
         "agent_type": "scraper",
         "config": {},
         "timeout": 300.0,
-        "max_retries": 0,
+        "max_retries": 3,  # steps retry three times unless maxRetries says otherwise
     }
     assert d["edges"] == [{"from": "collect", "to": "analyse", "condition": None}]
     both = {"steps": studio["steps"], "nodes": [{"id": "x"}]}

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.agent_studio import AgentStudioStep, from_steps, iso_duration_seconds
+from domain.agent_studio import AgentStudioStep, duration_seconds, from_steps, iso_duration_seconds
 from domain.errors import ValidationFailed
 from domain.workflow_analysis import inspect, problems
 from domain.workflow_graph import Edge, Node, WorkflowDefinition
@@ -142,3 +142,20 @@ def test_malformed_conditions_are_reported_where_they_are() -> None:
     )
     found = [(p.field, p.code) for p in problems(d)]
     assert found == [("edges[0].condition", "invalid_condition")]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("00:05:00", 300), ("01:00:00", 3600), ("00:00:15.234", 15.234), ("PT5M", 300), ("0:60:00", None), ("5:00", None)],
+)
+def test_clock_durations_as_agent_studio_writes_them(text: str, seconds: float | None) -> None:
+    assert duration_seconds(text) == seconds
+
+
+def test_steps_retry_three_times_unless_told_and_sequential_steps_follow_each_other() -> None:
+    steps = [AgentStudioStep(id="a"), AgentStudioStep(id="b", max_retries=0), AgentStudioStep(id="c")]
+    assert [n.max_retries for n in from_steps(steps).nodes] == [3, 0, 3]
+    assert [n.max_retries for n in from_steps(steps, max_retries=5).nodes] == [5, 0, 5]
+    assert from_steps(steps, pattern="parallel").edges == []
+    chained = from_steps(steps, pattern="sequential").edges
+    assert [(e.source, e.target) for e in chained] == [("a", "b"), ("b", "c")]
