@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 import msgspec
 from litestar import Controller, post
 from litestar.di import NamedDependency
@@ -13,6 +14,12 @@ from api.definitions import AnalysisInput
 from api.problems import FieldError
 from domain.errors import ValidationFailed
 from domain.workflow_analysis import Inspection, inspect, problems
+from domain.workflow_graph import WorkflowDefinition
+
+
+async def _callbacks(ctx: ApiContext, principal: Principal, definition: WorkflowDefinition) -> set[str] | None:
+    """The tenant's registered callbacks among those the definition names (from the log)."""
+    return await anyio.to_thread.run_sync(lambda: ctx.workflows.callbacks_for(principal.tenant_id, definition))
 
 
 class Validation(msgspec.Struct):
@@ -36,7 +43,8 @@ class AnalysisController(Controller):
         except ValidationFailed as error:
             found = error.problems
         else:
-            found = data.named(problems(definition, ctx.workflows.agent_types))
+            known = await _callbacks(ctx, principal, definition)
+            found = data.named(problems(definition, ctx.workflows.agent_types, callbacks=known))
         return Validation(not found, [FieldError(p.field, p.message, p.code) for p in found])
 
     @post("/inspect", operation_id="inspectWorkflow", status_code=200)
@@ -47,7 +55,8 @@ class AnalysisController(Controller):
         An invalid definition is answered with 422 and its problems. The body is the definition
         or ``{"definition": {...}}``, as for ``/validate``."""
         definition = data.canonical()
-        found = data.named(problems(definition, ctx.workflows.agent_types))
+        known = await _callbacks(ctx, principal, definition)
+        found = data.named(problems(definition, ctx.workflows.agent_types, callbacks=known))
         if found:
             raise ValidationFailed(found)
         return inspect(definition)

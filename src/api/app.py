@@ -22,6 +22,7 @@ from api.approvals import ApprovalController, ExecutionApprovalsController
 from api.artifacts import ArtifactController
 from api.auth import authentication_guard, provide_principal
 from api.branches import BranchController
+from api.callbacks import CallbackController
 from api.checkpoint_compare import CheckpointCompareController
 from api.checkpoints import CheckpointController
 from api.context import ApiContext
@@ -112,6 +113,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             WorkflowController,
             WorkflowPartsController,
             AnalysisController,
+            CallbackController,
             ExecutionController,
             NodeReportController,
             LiveController,

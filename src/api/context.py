@@ -10,6 +10,7 @@ import msgspec
 
 from commands.access import AccessService
 from commands.agents import AgentService
+from commands.callbacks import CallbackService
 from commands.checkpoint_compare import CheckpointComparer
 from commands.executions import ExecutionService
 from commands.live_feed import LiveFeeds, LiveHints
@@ -65,6 +66,7 @@ class ApiContext:
     worker_credentials: WorkerCredentialsPort | None = None  # None: this API hands out no NATS access
     agents: AgentService | None = None  # set by the composition root (quipu.wiring)
     locks: LockService | None = None
+    callbacks: CallbackService | None = None  # the callback registry (quipu.wiring sets it)
 
     @property
     def tenants(self) -> TenantService:

@@ -48,6 +48,7 @@ OPTIONAL_HEADERS = frozenset({"Idempotency-Key", "If-Match", "Last-Event-ID"})
 TAGS = {
     "workflows": "Versioned workflow definitions (DAGs of nodes and edges) and their editing.",
     "analysis": "Validate or inspect a definition without saving it.",
+    "callbacks": "Outside services' HTTP endpoints that serve workflow nodes, with signed deliveries.",
     "executions": "Runs of a workflow: start, steer, report on nodes, metrics and timeline.",
     "live": "The execution's events as they happen (Server-Sent Events; a WebSocket at /ws).",
     "time travel": "State as of any event, and replay of a run's envelopes (NDJSON or SSE).",

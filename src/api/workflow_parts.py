@@ -17,7 +17,7 @@ from api.workflows import IfMatch, WorkflowOut, etag_for, expected_version, work
 from domain.aggregate import CommandContext
 from domain.errors import FieldProblem, ValidationFailed
 from domain.workflow import Workflow
-from domain.workflow_graph import Edge, Node
+from domain.workflow_graph import Edge, Node, WorkflowDefinition
 
 
 class WorkflowPartsController(Controller):
@@ -51,7 +51,9 @@ class WorkflowPartsController(Controller):
     ) -> Response[WorkflowOut]:
         """Add a node; the result must still be a valid workflow."""
         agents = ctx.workflows.agent_types
-        return await self._edit(ctx, principal, workflow_id, if_match, lambda w, c: w.add_node(c, data, agents))
+        return await self._edit(
+            ctx, principal, workflow_id, if_match, lambda w, c: w.add_node(c, data, agents, _callbacks(ctx, c, w, data))
+        )
 
     @put("/nodes/{node_id:str}", operation_id="updateWorkflowNode", opt={"scope": "write"})
     async def update_node(
@@ -69,7 +71,13 @@ class WorkflowPartsController(Controller):
                 [FieldProblem("id", f"the node's id must be '{node_id}', as in the path", "id_mismatch")]
             )
         agents = ctx.workflows.agent_types
-        return await self._edit(ctx, principal, workflow_id, if_match, lambda w, c: w.update_node(c, data, agents))
+        return await self._edit(
+            ctx,
+            principal,
+            workflow_id,
+            if_match,
+            lambda w, c: w.update_node(c, data, agents, _callbacks(ctx, c, w, data)),
+        )
 
     @delete("/nodes/{node_id:str}", operation_id="removeWorkflowNode", opt={"scope": "write"}, status_code=200)
     async def remove_node(
@@ -107,3 +115,12 @@ class WorkflowPartsController(Controller):
     ) -> Response[WorkflowOut]:
         """Remove the edge ``from`` -> ``to``."""
         return await self._edit(ctx, principal, workflow_id, if_match, lambda w, c: w.remove_edge(c, source, target))
+
+
+def _callbacks(ctx: ApiContext, command: CommandContext, workflow: Workflow, node: Node) -> set[str] | None:
+    """The callback ids the edited definition may name: the new node's if it is registered
+    (looked up in the log), and those the other nodes named already (checked when they came)."""
+    mine = ctx.workflows.callbacks_for(command.tenant_id, WorkflowDefinition(nodes=[node]))
+    if mine is None:
+        return None
+    return mine | {n.callback_id for n in workflow.definition.nodes if n.callback_id is not None}

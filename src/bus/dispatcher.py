@@ -121,8 +121,8 @@ class Dispatcher:
 
     async def _dispatch(self, js: object, envelope: EventEnvelope) -> None:
         node_type = envelope.payload.get("node_type", "task")
-        if node_type not in ("task", "approval"):
-            return
+        if node_type not in ("task", "approval") or envelope.payload.get("callback_id"):
+            return  # a callback node goes to its registered URL instead (bus.deliverer)
         try:
             execution = await asyncio.to_thread(self._load, envelope.tenant_id, envelope.stream_id, envelope.version)
         except NotFound:

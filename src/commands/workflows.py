@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -26,11 +26,30 @@ class WorkflowInput:
     metadata: dict[str, Any]
 
 
+# (tenant, callback ids a definition names) -> those of them registered and active
+ActiveCallbacks = Callable[[str, Collection[str]], set[str]]
+
+
 class WorkflowService:
-    def __init__(self, store: EventStore, *, agent_types: frozenset[str] | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        agent_types: frozenset[str] | None = None,
+        active_callbacks: ActiveCallbacks | None = None,
+    ) -> None:
         self._store = store
         # When configured, nodes may only name these agent types.
         self.agent_types = agent_types
+        self._active_callbacks = active_callbacks
+
+    def callbacks_for(self, tenant_id: str, definition: WorkflowDefinition) -> set[str] | None:
+        """The registered callbacks among those ``definition`` names (read from the log, so a
+        callback registered a moment ago counts); None when no registry is wired."""
+        if self._active_callbacks is None:
+            return None
+        named = {n.callback_id for n in definition.nodes if n.callback_id is not None}
+        return self._active_callbacks(tenant_id, named) if named else set()
 
     def create(
         self,
@@ -60,6 +79,7 @@ class WorkflowService:
             metadata=data.metadata,
             request_hash=body_hash,
             agent_types=self.agent_types,
+            callbacks=self.callbacks_for(ctx.tenant_id, data.definition),
         )
         try:
             self._store.save_all(workflow)
@@ -95,6 +115,7 @@ class WorkflowService:
                 definition=data.definition,
                 metadata=data.metadata,
                 agent_types=self.agent_types,
+                callbacks=self.callbacks_for(ctx.tenant_id, data.definition),
             ),
             expected_version=expected_version,
         )

@@ -308,6 +308,7 @@ class Execution(ExecutionState):
             node_type=node.type,
             agent_type=node.agent_type,
             deadline=deadline,
+            callback_id=node.callback_id,
         )
 
     def _fail_attempt(self, ctx: CommandContext, node_id: str, error: str, *, timed_out: bool) -> None:

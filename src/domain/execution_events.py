@@ -38,6 +38,7 @@ class NodeScheduled(DomainEvent, frozen=True, kw_only=True):
     node_type: str = "task"
     agent_type: str | None = None
     deadline: datetime | None = None  # this attempt times out at this moment
+    callback_id: str | None = None  # set when a registered callback serves the node, not a worker
 
 
 @event_kind("execution.node_completed", 0xB003)

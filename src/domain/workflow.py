@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -106,8 +106,9 @@ class Workflow(Aggregate):
         metadata: dict[str, Any],
         request_hash: str | None = None,
         agent_types: Iterable[str] | None = None,
+        callbacks: Collection[str] | None = None,
     ) -> Workflow:
-        _check(definition, agent_types)
+        _check(definition, agent_types, callbacks=callbacks)
         return cls._create(
             WorkflowCreated,
             ctx,
@@ -128,9 +129,10 @@ class Workflow(Aggregate):
         definition: WorkflowDefinition,
         metadata: dict[str, Any],
         agent_types: Iterable[str] | None = None,
+        callbacks: Collection[str] | None = None,
     ) -> None:
         self._require_live()
-        _check(definition, agent_types)
+        _check(definition, agent_types, callbacks=callbacks)
         self._trigger(
             WorkflowUpdated,
             ctx,
@@ -141,18 +143,31 @@ class Workflow(Aggregate):
             definition_version=self.definition_version + 1,
         )
 
-    def add_node(self, ctx: CommandContext, node: Node, agent_types: Iterable[str] | None = None) -> None:
+    def add_node(
+        self,
+        ctx: CommandContext,
+        node: Node,
+        agent_types: Iterable[str] | None = None,
+        callbacks: Collection[str] | None = None,
+    ) -> None:
         self._require_live()
         if any(n.id == node.id for n in self.definition.nodes):
             raise Conflict(f"node '{node.id}' already exists")
-        _check(_with_nodes(self.definition, [*self.definition.nodes, node]), agent_types, complete=False)
+        nodes = [*self.definition.nodes, node]
+        _check(_with_nodes(self.definition, nodes), agent_types, complete=False, callbacks=callbacks)
         self._trigger(WorkflowNodeAdded, ctx, node=node, definition_version=self.definition_version + 1)
 
-    def update_node(self, ctx: CommandContext, node: Node, agent_types: Iterable[str] | None = None) -> None:
+    def update_node(
+        self,
+        ctx: CommandContext,
+        node: Node,
+        agent_types: Iterable[str] | None = None,
+        callbacks: Collection[str] | None = None,
+    ) -> None:
         self._require_live()
         self._node_index(node.id)
         nodes = [node if n.id == node.id else n for n in self.definition.nodes]
-        _check(_with_nodes(self.definition, nodes), agent_types, complete=False)
+        _check(_with_nodes(self.definition, nodes), agent_types, complete=False, callbacks=callbacks)
         self._trigger(WorkflowNodeUpdated, ctx, node=node, definition_version=self.definition_version + 1)
 
     def remove_node(self, ctx: CommandContext, node_id: str) -> None:
@@ -238,7 +253,13 @@ def _with_nodes(definition: WorkflowDefinition, nodes: list[Node]) -> WorkflowDe
     return msgspec.structs.replace(definition, nodes=nodes)  # edges and timeout stay
 
 
-def _check(definition: WorkflowDefinition, agent_types: Iterable[str] | None = None, *, complete: bool = True) -> None:
-    found = problems(definition, agent_types, complete=complete)
+def _check(
+    definition: WorkflowDefinition,
+    agent_types: Iterable[str] | None = None,
+    *,
+    complete: bool = True,
+    callbacks: Collection[str] | None = None,
+) -> None:
+    found = problems(definition, agent_types, complete=complete, callbacks=callbacks)
     if found:
         raise ValidationFailed([type(p)(f"definition.{p.field}", p.message, p.code) for p in found])

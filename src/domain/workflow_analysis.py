@@ -6,7 +6,7 @@ can fix a definition in one round. ``inspect`` summarises a valid graph.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import msgspec
 
@@ -17,7 +17,11 @@ from domain.workflow_graph import WorkflowDefinition, find_cycle, graph_of, stru
 
 
 def problems(
-    definition: WorkflowDefinition, agent_types: Iterable[str] | None = None, *, complete: bool = True
+    definition: WorkflowDefinition,
+    agent_types: Iterable[str] | None = None,
+    *,
+    complete: bool = True,
+    callbacks: Collection[str] | None = None,
 ) -> list[FieldProblem]:
     """Structural problems, unreachable nodes, decisions without conditions and, where a
     registry of agent types is configured, unknown agent types.
@@ -27,6 +31,10 @@ def problems(
     dangling edges, cycles, malformed conditions, unknown agent types, edges out of an
     end node) is checked.
     Starting an execution checks the complete rules again.
+
+    ``callbacks`` are the callback ids registered for the tenant: a node naming another is
+    refused with ``UNKNOWN_CALLBACK`` (the jsondagapi reference's code). Without it, callback
+    ids are not looked up (only their placement is checked).
     """
     found = structural_problems(definition)
     starts = [n.id for n in definition.nodes if n.type == "start"]
@@ -56,6 +64,7 @@ def problems(
                         f"nodes[{i}].agent_type", f"unknown agent type '{node.agent_type}'", "unknown_agent_type"
                     )
                 )
+    found.extend(callback_problems(definition, callbacks))
     for i, edge in enumerate(definition.edges):
         if edge.condition is not None:
             try:
@@ -68,6 +77,25 @@ def problems(
             found.append(
                 FieldProblem(f"edges[{i}].from", f"end node '{edge.source}' cannot have successors", "edge_from_end")
             )
+    return found
+
+
+def callback_problems(definition: WorkflowDefinition, callbacks: Collection[str] | None) -> list[FieldProblem]:
+    """A callback serves a task node or an external decision node, instead of a worker; its id
+    must be registered (when ``callbacks`` is given)."""
+    found: list[FieldProblem] = []
+    for i, node in enumerate(definition.nodes):
+        if node.callback_id is None:
+            continue
+        where = f"nodes[{i}].callback_id"
+        if node.agent_type is not None:
+            found.append(FieldProblem(where, "a node names a callback_id or an agent_type, not both", "ambiguous"))
+        if node.type not in ("task", "decision") or (node.type == "decision" and not node.config.get("external")):
+            found.append(
+                FieldProblem(where, "only task nodes and external decision nodes are served by callbacks", "placement")
+            )
+        if callbacks is not None and node.callback_id not in callbacks:
+            found.append(FieldProblem(where, f"callback '{node.callback_id}' is not registered", "UNKNOWN_CALLBACK"))
     return found
 
 

@@ -21,6 +21,9 @@ class Node(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     type: NodeType = "task"
     name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     agent_type: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    # A registered callback (POST /callbacks/register) that serves this node over HTTP,
+    # instead of a worker of ``agent_type``.
+    callback_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] | None = None
     config: dict[str, Any] = {}
     timeout: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 3600)] | None = None
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from projections.base import Projection
 from projections.branches import BranchesProjection
+from projections.callbacks import CallbacksProjection
 from projections.checkpoints import CheckpointsProjection
 from projections.coordination import CoordinationProjection
 from projections.execution_metrics import MetricsProjection
@@ -35,6 +36,7 @@ PROJECTIONS: dict[str, type[Projection]] = {
         SummarizationProjection,
         CoordinationProjection,
         MessagesProjection,
+        CallbacksProjection,
     )
 }
 

@@ -60,5 +60,13 @@ class Settings:
     worker_credentials_ttl: int = field(
         default_factory=lambda: int(os.environ.get("QUIPU_WORKER_CREDENTIALS_TTL", "3600"))
     )
+    # The key callback signing secrets are derived from (quipu.secret_key): at least 32
+    # characters; unset, a key file in the data directory is made and kept.
+    secret_key: str | None = field(default_factory=lambda: os.environ.get("QUIPU_SECRET_KEY") or None)
+    # Callback deliveries: attempts before a delivery is dead, seconds per attempt, and the
+    # backoff after the first failure (doubling, capped at 300 s).
+    callback_max_attempts: int = field(default_factory=lambda: int(os.environ.get("QUIPU_CALLBACK_MAX_ATTEMPTS", "5")))
+    callback_timeout: float = field(default_factory=lambda: float(os.environ.get("QUIPU_CALLBACK_TIMEOUT", "10")))
+    callback_retry_base: float = field(default_factory=lambda: float(os.environ.get("QUIPU_CALLBACK_RETRY_BASE", "1")))
     log_format: str = field(default_factory=lambda: os.environ.get("QUIPU_LOG_FORMAT", "auto"))
     log_level: str = field(default_factory=lambda: os.environ.get("QUIPU_LOG_LEVEL", "info"))

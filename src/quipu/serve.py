@@ -160,4 +160,5 @@ async def _close_server(server: asyncio.Server) -> None:
 def _role_name(part: object) -> str:
     # Bound methods of Dispatcher/TimerRunner: "Dispatcher.run" -> "dispatcher".
     qualname = str(getattr(part, "__qualname__", "orchestration"))
-    return {"Dispatcher": "dispatcher", "TimerRunner": "timers"}.get(qualname.split(".")[0], qualname)
+    names = {"Dispatcher": "dispatcher", "TimerRunner": "timers", "Deliverer": "deliverer"}
+    return names.get(qualname.split(".")[0], qualname)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -19,6 +20,7 @@ from api.context import ApiContext, BusUnavailable, WorkerCredentials, WorkerCre
 from bus import permissions
 from bus.agent_messages import JetStreamInboxHints
 from bus.consumer import Projector
+from bus.deliverer import Deliverer
 from bus.dispatcher import Dispatcher
 from bus.live_hints import JetStreamHints
 from bus.nats_auth import NatsAuthority, Permissions
@@ -31,7 +33,9 @@ from bus.timers import TimerRunner
 from bus.worker_access import WorkerAccess
 from commands.access import AccessService
 from commands.agents import AgentService
+from commands.callbacks import CallbackService
 from commands.checkpoint_compare import CheckpointComparer
+from commands.deliveries import DeliveryService
 from commands.executions import ExecutionService
 from commands.limits import DEFAULT_MAX_EVENT_BYTES
 from commands.limits import ENV_KEY as LIMIT_KEY
@@ -41,6 +45,7 @@ from commands.store import EventStore, postgres_env
 from commands.summarization import SummarizationService
 from commands.summarization_firing import TriggerFiring
 from commands.workflows import WorkflowService
+from domain.delivery import DeliveryPolicy
 from domain.execution import Execution
 from domain.timers import TimerKind
 from projections.applier import ensure_schema
@@ -49,6 +54,7 @@ from projections.execution_reads import ExecutionReads
 from projections.registry import PROJECTIONS, projection
 from projections.search_service import MemorySearch
 from quipu.config import Settings
+from quipu.secret_key import load_server_key
 
 
 def coordination_services(store: EventStore, offline_after: float = 30.0) -> tuple[AgentService, LockService]:
@@ -87,6 +93,10 @@ class Wiring:
     nats_public_url: str | None = None  # the NATS URL handed to workers (default: ours)
     worker_credentials_ttl: int = 3600
     agent_offline_after: float = 30.0  # seconds without a heartbeat before an agent is offline
+    # Callback signing secrets derive from this key (quipu.secret_key). The default, a key of
+    # this process only, serves in-process tests; from_settings loads the deployment's.
+    secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    callback_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
     def nats_as(self, rights: Permissions, name: str) -> NatsEndpoint:
         """The endpoint a role connects to: its own minted user when a signing key is
@@ -123,6 +133,12 @@ class Wiring:
             nats_public_url=settings.nats_public_url,
             worker_credentials_ttl=settings.worker_credentials_ttl,
             agent_offline_after=settings.agent_offline_after,
+            secret_key=load_server_key(settings.data_dir, settings.secret_key),
+            callback_policy=DeliveryPolicy(
+                max_attempts=settings.callback_max_attempts,
+                timeout_seconds=settings.callback_timeout,
+                base_seconds=settings.callback_retry_base,
+            ),
         )
 
     @contextlib.asynccontextmanager
@@ -163,7 +179,8 @@ class Wiring:
         def live_subjects(tenant_id: str) -> list[str]:
             return [self.subjects.event(tenant_id, "execution.>"), self.subjects.event(tenant_id, "telemetry.>")]
 
-        workflows = WorkflowService(store, agent_types=self.agent_types)
+        callbacks = CallbackService(store, self.secret_key)
+        workflows = WorkflowService(store, agent_types=self.agent_types, active_callbacks=callbacks.active_among)
         executions = ExecutionService(store, workflows)
         access = WorkerAccess(
             api_nats,
@@ -191,6 +208,7 @@ class Wiring:
                 worker_credentials=worker_credentials_port(access),
                 agents=agents,
                 locks=locks,
+                callbacks=callbacks,
             )
         finally:
             for client in clients:
@@ -230,6 +248,12 @@ class Wiring:
             TriggerFiring(store),
             database_url=self.database_url,
         )
+        deliverer = Deliverer(
+            self.database_url,
+            DeliveryService(store, self.callback_policy),
+            CallbackService(store, self.secret_key),
+            leader_key=self.subjects.prefix,
+        )
         try:
             yield [
                 Dispatcher(
@@ -239,6 +263,7 @@ class Wiring:
                     database_url=self.database_url,
                 ).run,
                 summarizer.run,  # summarization triggers fired from the log, and their tasks
+                deliverer.run,  # callback nodes POSTed to their registered URLs, driven from the log
                 *([runner.run] if timers else []),
             ]
         finally:
