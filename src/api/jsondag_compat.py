@@ -1,6 +1,7 @@
 """jsondagapi's spellings next to Quipu's: its semantic ``workflow_version`` and its
 upper-case status names (``CREATED``, ``RUNNING``, ``COMPLETED``...), shown when a request
-asks for ``?style=jsondag``. The README's "Statuses in jsondagapi's names" has the table."""
+asks for ``?style=jsondag``. The README's "Running a workflow: executions, workers,
+approvals" lists them."""
 
 from __future__ import annotations
 

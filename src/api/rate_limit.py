@@ -47,11 +47,14 @@ class RateLimiter:
                 self.windows = {k: v for k, v in self.windows.items() if v[0] == window}
         used += 1
         self.windows[identity] = (start, used)
-        reset = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+        resets_at = (window + 1) * WINDOW_SECONDS
+        reset = max(1, math.ceil(resets_at - now))
         headers = [
             (b"x-ratelimit-limit", str(self.per_minute).encode()),
             (b"x-ratelimit-remaining", str(max(0, self.per_minute - used)).encode()),
-            (b"x-ratelimit-reset", str(reset).encode()),
+            # when the window ends, as a Unix timestamp (as the reference APIs give it);
+            # Retry-After on a 429 says the same in seconds from now
+            (b"x-ratelimit-reset", str(resets_at).encode()),
         ]
         if used > self.per_minute:
             await _too_many(scope, send, headers, reset)

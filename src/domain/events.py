@@ -15,6 +15,7 @@ from uuid import UUID
 
 import msgspec
 
+from domain.cellstate_codes import CELLSTATE_CODES
 from domain.errors import DomainError
 
 HEADER_FIELDS = frozenset(
@@ -90,7 +91,7 @@ def event_kind(kind: str, code: int) -> Callable[[_E], _E]:
         raise ValueError(f"event code out of u16 range: {code:#x}")
 
     def register(cls: _E) -> _E:
-        if kind in _BY_KIND or code in _BY_CODE:
+        if kind in _BY_KIND or code in _BY_CODE or code in CELLSTATE_CODES:
             raise ValueError(f"duplicate event kind or code: {kind} {code:#06x}")
         cls.KIND = kind
         cls.CODE = code
@@ -110,13 +111,16 @@ def event_class(kind: str) -> type[DomainEvent]:
 
 
 def resolve_kind(name_or_code: str) -> str:
-    """Accept ``workflow.created``, ``40961`` or ``0xa001`` and return the dotted kind."""
+    """Accept ``workflow.created``, ``40961`` or ``0xa001`` and return the dotted kind; a
+    CELLSTATE code (``0x1001``, see ``domain.cellstate_codes``) names the kind it stands for."""
     if name_or_code in _BY_KIND:
         return name_or_code
     try:
         code = int(name_or_code, 0)
     except ValueError:
         raise UnknownKind(name_or_code) from None
+    if code in CELLSTATE_CODES:
+        return CELLSTATE_CODES[code]
     try:
         return _BY_CODE[code].KIND
     except KeyError:

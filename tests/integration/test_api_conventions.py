@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.integration.conftest import Running
 
 DEFINITION = {"nodes": [{"id": "a"}]}
@@ -118,6 +120,9 @@ async def test_rate_limit_headers_and_429(database_url: str, nats_url: str, subj
         assert [r.headers["x-ratelimit-remaining"] for r in seen[:3]] == ["2", "1", "0"]
         body = _problem(seen[3], 429)
         assert int(seen[3].headers["retry-after"]) >= 1 and "retry" in str(body["detail"])
+        # X-RateLimit-Reset is the Unix time the window ends: Retry-After seconds from now
+        reset = int(seen[3].headers["x-ratelimit-reset"])
+        assert reset % 60 == 0 and abs(reset - (time.time() + int(seen[3].headers["retry-after"]))) <= 2
         assert (await q.client.get("/health")).status_code == 200  # probes are never throttled
 
 
