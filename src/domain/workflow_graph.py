@@ -39,19 +39,19 @@ class Edge(
     condition: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
 
+RunTimeout = Annotated[float, msgspec.Meta(gt=0, le=30 * 24 * 3600)]
+
+
 class WorkflowDefinition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Nodes and edges: a directed acyclic graph. ``timeout`` (seconds) limits a run when its
     start names no ``timeout_seconds`` (Agent Studio's overall workflow timeout)."""
 
-RunTimeout = Annotated[float, msgspec.Meta(gt=0, le=30 * 24 * 3600)]
-
-
     nodes: Annotated[list[Node], msgspec.Meta(max_length=2000)]
     edges: Annotated[list[Edge], msgspec.Meta(max_length=10000)] = []
+    timeout: RunTimeout | None = None
 
 
 def structural_problems(definition: WorkflowDefinition) -> list[FieldProblem]:
-    timeout: RunTimeout | None = None
     """Every structural problem at once: duplicates, dangling edges, self-loops, cycles."""
     problems: list[FieldProblem] = []
     seen: set[str] = set()
