@@ -63,9 +63,9 @@ class Execution(ExecutionState):
         request_hash: str | None = None,
         timeout: float | None = None,
     ) -> Execution:
+        timeout = timeout or definition.timeout  # the start's limit, else the definition's
         deadline = datetime.now(UTC) + timedelta(seconds=timeout) if timeout else None
         execution = cls._create(
-        timeout = timeout or definition.timeout  # the start's limit, else the definition's
             ExecutionStarted,
             ctx,
             aggregate_id=execution_id,
@@ -149,10 +149,10 @@ class Execution(ExecutionState):
             raise Conflict(f"node '{node_id}' is not an external decision node")
         self._require_working_on(node_id, None)
         outgoing = graph_of(self.definition).successors[node_id]
-        wrong = [
-            FieldProblem(f"targets[{i}]", f"'{t}' is not a successor of '{node_id}'", "unknown_target")
         if targets is None:
             targets = outcome_targets(node, outgoing, outcome or "")
+        wrong = [
+            FieldProblem(f"targets[{i}]", f"'{t}' is not a successor of '{node_id}'", "unknown_target")
             for i, t in enumerate(targets)
             if t not in outgoing
         ]
