@@ -154,6 +154,7 @@ from quipu_client.models.workflows import (
     WorkflowSummary,
     WorkflowWrite,
 )
+    TopLevelEdge,
 
 __all__ = [
     "Acknowledge",
@@ -309,6 +310,7 @@ __all__ = [
     "TurnCreate",
     "TurnFound",
     "TurnOut",
+    "TopLevelEdge",
     "TurnPatch",
     "UnpublishableEvent",
     "Validation",

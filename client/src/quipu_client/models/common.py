@@ -320,6 +320,7 @@ class WorkflowDefinition(msgspec.Struct, kw_only=True, omit_defaults=True):
     nodes: list[Node]
     edges: list[WorkflowEdge] = []
 
+    timeout: float | None = None
 
 class WorkflowEdge(msgspec.Struct, kw_only=True, omit_defaults=True):
     from_: str = msgspec.field(name="from")

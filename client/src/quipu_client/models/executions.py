@@ -23,7 +23,8 @@ class AgentMetrics(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class Decision(msgspec.Struct, kw_only=True, omit_defaults=True):
-    targets: list[str]
+    targets: list[str] | None = None
+    outcome: str | None = None
     reason: str | None = None
 
 
@@ -107,6 +108,9 @@ class NodeDuration(msgspec.Struct, kw_only=True, omit_defaults=True):
     duration_ms: float
 
 
+    outputs: dict[str, Any] | None = None
+    status: Literal["COMPLETED", "FAILED"] | None = None
+    error: str | dict[str, Any] | None = None
 class NodeFailure(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: str
     attempt: int | None = None
@@ -199,3 +203,5 @@ class executions_ExecutionStart(msgspec.Struct, kw_only=True, omit_defaults=True
     input: dict[str, Any] = {}
     timeout_seconds: float | None = None
     caused_by: list[UUID] = []
+    workflow_version: int | str | None = None
+    inputs: dict[str, Any] | None = None

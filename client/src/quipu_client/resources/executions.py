@@ -38,9 +38,9 @@ class Executions(SyncResource):
         """``POST /api/v1/executions/{execution_id}/cancel`` (cancelExecution)."""
         return self._t.call("POST", f"/api/v1/executions/{execution_id}/cancel", body=body, expect=ExecutionOut)
 
-    def get(self, execution_id: UUID | str) -> ExecutionOut:
+    def get(self, execution_id: UUID | str, *, style: Literal["quipu", "jsondag"] | None = None) -> ExecutionOut:
         """``GET /api/v1/executions/{execution_id}`` (getExecution)."""
-        return self._t.call("GET", f"/api/v1/executions/{execution_id}", expect=ExecutionOut)
+        return self._t.call("GET", f"/api/v1/executions/{execution_id}", params={"style": style}, expect=ExecutionOut)
 
     def list(
         self,
@@ -57,6 +57,7 @@ class Executions(SyncResource):
         """``GET /api/v1/executions`` (listExecutions)."""
         return self._t.call(
             "GET",
+        style: Literal["quipu", "jsondag"] | None = None,
             "/api/v1/executions",
             params={
                 "limit": limit,
@@ -71,6 +72,7 @@ class Executions(SyncResource):
             expect=Page[ExecutionSummary],
         )
 
+                "style": style,
     def iter_list(
         self,
         *,
@@ -84,6 +86,7 @@ class Executions(SyncResource):
     ) -> Iterator[ExecutionSummary]:
         """Every item of ``GET /api/v1/executions``, a page at a time."""
         return self._t.pages(
+        style: Literal["quipu", "jsondag"] | None = None,
             lambda offset: self.list(
                 status=status,
                 workflow_id=workflow_id,
@@ -95,6 +98,7 @@ class Executions(SyncResource):
                 offset=offset,
             ),
         )
+                style=style,
 
     def start(
         self,
@@ -104,12 +108,14 @@ class Executions(SyncResource):
     ) -> ExecutionOut:
         """``POST /api/v1/executions`` (startExecution)."""
         return self._t.call(
+        style: Literal["quipu", "jsondag"] | None = None,
             "POST",
             "/api/v1/executions",
             body=body,
             idempotency_key=idempotency_key or new_idempotency_key(),
             expect=ExecutionOut,
         )
+            params={"style": style},
 
     def pause(self, execution_id: UUID | str, body: Steer | Mapping[str, Any] | None = None) -> ExecutionOut:
         """``POST /api/v1/executions/{execution_id}/pause`` (pauseExecution)."""
@@ -228,9 +234,14 @@ class AsyncExecutions(AsyncResource):
         """``POST /api/v1/executions/{execution_id}/cancel`` (cancelExecution)."""
         return await self._t.call("POST", f"/api/v1/executions/{execution_id}/cancel", body=body, expect=ExecutionOut)
 
-    async def get(self, execution_id: UUID | str) -> ExecutionOut:
+    async def get(self, execution_id: UUID | str, *, style: Literal["quipu", "jsondag"] | None = None) -> ExecutionOut:
         """``GET /api/v1/executions/{execution_id}`` (getExecution)."""
-        return await self._t.call("GET", f"/api/v1/executions/{execution_id}", expect=ExecutionOut)
+        return await self._t.call(
+            "GET",
+            f"/api/v1/executions/{execution_id}",
+            params={"style": style},
+            expect=ExecutionOut,
+        )
 
     async def list(
         self,
@@ -247,6 +258,7 @@ class AsyncExecutions(AsyncResource):
         """``GET /api/v1/executions`` (listExecutions)."""
         return await self._t.call(
             "GET",
+        style: Literal["quipu", "jsondag"] | None = None,
             "/api/v1/executions",
             params={
                 "limit": limit,
@@ -261,6 +273,7 @@ class AsyncExecutions(AsyncResource):
             expect=Page[ExecutionSummary],
         )
 
+                "style": style,
     def iter_list(
         self,
         *,
@@ -274,6 +287,7 @@ class AsyncExecutions(AsyncResource):
     ) -> AsyncIterator[ExecutionSummary]:
         """Every item of ``GET /api/v1/executions``, a page at a time."""
         return self._t.pages(
+        style: Literal["quipu", "jsondag"] | None = None,
             lambda offset: self.list(
                 status=status,
                 workflow_id=workflow_id,
@@ -285,6 +299,7 @@ class AsyncExecutions(AsyncResource):
                 offset=offset,
             ),
         )
+                style=style,
 
     async def start(
         self,
@@ -294,12 +309,14 @@ class AsyncExecutions(AsyncResource):
     ) -> ExecutionOut:
         """``POST /api/v1/executions`` (startExecution)."""
         return await self._t.call(
+        style: Literal["quipu", "jsondag"] | None = None,
             "POST",
             "/api/v1/executions",
             body=body,
             idempotency_key=idempotency_key or new_idempotency_key(),
             expect=ExecutionOut,
         )
+            params={"style": style},
 
     async def pause(self, execution_id: UUID | str, body: Steer | Mapping[str, Any] | None = None) -> ExecutionOut:
         """``POST /api/v1/executions/{execution_id}/pause`` (pauseExecution)."""
