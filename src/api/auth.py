@@ -73,15 +73,16 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     return principal
 
 
-async def socket_principal(socket: WebSocket[Any, Any, Any], ctx: ApiContext) -> Principal:
+async def socket_principal(socket: WebSocket[Any, Any, Any], ctx: ApiContext, needed: Scope | None = None) -> Principal:
     """The header as for HTTP, or ``?token=`` because browsers cannot set headers on a
-    WebSocket. (A query token can end up in proxy logs: prefer the header where possible.)"""
+    WebSocket. (A query token can end up in proxy logs: prefer the header where possible.)
+    ``needed``: a scope a message needs beyond the route's own (checked again per message)."""
     scheme, _, secret = socket.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         secret = socket.query_params.get("token", "")
     if not secret.strip():
         raise NotAuthorizedException("send 'Authorization: Bearer <api key>' or '?token=<api key>'")
-    return await principal_for(ctx, secret.strip(), socket.route_handler.opt.get("scope", "read"))
+    return await principal_for(ctx, secret.strip(), needed or socket.route_handler.opt.get("scope", "read"))
 
 
 async def principal_for(ctx: ApiContext, secret: str, needed: Scope) -> Principal:

@@ -19,7 +19,7 @@ from api.pagination import Limit, Offset
 from commands.as_of import parse_point
 from domain.errors import FieldProblem, ValidationFailed
 from projections.execution_metrics import ModelUsage, NodeDuration, Slice, Totals
-from projections.timeline import EVENT_TYPES, TimelineFilter
+from projections.timeline import EVENT_TYPES, TYPE_ALIASES, TimelineFilter
 
 TimelineAsOf = Annotated[
     str | None,
@@ -92,18 +92,16 @@ class MetricsOut(msgspec.Struct):
 def parse_filter(
     event_types: str | None, node: str | None, start_time: datetime | None, end_time: datetime | None
 ) -> TimelineFilter:
-    """Times without a zone are taken as UTC; every problem is reported at once."""
+    """Times without a zone are taken as UTC; every problem is reported at once. An alias
+    (``segment_start``, ``segment_end``, ``self_healing``) stands for the type it names."""
     problems: list[FieldProblem] = []
-    wanted = tuple(dict.fromkeys(t.strip() for t in (event_types or "").split(",") if t.strip()))
+    asked = [t.strip() for t in (event_types or "").split(",") if t.strip()]
+    wanted = tuple(dict.fromkeys(TYPE_ALIASES.get(t, t) for t in asked))
     unknown = [t for t in wanted if t not in EVENT_TYPES]
     if unknown:
-        problems.append(
-            FieldProblem(
-                "event_types",
-                f"unknown event type(s) {', '.join(unknown)}; valid: {', '.join(EVENT_TYPES)}",
-                "unknown_event_type",
-            )
-        )
+        valid = ", ".join([*EVENT_TYPES, *TYPE_ALIASES])
+        message = f"unknown event type(s) {', '.join(unknown)}; valid: {valid}"
+        problems.append(FieldProblem("event_types", message, "unknown_event_type"))
     start, end = (t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (start_time, end_time))
     if start and end and start > end:
         problems.append(FieldProblem("start_time", "start_time is after end_time", "invalid_range"))
@@ -132,7 +130,8 @@ class ExecutionInsightsController(Controller):
         as_of: TimelineAsOf = None,
     ) -> TimelineOut:
         """The run's events and glass-box records in log order, filtered by comma-separated
-        ``event_types``, ``node`` and an inclusive ``start_time``/``end_time`` window. The
+        ``event_types`` (also the aliases ``segment_start``, ``segment_end``, ``self_healing``),
+        ``node`` and an inclusive ``start_time``/``end_time`` window. The
         summary counts everything the filters match; checkpoint state only with ``include_state``.
         ``as_of`` (an event id or version of the execution, or a timestamp) gives the timeline
         as it was then: rows up to that event in log order, or up to that time."""

@@ -59,6 +59,13 @@ class Steer(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
 
+class ResumeBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A person's answer sent with the resume (the Analemma OS reference's HITP response)."""
+
+    user_response: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
+    additional_data: dict[str, Any] = {}
+
+
 class PendingApproval(msgspec.Struct):
     approval_id: UUID
     node_id: str
@@ -151,10 +158,12 @@ class ExecutionController(Controller):
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
+        style: StatusStyle = "quipu",
     ) -> Response[ExecutionOut]:
         """Start a run of a workflow (latest or ``version``). Safe to retry with ``Idempotency-Key``.
         ``?style=jsondag`` names the status as jsondagapi does (``RUNNING``...)."""
         raw = msgspec.to_builtins(data)
+        version, run_input = data.chosen_version(), data.chosen_input()
         execution, created = await anyio.to_thread.run_sync(
             lambda: ctx.executions.start(
                 principal.context(data.caused_by),
@@ -169,11 +178,9 @@ class ExecutionController(Controller):
         bind_correlation(execution.id)
         headers = created_headers(f"/api/v1/executions/{execution.id}", created_now=created)
         return Response(styled(execution_out(execution), style), status_code=201, headers=headers)
-        style: StatusStyle = "quipu",
 
     @get("/", operation_id="listExecutions")
     async def list_all(
-        version, run_input = data.chosen_version(), data.chosen_input()
         self,
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
@@ -185,6 +192,7 @@ class ExecutionController(Controller):
         created_before: FromQuery[datetime | None] = None,
         sort: FromQuery[Literal["created_at", "updated_at", "status"]] = "created_at",
         order: FromQuery[Literal["asc", "desc"]] = "desc",
+        style: StatusStyle = "quipu",
     ) -> Page[ExecutionSummary]:
         """The task-manager view, from the ``executions`` read model: filter, sort, page.
         ``?style=jsondag`` names the statuses as jsondagapi does."""
@@ -203,7 +211,6 @@ class ExecutionController(Controller):
             )
         items = [
             ExecutionSummary(
-        style: StatusStyle = "quipu",
                 r.execution_id,
                 r.workflow_id,
                 r.workflow_version,
@@ -219,7 +226,11 @@ class ExecutionController(Controller):
 
     @get("/{execution_id:uuid}", operation_id="getExecution")
     async def get_one(
-        self, execution_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
+        self,
+        execution_id: FromPath[UUID],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        style: StatusStyle = "quipu",
     ) -> ExecutionOut:
         """Status, progress, current nodes, counts per node state and the state, from the log (no lag).
         ``?style=jsondag`` names the status as jsondagapi does (``RUNNING``, ``COMPLETED``...)."""
@@ -245,10 +256,19 @@ class ExecutionController(Controller):
         execution_id: FromPath[UUID],
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
-        style: StatusStyle = "quipu",
+        data: JSONBody[ResumeBody | None] = None,
     ) -> ExecutionOut:
-        """Continue a paused execution (409 unless paused)."""
-        return await act(ctx, principal, execution_id, lambda e, c: e.resume(c))
+        """Continue a paused execution. ``user_response`` and ``additional_data`` are recorded
+        on the ``execution.resumed`` event and kept in the state under ``hitp_response``. An
+        execution waiting for exactly one approval is resumed by approving it
+        (``user_response`` is the feedback). 409 otherwise."""
+        body = data or ResumeBody()
+        return await act(
+            ctx,
+            principal,
+            execution_id,
+            lambda e, c: e.resume(c, user_response=body.user_response, additional_data=body.additional_data),
+        )
 
     @post("/{execution_id:uuid}/cancel", operation_id="cancelExecution", opt={"scope": "write"}, status_code=200)
     async def cancel(

@@ -1,5 +1,9 @@
 """Branching an execution: resume from a checkpoint, play
-from a node, counterfactual runs, and which nodes a branch can start from."""
+from a node, counterfactual runs, and which nodes a branch can start from.
+
+The reference APIs' spellings are accepted too: ``branch_name`` (CMBAgent) for ``name``, and
+``skip_failed_segment`` (Analemma OS) for ``skip_failed_node`` (either one true skips).
+Sending both ``name`` and ``branch_name`` is a 422 (``ambiguous``)."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from api.context import ApiContext
 from api.executions import ExecutionOut, execution_out
 from api.pagination import created_headers
 from commands.forks import ForkService
+from domain.errors import FieldProblem, ValidationFailed
 from domain.execution import Execution
 from domain.scheduling import NodeStatus
 
@@ -24,24 +29,30 @@ Name = Annotated[str, msgspec.Meta(max_length=200)]
 Hypothesis = Annotated[str, msgspec.Meta(max_length=2000)]
 
 
-class ResumeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class _Named(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: Name | None = None
+    branch_name: Name | None = None  # the CMBAgent reference's name for ``name``
+    hypothesis: Hypothesis | None = None
+
+    def chosen_name(self) -> str | None:
+        if self.name is not None and self.branch_name is not None:
+            raise ValidationFailed([FieldProblem("branch_name", "send name or branch_name, not both", "ambiguous")])
+        return self.name if self.name is not None else self.branch_name
+
+
+class ResumeRequest(_Named, kw_only=True):
     modified_state: dict[str, Any] = {}  # merged into the checkpoint's state (top-level keys)
     skip_failed_node: bool = False  # count the node that failed as done, with an empty output
-    name: Name | None = None
-    hypothesis: Hypothesis | None = None
+    skip_failed_segment: bool = False  # the Analemma OS reference's name for ``skip_failed_node``
 
 
-class PlayFromNodeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class PlayFromNodeRequest(_Named, kw_only=True):
     node_id: str
     modified_state: dict[str, Any] = {}
-    name: Name | None = None
-    hypothesis: Hypothesis | None = None
 
 
-class CounterfactualRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class CounterfactualRequest(_Named, kw_only=True):
     outputs: dict[str, dict[str, Any]]  # node -> the output it should have had
-    name: Name | None = None
-    hypothesis: Hypothesis | None = None
 
 
 class ResumableNode(msgspec.Struct):
@@ -76,9 +87,11 @@ class ForkController(Controller):
         data: JSONBody[ResumeRequest | None] = None,
     ) -> Response[ExecutionOut]:
         """Start a branch from a checkpoint: nodes finished there are carried, the rest runs
-        again; its first event's parent is the checkpoint. The original is untouched."""
+        again; its first event's parent is the checkpoint. The original is untouched.
+        ``skip_failed_node`` (or ``skip_failed_segment``): the failed node counts as done."""
         body = data or ResumeRequest()
         bind_correlation(execution_id)
+        name = body.chosen_name()
         return await self._created(
             ctx,
             lambda: ForkService(ctx.store).resume(
@@ -86,8 +99,8 @@ class ForkController(Controller):
                 execution_id,
                 checkpoint_id,
                 modified_state=body.modified_state,
-                skip_failed_node=body.skip_failed_node,
-                name=body.name,
+                skip_failed_node=body.skip_failed_node or body.skip_failed_segment,
+                name=name,
                 hypothesis=body.hypothesis,
             ),
         )
@@ -101,8 +114,9 @@ class ForkController(Controller):
         principal: NamedDependency[Principal],
     ) -> Response[ExecutionOut]:
         """Start a branch from the moment just before ``node_id`` first ran: it and everything
-        after it run again."""
+        after it run again. ``branch_name`` is accepted for ``name``."""
         bind_correlation(execution_id)
+        name = data.chosen_name()
         return await self._created(
             ctx,
             lambda: ForkService(ctx.store).play_from_node(
@@ -110,7 +124,7 @@ class ForkController(Controller):
                 execution_id,
                 data.node_id,
                 modified_state=data.modified_state,
-                name=data.name,
+                name=name,
                 hypothesis=data.hypothesis,
             ),
         )
@@ -126,10 +140,11 @@ class ForkController(Controller):
         """What if these nodes had answered otherwise? A branch with their recorded outputs
         replaced, re-running only the nodes that depend on them."""
         bind_correlation(execution_id)
+        name = data.chosen_name()
         return await self._created(
             ctx,
             lambda: ForkService(ctx.store).counterfactual(
-                principal.context(), execution_id, data.outputs, name=data.name, hypothesis=data.hypothesis
+                principal.context(), execution_id, data.outputs, name=name, hypothesis=data.hypothesis
             ),
         )
 

@@ -26,8 +26,9 @@ from api.auth import Principal, bind_correlation, socket_principal
 from api.context import ApiContext
 from api.inbox import inbox_body, open_inbox
 from api.live import ExecutionFeed
+from api.live_hitp import HitpApprove, HitpCommand, HitpReject, HitpResume, answer
 from api.live_messages import LiveMessage
-from domain.errors import NotFound, ValidationFailed
+from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.ids import uuid7
 from projections.message_inbox import InboxFeed
 
@@ -72,8 +73,9 @@ class LiveController(Controller):
     async def socket(self, socket: WebSocket[Any, Any, Any], ctx: NamedDependency[ApiContext]) -> None:
         """Subscribe to executions: ``{"action": "subscribe", "execution_id", "last_event_id"?}``,
         ``unsubscribe``, ``ping``; to an agent's messages: ``subscribe_inbox`` / ``unsubscribe_inbox``
-        with ``agent_id``. Auth by ``Authorization: Bearer`` or ``?token=``; a refused
-        key closes the handshake with 4401 / 4403."""
+        with ``agent_id``; answer a person's gate: ``resume`` / ``approve`` / ``reject`` with
+        ``execution_id`` (``api.live_hitp``; the key needs the ``write`` scope). Auth by
+        ``Authorization: Bearer`` or ``?token=``; a refused key closes the handshake with 4401 / 4403."""
         try:
             principal = await socket_principal(socket, ctx)
         except (NotAuthorizedException, PermissionDeniedException) as error:
@@ -115,7 +117,9 @@ class UnsubscribeInbox(msgspec.Struct, tag="unsubscribe_inbox", tag_field="actio
     agent_id: UUID
 
 
-_commands = msgspec.json.Decoder(Subscribe | Unsubscribe | Ping | SubscribeInbox | UnsubscribeInbox)
+_commands = msgspec.json.Decoder(
+    Subscribe | Unsubscribe | Ping | SubscribeInbox | UnsubscribeInbox | HitpResume | HitpApprove | HitpReject
+)
 
 
 class LiveSession:
@@ -181,9 +185,26 @@ class LiveSession:
         elif isinstance(command, UnsubscribeInbox):
             await self._stop(command.agent_id)
             await self._send({"type": "unsubscribed_inbox", "agent_id": str(command.agent_id)})
+        elif isinstance(command, HitpResume | HitpApprove | HitpReject):
+            await self._answer(command)
         else:
             await self._stop(command.execution_id)
             await self._send({"type": "unsubscribed", "execution_id": str(command.execution_id)})
+
+    async def _answer(self, command: HitpCommand) -> None:
+        """A person's answer (``api.live_hitp``): needs the ``write`` scope, checked now."""
+        execution_id = command.execution_id
+        try:
+            principal = await socket_principal(self._socket, self._ctx, "write")
+            await self._send(await answer(self._ctx, principal, command))
+        except (NotAuthorizedException, PermissionDeniedException) as error:
+            await self._error("FORBIDDEN" if error.status_code == 403 else "UNAUTHORIZED", error.detail, execution_id)
+        except NotFound as error:
+            await self._error("NOT_FOUND", str(error), execution_id)
+        except ValidationFailed as error:
+            await self._error("BAD_REQUEST", str(error), execution_id)
+        except Conflict as error:
+            await self._error("CONFLICT", str(error), execution_id)
 
     async def _subscribe(self, command: Subscribe) -> None:
         execution_id = command.execution_id

@@ -67,7 +67,10 @@ RULES: dict[str, dict[str, str]] = {
     "startCounterfactual": {
         "empty": "`outputs` names no node",
         "not_succeeded": "a node in `outputs` did not succeed in this run",
+        "ambiguous": "both `name` and `branch_name`",
     },
+    "resumeFromCheckpoint": {"ambiguous": "both `name` and `branch_name`"},
+    "playFromNode": {"ambiguous": "both `name` and `branch_name`"},
     "compareBranches": {"same": "`a` and `b` are the same execution"},
     "createArtifact": _KNOWLEDGE,
     "supersedeArtifact": _KNOWLEDGE,

@@ -204,10 +204,30 @@ class Execution(ExecutionState):
             raise Conflict(f"only a running execution can be paused; this one is {self.status.value}")
         self._trigger(ExecutionPaused, ctx, reason=reason)
 
-    def resume(self, ctx: CommandContext) -> None:
+    def resume(
+        self,
+        ctx: CommandContext,
+        *,
+        user_response: str | None = None,
+        additional_data: dict[str, Any] | None = None,
+    ) -> None:
+        """Continue a paused run. A person's answer sent along (``user_response``,
+        ``additional_data``) is recorded on the resume event and kept in the state under
+        ``hitp_response``. A run that is not paused but waits for exactly one approval (the
+        Analemma OS reference's PAUSED_FOR_HITP) is resumed by approving that approval, with
+        ``user_response`` as its feedback."""
+        answer = {"user_response": user_response, "additional_data": dict(additional_data or {})}
+        waiting = self.pending_approvals()
+        if self.status is ExecutionStatus.WAITING_FOR_APPROVAL:
+            if len(waiting) != 1:
+                raise Conflict(f"{len(waiting)} approvals are waiting; answer each through its approval id")
+            node_id, approval_id = next(iter(waiting.items()))
+            self._trigger(ExecutionResumed, ctx, **answer, approval_id=approval_id)
+            self.respond_to_approval(ctx, node_id, approved=True, feedback=user_response or "")
+            return
         if self.status is not ExecutionStatus.PAUSED:
             raise Conflict(f"only a paused execution can be resumed; this one is {self.status.value}")
-        self._trigger(ExecutionResumed, ctx)
+        self._trigger(ExecutionResumed, ctx, **answer)
         now = datetime.now(UTC)
         for node_id, due in list(self.retry_due.items()):  # retries that fell due while paused
             if due <= now:

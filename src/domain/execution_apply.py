@@ -11,6 +11,7 @@ import msgspec
 from domain.approvals import ApprovalRecord
 from domain.events import DomainEvent
 from domain.execution_events import (
+    HITP_RESPONSE_KEY,
     ApprovalAnswered,
     CheckpointTaken,
     DecisionMade,
@@ -111,6 +112,9 @@ def apply_event(ex: ExecutionState, event: DomainEvent) -> None:
         ex.status = ExecutionStatus.PAUSED
     elif isinstance(event, ExecutionResumed):
         ex.status = ExecutionStatus.RUNNING
+        if event.user_response is not None or event.additional_data:
+            answer = {"user_response": event.user_response, "additional_data": dict(event.additional_data)}
+            ex.state = {**ex.state, HITP_RESPONSE_KEY: answer}
         ex.settle_status()
     elif isinstance(event, ExecutionCancelled):
         ex.status = ExecutionStatus.CANCELLED

@@ -69,9 +69,19 @@ class ExecutionPaused(DomainEvent, frozen=True, kw_only=True):
     reason: str | None = None
 
 
+HITP_RESPONSE_KEY = "hitp_response"
+"""Where a resume's ``user_response`` and ``additional_data`` are kept in the state."""
+
+
 @event_kind("execution.resumed", 0xB007)
 class ExecutionResumed(DomainEvent, frozen=True, kw_only=True):
-    pass
+    """The run continues. A person's answer given with the resume (the Analemma OS
+    reference's HITP response) is recorded here and kept in the state under
+    ``HITP_RESPONSE_KEY``; ``approval_id`` is set when the resume answered a waiting approval."""
+
+    user_response: str | None = None
+    additional_data: dict[str, Any] = {}
+    approval_id: UUID | None = None
 
 
 @event_kind("execution.cancelled", 0xB008)
@@ -112,6 +122,7 @@ class DecisionMade(DomainEvent, frozen=True, kw_only=True):
     node_id: str
     targets: list[str]
     reason: str | None = None
+    outcome: str | None = None
 
 
 @event_kind("execution.approval_answered", 0xB00E)
@@ -127,7 +138,6 @@ class ApprovalAnswered(DomainEvent, frozen=True, kw_only=True):
 
 
 @event_kind("execution.checkpoint_taken", 0xB00F)
-    outcome: str | None = None
 class CheckpointTaken(DomainEvent, frozen=True, kw_only=True):
     """The state at this point: after a node that may change it, or on demand."""
 

@@ -22,6 +22,11 @@ timeline event types (docs/architecture.md, Reference APIs) where it has one, an
       timed_out
     telemetry.llm_call / tool_call / thought      llm_call / tool_call / thought
 
+The ``event_types`` filter also takes the reference's names for three of them, as aliases
+(``TYPE_ALIASES``; rows keep Quipu's type): ``segment_start`` is ``node_started``,
+``segment_end`` is ``node_completed`` and ``self_healing`` (automatic error recovery) is
+``node_retry``.
+
 Whether a failure is retried is recorded on the event itself (``retry_at``), so the type is
 known when the row is written and never changes afterwards.
 
@@ -78,6 +83,13 @@ EVENT_TYPES: tuple[str, ...] = tuple(
     )
 )
 """Every ``event_type`` a timeline row can have (what the ``event_types`` filter accepts)."""
+
+TYPE_ALIASES: dict[str, str] = {
+    "segment_start": "node_started",
+    "segment_end": "node_completed",
+    "self_healing": "node_retry",
+}
+"""The Analemma OS reference's names the ``event_types`` filter accepts for Quipu's types."""
 
 _DROPPED = frozenset({"node_id", "execution_id", "definition", "request_hash"})
 
