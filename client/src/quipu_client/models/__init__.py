@@ -149,12 +149,12 @@ from quipu_client.models.workflows import (
     DefinitionInput,
     FieldError,
     Inspection,
+    TopLevelEdge,
     Validation,
     WorkflowOut,
     WorkflowSummary,
     WorkflowWrite,
 )
-    TopLevelEdge,
 
 __all__ = [
     "Acknowledge",
@@ -300,6 +300,7 @@ __all__ = [
     "TimelineSummaryOut",
     "ToolCall",
     "ToolCallFound",
+    "TopLevelEdge",
     "Totals",
     "TrajectoryCreate",
     "TrajectoryFinish",
@@ -310,7 +311,6 @@ __all__ = [
     "TurnCreate",
     "TurnFound",
     "TurnOut",
-    "TopLevelEdge",
     "TurnPatch",
     "UnpublishableEvent",
     "Validation",

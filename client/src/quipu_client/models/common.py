@@ -319,8 +319,8 @@ class ValueChange(msgspec.Struct, kw_only=True, omit_defaults=True):
 class WorkflowDefinition(msgspec.Struct, kw_only=True, omit_defaults=True):
     nodes: list[Node]
     edges: list[WorkflowEdge] = []
-
     timeout: float | None = None
+
 
 class WorkflowEdge(msgspec.Struct, kw_only=True, omit_defaults=True):
     from_: str = msgspec.field(name="from")

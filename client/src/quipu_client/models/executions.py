@@ -97,6 +97,9 @@ class ModelUsage(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class NodeCompletion(msgspec.Struct, kw_only=True, omit_defaults=True):
     output: dict[str, Any] = {}
+    outputs: dict[str, Any] | None = None
+    status: Literal["COMPLETED", "FAILED"] | None = None
+    error: str | dict[str, Any] | None = None
     attempt: int | None = None
     caused_by: list[UUID] = []
 
@@ -108,9 +111,6 @@ class NodeDuration(msgspec.Struct, kw_only=True, omit_defaults=True):
     duration_ms: float
 
 
-    outputs: dict[str, Any] | None = None
-    status: Literal["COMPLETED", "FAILED"] | None = None
-    error: str | dict[str, Any] | None = None
 class NodeFailure(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: str
     attempt: int | None = None
@@ -200,8 +200,8 @@ class Totals(msgspec.Struct, kw_only=True, omit_defaults=True):
 class executions_ExecutionStart(msgspec.Struct, kw_only=True, omit_defaults=True):
     workflow_id: UUID
     version: int | None = None
+    workflow_version: int | str | None = None
     input: dict[str, Any] = {}
+    inputs: dict[str, Any] | None = None
     timeout_seconds: float | None = None
     caused_by: list[UUID] = []
-    workflow_version: int | str | None = None
-    inputs: dict[str, Any] | None = None

@@ -53,11 +53,11 @@ class Executions(SyncResource):
         created_before: datetime | float | None = None,
         sort: Literal["created_at", "updated_at", "status"] | None = None,
         order: Literal["asc", "desc"] | None = None,
+        style: Literal["quipu", "jsondag"] | None = None,
     ) -> Page[ExecutionSummary]:
         """``GET /api/v1/executions`` (listExecutions)."""
         return self._t.call(
             "GET",
-        style: Literal["quipu", "jsondag"] | None = None,
             "/api/v1/executions",
             params={
                 "limit": limit,
@@ -68,11 +68,11 @@ class Executions(SyncResource):
                 "created_before": created_before,
                 "sort": sort,
                 "order": order,
+                "style": style,
             },
             expect=Page[ExecutionSummary],
         )
 
-                "style": style,
     def iter_list(
         self,
         *,
@@ -82,11 +82,11 @@ class Executions(SyncResource):
         created_before: datetime | float | None = None,
         sort: Literal["created_at", "updated_at", "status"] | None = None,
         order: Literal["asc", "desc"] | None = None,
+        style: Literal["quipu", "jsondag"] | None = None,
         page_size: int = 100,
     ) -> Iterator[ExecutionSummary]:
         """Every item of ``GET /api/v1/executions``, a page at a time."""
         return self._t.pages(
-        style: Literal["quipu", "jsondag"] | None = None,
             lambda offset: self.list(
                 status=status,
                 workflow_id=workflow_id,
@@ -94,28 +94,28 @@ class Executions(SyncResource):
                 created_before=created_before,
                 sort=sort,
                 order=order,
+                style=style,
                 limit=page_size,
                 offset=offset,
             ),
         )
-                style=style,
 
     def start(
         self,
         body: executions_ExecutionStart | Mapping[str, Any],
         *,
+        style: Literal["quipu", "jsondag"] | None = None,
         idempotency_key: str | None = None,
     ) -> ExecutionOut:
         """``POST /api/v1/executions`` (startExecution)."""
         return self._t.call(
-        style: Literal["quipu", "jsondag"] | None = None,
             "POST",
             "/api/v1/executions",
+            params={"style": style},
             body=body,
             idempotency_key=idempotency_key or new_idempotency_key(),
             expect=ExecutionOut,
         )
-            params={"style": style},
 
     def pause(self, execution_id: UUID | str, body: Steer | Mapping[str, Any] | None = None) -> ExecutionOut:
         """``POST /api/v1/executions/{execution_id}/pause`` (pauseExecution)."""
@@ -254,11 +254,11 @@ class AsyncExecutions(AsyncResource):
         created_before: datetime | float | None = None,
         sort: Literal["created_at", "updated_at", "status"] | None = None,
         order: Literal["asc", "desc"] | None = None,
+        style: Literal["quipu", "jsondag"] | None = None,
     ) -> Page[ExecutionSummary]:
         """``GET /api/v1/executions`` (listExecutions)."""
         return await self._t.call(
             "GET",
-        style: Literal["quipu", "jsondag"] | None = None,
             "/api/v1/executions",
             params={
                 "limit": limit,
@@ -269,11 +269,11 @@ class AsyncExecutions(AsyncResource):
                 "created_before": created_before,
                 "sort": sort,
                 "order": order,
+                "style": style,
             },
             expect=Page[ExecutionSummary],
         )
 
-                "style": style,
     def iter_list(
         self,
         *,
@@ -283,11 +283,11 @@ class AsyncExecutions(AsyncResource):
         created_before: datetime | float | None = None,
         sort: Literal["created_at", "updated_at", "status"] | None = None,
         order: Literal["asc", "desc"] | None = None,
+        style: Literal["quipu", "jsondag"] | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[ExecutionSummary]:
         """Every item of ``GET /api/v1/executions``, a page at a time."""
         return self._t.pages(
-        style: Literal["quipu", "jsondag"] | None = None,
             lambda offset: self.list(
                 status=status,
                 workflow_id=workflow_id,
@@ -295,28 +295,28 @@ class AsyncExecutions(AsyncResource):
                 created_before=created_before,
                 sort=sort,
                 order=order,
+                style=style,
                 limit=page_size,
                 offset=offset,
             ),
         )
-                style=style,
 
     async def start(
         self,
         body: executions_ExecutionStart | Mapping[str, Any],
         *,
+        style: Literal["quipu", "jsondag"] | None = None,
         idempotency_key: str | None = None,
     ) -> ExecutionOut:
         """``POST /api/v1/executions`` (startExecution)."""
         return await self._t.call(
-        style: Literal["quipu", "jsondag"] | None = None,
             "POST",
             "/api/v1/executions",
+            params={"style": style},
             body=body,
             idempotency_key=idempotency_key or new_idempotency_key(),
             expect=ExecutionOut,
         )
-            params={"style": style},
 
     async def pause(self, execution_id: UUID | str, body: Steer | Mapping[str, Any] | None = None) -> ExecutionOut:
         """``POST /api/v1/executions/{execution_id}/pause`` (pauseExecution)."""
