@@ -213,7 +213,7 @@ def _lenient_datetime(schema: Schema | Reference | None) -> Schema | Reference |
                 type=OpenAPIType.NUMBER,
                 description="seconds since the Unix epoch",
                 minimum=-62135596800,
-                maximum=253402300799,
+                exclusive_maximum=253402300800,  # 9999-12-31T23:59:59.999999 is the last instant
             ),
             Schema(type=OpenAPIType.NULL),
         ]

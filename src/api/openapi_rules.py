@@ -22,8 +22,12 @@ _DEFINITION = {
     "unreachable": "a node cannot be reached from a start node",
     "invalid_condition": "an edge's condition does not parse",
     "edge_from_end": "an edge leaves an end node",
+    "decision_without_conditions": "a decision node has no outgoing edge with a condition",
 }
-_AS_OF = {"invalid_point": "`as_of` names no point of this run (versions start at 1; an event of another run)"}
+_AS_OF = {
+    "invalid_point": "`as_of` names no point of this run (versions start at 1; an event of another run)",
+    "no_version": "`as_of` is a version this run has not reached",
+}
 _KNOWLEDGE = {
     "required": "`execution_id` and `node_id` go together",
     "unknown": "a source id names nothing of this tenant",
@@ -71,7 +75,11 @@ RULES: dict[str, dict[str, str]] = {
     },
     "resumeFromCheckpoint": {"ambiguous": "both `name` and `branch_name`"},
     "playFromNode": {"ambiguous": "both `name` and `branch_name`"},
-    "compareBranches": {"same": "`a` and `b` are the same execution"},
+    "compareBranches": {
+        "same": "`a` and `b` are the same execution",
+        "ambiguous": "both `a` and `branch_a` (or `b` and `branch_b`)",
+        "required": "neither `a` nor `branch_a` (or neither `b` nor `branch_b`)",
+    },
     "createArtifact": _KNOWLEDGE,
     "supersedeArtifact": _KNOWLEDGE,
     "createNote": _KNOWLEDGE,
