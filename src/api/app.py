@@ -15,6 +15,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Histogram
 
 from api.admin import AdminController, HealthController
+from api.agent_types import AgentTypeController
 from api.agents import AgentController
 from api.analysis import AnalysisController
 from api.api_keys import ApiKeyController
@@ -135,6 +136,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             TurnController,
             SearchController,
             AgentController,
+            AgentTypeController,
             LockController,
             MessageController,
             DelegationController,

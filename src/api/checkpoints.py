@@ -21,6 +21,7 @@ from api.context import ApiContext
 from api.executions import act
 from api.pagination import Limit, Offset, Page, created_headers
 from domain.errors import NotFound
+from domain.execution_events import CheckpointType
 from domain.hashing import state_hash
 from projections.checkpoints import CheckpointRow
 
@@ -35,8 +36,10 @@ class CheckpointSummary(msgspec.Struct):
     checkpoint_id: UUID
     execution_id: UUID
     sequence: int
-    node_id: str | None  # the node after which it was taken; None when taken on demand
+    node_id: str | None  # the node after which it was taken (or that failed); None when taken on demand
     label: str | None
+    type: CheckpointType  # automatic (after a node), manual (on demand), failure (a node failed), paused
+    is_recoverable: bool  # the run can continue from it: a failed run resumes from the latest such one
     state_hash: str
     state_size_bytes: int
     created_at: datetime
@@ -48,6 +51,8 @@ class CheckpointOut(msgspec.Struct):
     sequence: int
     node_id: str | None
     label: str | None
+    type: CheckpointType
+    is_recoverable: bool
     state_hash: str
     state_size_bytes: int
     created_at: datetime
@@ -60,6 +65,8 @@ class CheckpointCreated(msgspec.Struct):
     checkpoint_id: UUID
     execution_id: UUID
     label: str | None
+    type: CheckpointType
+    is_recoverable: bool
     state_hash: str
     state_size_bytes: int
     created_at: datetime
@@ -68,7 +75,16 @@ class CheckpointCreated(msgspec.Struct):
 
 def _summary(r: CheckpointRow) -> CheckpointSummary:
     return CheckpointSummary(
-        r.checkpoint_id, r.execution_id, r.sequence, r.node_id, r.label, r.state_hash, r.state_size_bytes, r.created_at
+        r.checkpoint_id,
+        r.execution_id,
+        r.sequence,
+        r.node_id,
+        r.label,
+        r.type,
+        r.is_recoverable,
+        r.state_hash,
+        r.state_size_bytes,
+        r.created_at,
     )
 
 
@@ -113,6 +129,8 @@ class CheckpointController(Controller):
             row.sequence,
             row.node_id,
             row.label,
+            row.type,
+            row.is_recoverable,
             row.state_hash,
             row.state_size_bytes,
             row.created_at,
@@ -136,6 +154,8 @@ class CheckpointController(Controller):
             checkpoint_id=out.last_event_id,
             execution_id=execution_id,
             label=label,
+            type="manual",
+            is_recoverable=out.status != "succeeded",
             state_hash=state_hash(out.state),
             state_size_bytes=len(_canonical.encode(out.state)),
             created_at=out.updated_at,

@@ -9,9 +9,9 @@ from uuid import UUID
 
 import anyio.to_thread
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.auth import Principal, bind_correlation
 from api.context import ApiContext
@@ -90,6 +90,16 @@ class ExecutionOut(msgspec.Struct):
     fork: ForkOrigin | None  # set on a branch: the run and event it forked from
     created_at: datetime
     updated_at: datetime
+
+
+class ExecutionDeletedOut(msgspec.Struct):
+    """The tombstone just recorded; the run's events stay in the log."""
+
+    execution_id: UUID
+    status: str  # the status the run had ended with
+    message: str
+    last_event_id: UUID | None  # the ``execution.deleted`` event
+    deleted_at: datetime
 
 
 class ExecutionSummary(msgspec.Struct):
@@ -261,7 +271,8 @@ class ExecutionController(Controller):
         """Continue a paused execution. ``user_response`` and ``additional_data`` are recorded
         on the ``execution.resumed`` event and kept in the state under ``hitp_response``. An
         execution waiting for exactly one approval is resumed by approving it
-        (``user_response`` is the feedback). 409 otherwise."""
+        (``user_response`` is the feedback). A failed execution resumes from its latest
+        recoverable checkpoint: what the failure left unfinished runs again. 409 otherwise."""
         body = data or ResumeBody()
         return await act(
             ctx,
@@ -281,3 +292,27 @@ class ExecutionController(Controller):
         """End the execution (409 if it already ended)."""
         reason = data.reason if data else None
         return await act(ctx, principal, execution_id, lambda e, c: e.cancel(c, reason))
+
+    @delete("/{execution_id:uuid}", operation_id="deleteExecution", opt={"scope": "write"}, status_code=200)
+    async def remove(
+        self,
+        execution_id: FromPath[UUID],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+        reason: Annotated[str | None, QueryParameter(max_length=2000, description="why, kept on the tombstone")] = None,
+    ) -> ExecutionDeletedOut:
+        """Delete a finished run: appends an ``execution.deleted`` tombstone (409 while the run
+        can still change: cancel it first). From then on the run and its checkpoints answer 404
+        and leave the lists; its events stay in the log, so the event DAG, replay and the state
+        as of a past point still show it."""
+        bind_correlation(execution_id)
+        execution = await anyio.to_thread.run_sync(
+            lambda: ctx.executions.act(principal.context(), execution_id, lambda e, c: e.delete(c, reason))
+        )
+        return ExecutionDeletedOut(
+            execution_id=execution.id,
+            status=execution.status.value,
+            message=f"Execution '{execution.id}' deleted successfully",
+            last_event_id=execution.last_event_id,
+            deleted_at=execution.modified_on,
+        )

@@ -64,6 +64,7 @@ TAGS = {
     "turns": "Memory: the turns of a scope's conversation.",
     "search": "Keyword, vector and hybrid search over memory.",
     "agents": "Coordination: registered agents, their heartbeats and status (silent agents go offline).",
+    "agent-types": "The agent types named by the registry, workflows, registered agents and scheduled tasks.",
     "locks": "Coordination: locks on memory resources with fencing tokens, expiry and waiting.",
     "messages": "Coordination: messages between agents, acknowledged by their recipients.",
     "delegations": "Coordination: tasks one agent delegates to another (pending, accepted, completed).",

@@ -8,12 +8,13 @@ fields were checked later against the type. The fields mirror ``domain.telemetry
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 
 from api.executions import Causes
-from domain.telemetry import Amount, Count, Preview
+from domain.telemetry import Amount, Confidence, Count, Preview, ThoughtText, ThoughtType
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 HEAD = ("type", "node_id", "caused_by")  # what the request says about the record, not in its payload
@@ -27,6 +28,10 @@ class _Telemetry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_f
     def payload(self) -> dict[str, Any]:
         """The record's own fields, as ``ExecutionService.record_telemetry`` takes them."""
         return {k: v for k, v in msgspec.structs.asdict(self).items() if k not in HEAD}
+
+    def kind(self) -> str:
+        """The record type (a key of ``domain.telemetry.TELEMETRY_KINDS``)."""
+        return str(self.__struct_config__.tag)
 
 
 class LlmCall(_Telemetry, tag="llm_call", kw_only=True, forbid_unknown_fields=True):
@@ -47,7 +52,47 @@ class ToolCall(_Telemetry, tag="tool_call", kw_only=True, forbid_unknown_fields=
 
 
 class Thought(_Telemetry, tag="thought", kw_only=True, forbid_unknown_fields=True):
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+    text: ThoughtText
+    thought_type: ThoughtType | None = None  # observation, reasoning or action
+    confidence: Confidence | None = None  # 0 to 1
+    metadata: dict[str, Any] = {}
+    reported_at: datetime | None = None  # when the agent had it, by its own clock
 
 
-TelemetryIn = LlmCall | ToolCall | Thought
+class _AgentStudioThought(_Telemetry, kw_only=True, forbid_unknown_fields=True):
+    """Agent Studio's AgentThought as it is sent there (``timestamp``, ``type``, ``content``,
+    ``metadata``): its ``type`` (observation, reasoning, action) is the tag, and it is recorded
+    as a ``thought`` with that ``thought_type``."""
+
+    content: ThoughtText
+    timestamp: datetime | None = None
+    confidence: Confidence | None = None
+    metadata: dict[str, Any] = {}
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "text": self.content,
+            "thought_type": str(self.__struct_config__.tag),
+            "confidence": self.confidence,
+            "metadata": self.metadata,
+            "reported_at": self.timestamp,
+            "duration_ms": self.duration_ms,
+        }
+
+    def kind(self) -> str:
+        return "thought"
+
+
+class Observation(_AgentStudioThought, tag="observation", kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class Reasoning(_AgentStudioThought, tag="reasoning", kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class Action(_AgentStudioThought, tag="action", kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+TelemetryIn = LlmCall | ToolCall | Thought | Observation | Reasoning | Action

@@ -54,6 +54,7 @@ class AsOfOut(msgspec.Struct):
 
 
 class ExecutionStateOut(ExecutionOut, kw_only=True):
+    deleted: bool  # a deleted run's history stays readable here
     as_of: AsOfOut
 
 
@@ -80,14 +81,18 @@ class TimeTravelController(Controller):
     ) -> ExecutionStateOut:
         """The execution exactly as it was right after an event: by event id (one of its own
         events or of its telemetry), version, or timestamp (the last event at or before it).
+        A deleted run's history stays readable: ``deleted`` says whether it was by then.
         404 for an unknown execution; 422 for a point that is not of this execution."""
         bind_correlation(execution_id)
         tenant = principal.tenant_id
         async with ctx.pool.connection() as conn:
             _, point = await resolve_as_of(conn, tenant, execution_id, "execution", as_of)
         version = point.version if point else None
-        execution = await anyio.to_thread.run_sync(lambda: ctx.executions.get(tenant, execution_id, version))
-        return ExecutionStateOut(**msgspec.structs.asdict(execution_out(execution)), as_of=_as_of(execution))
+        execution = await anyio.to_thread.run_sync(
+            lambda: ctx.executions.get(tenant, execution_id, version, deleted_ok=True)
+        )
+        out = msgspec.structs.asdict(execution_out(execution))
+        return ExecutionStateOut(**out, deleted=execution.deleted, as_of=_as_of(execution))
 
     @get("/workflows/{workflow_id:uuid}/state", operation_id="getWorkflowStateAsOf")
     async def workflow_state(

@@ -75,9 +75,15 @@ class ExecutionService:
         # An execution moves on after it starts: a replay answers with its current state.
         return replayed(self._store, Execution, execution_id, ctx.tenant_id, body_hash)
 
-    def get(self, tenant_id: str, execution_id: UUID, version: int | None = None) -> Execution:
-        """The execution now, or as it was right after its event number ``version``."""
-        return self._store.load(Execution, execution_id, tenant_id, version=version)
+    def get(
+        self, tenant_id: str, execution_id: UUID, version: int | None = None, *, deleted_ok: bool = False
+    ) -> Execution:
+        """The execution now, or as it was right after its event number ``version``. A deleted
+        run is 404 unless ``deleted_ok`` (reads of its history, which the tombstone keeps)."""
+        execution = self._store.load(Execution, execution_id, tenant_id, version=version)
+        if execution.deleted and not deleted_ok:
+            raise NotFound(f"execution {execution_id} was deleted")
+        return execution
 
     def act(
         self, ctx: CommandContext, execution_id: UUID, command: Callable[[Execution, CommandContext], None]

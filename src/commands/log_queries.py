@@ -29,6 +29,18 @@ async def require_execution(conn: Conn, tenant_id: str, execution_id: UUID) -> N
         raise NotFound(f"execution {execution_id} not found")
 
 
+async def require_live_execution(conn: Conn, tenant_id: str, execution_id: UUID) -> None:
+    """``require_execution``, and 404 too once the run was deleted (its tombstone recorded)."""
+    await require_execution(conn, tenant_id, execution_id)
+    cur = await conn.execute(
+        "SELECT 1 FROM event_dag WHERE tenant_id = %s AND correlation_id = %s AND stream_id = %s"
+        " AND kind = 'execution.deleted' LIMIT 1",
+        (tenant_id, execution_id, execution_id),
+    )
+    if await cur.fetchone() is not None:
+        raise NotFound(f"execution {execution_id} was deleted")
+
+
 async def event_position(conn: Conn, tenant_id: str, event_id: UUID) -> tuple[int, datetime] | None:
     """The log position and time of one of the tenant's events (another tenant's: None)."""
     cur = await conn.execute(
@@ -44,6 +56,9 @@ class ExecutionLog:
 
     async def require_execution(self, conn: Conn, tenant_id: str, execution_id: UUID) -> None:
         await require_execution(conn, tenant_id, execution_id)
+
+    async def require_live_execution(self, conn: Conn, tenant_id: str, execution_id: UUID) -> None:
+        await require_live_execution(conn, tenant_id, execution_id)
 
     async def position(self, conn: Conn, tenant_id: str, execution_id: UUID, point: str) -> int:
         """The notification id up to which the execution's replay set is as of ``point``

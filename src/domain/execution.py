@@ -17,14 +17,16 @@ from uuid import UUID
 
 from domain.aggregate import CommandContext, aggregate_root
 from domain.decision_outcomes import outcome_targets
-from domain.errors import Conflict, FieldProblem, ValidationFailed
+from domain.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from domain.events import DomainEvent
 from domain.execution_apply import apply_event
 from domain.execution_events import (
     ApprovalAnswered,
     CheckpointTaken,
+    CheckpointType,
     DecisionMade,
     ExecutionCancelled,
+    ExecutionDeleted,
     ExecutionFailed,
     ExecutionPaused,
     ExecutionResumed,
@@ -203,6 +205,7 @@ class Execution(ExecutionState):
         if self.status not in (ExecutionStatus.RUNNING, ExecutionStatus.WAITING_FOR_APPROVAL):
             raise Conflict(f"only a running execution can be paused; this one is {self.status.value}")
         self._trigger(ExecutionPaused, ctx, reason=reason)
+        self._checkpoint(ctx, type="paused")
 
     def resume(
         self,
@@ -215,8 +218,12 @@ class Execution(ExecutionState):
         ``additional_data``) is recorded on the resume event and kept in the state under
         ``hitp_response``. A run that is not paused but waits for exactly one approval (the
         Analemma OS reference's PAUSED_FOR_HITP) is resumed by approving that approval, with
-        ``user_response`` as its feedback."""
+        ``user_response`` as its feedback. A failed run resumes from its latest recoverable
+        checkpoint (``_recover``)."""
         answer = {"user_response": user_response, "additional_data": dict(additional_data or {})}
+        if self.status is ExecutionStatus.FAILED:
+            self._recover(ctx, answer)
+            return
         waiting = self.pending_approvals()
         if self.status is ExecutionStatus.WAITING_FOR_APPROVAL:
             if len(waiting) != 1:
@@ -241,7 +248,15 @@ class Execution(ExecutionState):
 
     def take_checkpoint(self, ctx: CommandContext, label: str | None = None) -> None:
         """A checkpoint on demand (also allowed after the end: it is a read of the state)."""
-        self._checkpoint(ctx, label=label)
+        self._checkpoint(ctx, label=label, type="manual")
+
+    def delete(self, ctx: CommandContext, reason: str | None = None) -> None:
+        """Record a tombstone for a finished run (409 while it can still change: cancel it first)."""
+        if self.deleted:
+            raise NotFound(f"execution {self.id} was deleted")
+        if self.status not in TERMINAL:
+            raise Conflict(f"only a finished run can be deleted; this one is {self.status.value}: cancel it first")
+        self._trigger(ExecutionDeleted, ctx, reason=reason)
 
     # -- timers ----------------------------------------------------------------------------------
     def timers(self) -> list[Timer]:
@@ -334,18 +349,56 @@ class Execution(ExecutionState):
     def _fail_attempt(self, ctx: CommandContext, node_id: str, error: str, *, timed_out: bool) -> None:
         """Retry a failed task attempt while ``max_retries`` allows, else fail the run."""
         node, attempt = self.node(node_id), self.attempts[node_id]
-        if node.type == "task" and attempt <= node.max_retries:
+        if node.type == "task" and attempt - self.retry_base.get(node_id, 0) <= node.max_retries:
             retry_at = datetime.now(UTC) + retry_delay(attempt, node.config)
             self._trigger(
                 NodeFailed, ctx, node_id=node_id, error=error, attempt=attempt, timed_out=timed_out, retry_at=retry_at
             )
             return
         self._trigger(NodeFailed, ctx, node_id=node_id, error=error, attempt=attempt, timed_out=timed_out)
+        self._checkpoint(ctx, node_id=node_id, type="failure")  # where a resume of the failed run starts
         self._trigger(ExecutionFailed, ctx, node_id=node_id, error=error)
 
-    def _checkpoint(self, ctx: CommandContext, node_id: str | None = None, label: str | None = None) -> None:
+    def _recover(self, ctx: CommandContext, answer: dict[str, Any]) -> None:
+        """Resume a failed run from its latest recoverable checkpoint: the failure checkpoint of
+        the node that failed it, whose state is the run's state now (failing changes no state),
+        or a later one taken on demand. The resume event names it as a cause; every node the
+        failure left unfinished (failed, waiting for a retry, or a task whose worker's reports
+        were refused once the run had failed) is scheduled again with a fresh retry budget."""
+        point = self.recovery_point
+        failed = {
+            n: self.failure_events[n] for n, s in self.nodes.items() if s in (NodeStatus.FAILED, NodeStatus.RETRYING)
+        }
+        lost = {n.id for n in self.definition.nodes if n.type == "task" and self.nodes.get(n.id) in WORKING}
+        again = [n.id for n in self.definition.nodes if n.id in failed or n.id in lost]
         self._trigger(
-            CheckpointTaken, ctx, state=self.state, state_hash=state_hash(self.state), node_id=node_id, label=label
+            ExecutionResumed,
+            CommandContext(ctx.tenant_id, ctx.actor, ctx.caused_by + ((point,) if point else ())),
+            **answer,
+            from_checkpoint_id=point,
+            deadline=self.deadline,
+        )
+        for node_id in again:
+            cause = (failed[node_id],) if node_id in failed else ()
+            self._schedule(ctx, node_id, self.attempts[node_id] + 1, cause)
+        self._progress(ctx)
+
+    def _checkpoint(
+        self,
+        ctx: CommandContext,
+        node_id: str | None = None,
+        label: str | None = None,
+        type: CheckpointType = "automatic",
+    ) -> None:
+        self._trigger(
+            CheckpointTaken,
+            ctx,
+            state=self.state,
+            state_hash=state_hash(self.state),
+            node_id=node_id,
+            label=label,
+            type=type,
+            is_recoverable=self.status is not ExecutionStatus.SUCCEEDED,
         )
 
     def _require_working_on(self, node_id: str, attempt: int | None) -> None:

@@ -16,6 +16,7 @@ from domain.execution_events import (
     CheckpointTaken,
     DecisionMade,
     ExecutionCancelled,
+    ExecutionDeleted,
     ExecutionFailed,
     ExecutionPaused,
     ExecutionResumed,
@@ -45,6 +46,7 @@ def apply_event(ex: ExecutionState, event: DomainEvent) -> None:
         ex.started_events, ex.first_event_id = {}, event.event_id
         ex.node_deadlines, ex.retry_due, ex.approvals = {}, {}, {}
         ex.input, ex.fork, ex.checkpoints, ex.first_scheduled = dict(event.input), event.fork, {}, {}
+        ex.recovery_point, ex.retry_base, ex.deleted = None, {}, False
         for c in event.carried:  # a branch starts where its parent was
             ex.nodes[c.node_id] = NodeStatus.SUCCEEDED if c.status == "succeeded" else NodeStatus.SKIPPED
             if c.completion_event_id is not None:
@@ -108,9 +110,18 @@ def apply_event(ex: ExecutionState, event: DomainEvent) -> None:
         ex.nodes[event.node_id] = NodeStatus.SKIPPED
     elif isinstance(event, CheckpointTaken):  # records the state; does not change it
         ex.checkpoints[event.event_id] = CheckpointRef(event.node_id, event.label, event.originator_version)
+        if event.is_recoverable:
+            ex.recovery_point = event.event_id
     elif isinstance(event, ExecutionPaused):
         ex.status = ExecutionStatus.PAUSED
     elif isinstance(event, ExecutionResumed):
+        if ex.status is ExecutionStatus.FAILED:  # a failed run recovers: its unfinished nodes run again
+            ex.error = None
+            for node_id, status in ex.nodes.items():
+                if status in (NodeStatus.FAILED, NodeStatus.RETRYING) or (
+                    status in (NodeStatus.SCHEDULED, NodeStatus.RUNNING) and ex.node(node_id).type == "task"
+                ):
+                    ex.retry_base[node_id] = ex.attempts[node_id]
         ex.status = ExecutionStatus.RUNNING
         if event.user_response is not None or event.additional_data:
             answer = {"user_response": event.user_response, "additional_data": dict(event.additional_data)}
@@ -124,6 +135,8 @@ def apply_event(ex: ExecutionState, event: DomainEvent) -> None:
         ex.status, ex.error = ExecutionStatus.FAILED, event.error
     elif isinstance(event, ExecutionTimedOut):
         ex.status, ex.error = ExecutionStatus.TIMED_OUT, "the execution timed out"
+    elif isinstance(event, ExecutionDeleted):
+        ex.deleted = True
     else:  # pragma: no cover
         raise TypeError(f"Execution cannot apply {type(event).__name__}")
 

@@ -8,7 +8,7 @@ exactly as they were decided.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, cast, get_args
 from uuid import UUID
 
 from domain.events import DomainEvent, event_kind
@@ -82,6 +82,10 @@ class ExecutionResumed(DomainEvent, frozen=True, kw_only=True):
     user_response: str | None = None
     additional_data: dict[str, Any] = {}
     approval_id: UUID | None = None
+    # Set when a failed run was resumed: the latest recoverable checkpoint it continues from,
+    # and the run's deadline, armed again (the timers of a failed run were dropped).
+    from_checkpoint_id: UUID | None = None
+    deadline: datetime | None = None
 
 
 @event_kind("execution.cancelled", 0xB008)
@@ -137,11 +141,37 @@ class ApprovalAnswered(DomainEvent, frozen=True, kw_only=True):
     state_hash: str
 
 
+CheckpointType = Literal["automatic", "manual", "failure", "paused"]
+
+
 @event_kind("execution.checkpoint_taken", 0xB00F)
 class CheckpointTaken(DomainEvent, frozen=True, kw_only=True):
-    """The state at this point: after a node that may change it, or on demand."""
+    """The state at this point: after a node that may change it (``automatic``), when a node
+    failed for good (``failure``, ``node_id`` names it), when the run paused (``paused``) or on
+    demand (``manual``). ``is_recoverable``: the run can continue from it (it was taken before
+    the run succeeded). Events recorded before ``type`` existed carry None: read it with
+    ``checkpoint_type``."""
 
     state: dict[str, Any]
     state_hash: str
     node_id: str | None = None
     label: str | None = None
+    type: CheckpointType | None = None
+    is_recoverable: bool = True
+
+
+def checkpoint_type(recorded: str | None, node_id: str | None) -> CheckpointType:
+    """The type of a checkpoint; one recorded without a type was taken after a node
+    (``automatic``) or on demand (``manual``), the only two kinds there were then."""
+    if recorded in get_args(CheckpointType):
+        return cast(CheckpointType, recorded)
+    return "automatic" if node_id is not None else "manual"
+
+
+@event_kind("execution.deleted", 0xB020)
+class ExecutionDeleted(DomainEvent, frozen=True, kw_only=True):
+    """A tombstone for a finished run. Reads of the run as it is now (get, lists, checkpoints,
+    steering) answer 404 from then on; its events stay in the log, so the event DAG, replay
+    and the state as of a past point still show it (docs/architecture.md, Deleting a run)."""
+
+    reason: str | None = None

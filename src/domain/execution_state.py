@@ -40,6 +40,9 @@ class ExecutionState(Aggregate):
     fork: ForkOrigin | None
     checkpoints: dict[UUID, CheckpointRef]
     first_scheduled: dict[str, int]  # node -> version of its first scheduling
+    recovery_point: UUID | None  # the latest recoverable checkpoint: where a failed run resumes
+    retry_base: dict[str, int]  # node -> its attempt when a failed run resumed (a fresh retry budget)
+    deleted: bool  # a tombstone was recorded: reads of the run now answer 404
 
     def node(self, node_id: str) -> Node:
         for node in self.definition.nodes:

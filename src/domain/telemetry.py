@@ -8,7 +8,8 @@ it sits under that node in the event DAG and in the execution's correlation grap
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -20,6 +21,9 @@ from domain.events import HEADER_FIELDS, DomainEvent, event_kind
 Preview = Annotated[str, msgspec.Meta(max_length=2000)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
 Amount = Annotated[float, msgspec.Meta(ge=0)]
+ThoughtText = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+ThoughtType = Literal["observation", "reasoning", "action"]
+Confidence = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
 class TelemetryEvent(DomainEvent, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -49,7 +53,14 @@ class ToolCallRecorded(TelemetryEvent, frozen=True, kw_only=True):
 
 @event_kind("telemetry.thought", 0xC003)
 class ThoughtRecorded(TelemetryEvent, frozen=True, kw_only=True):
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+    """What an agent noticed, concluded or chose to do (Agent Studio's AgentThought:
+    ``thought_type`` is its ``type``), how sure it was, and when it says it thought it."""
+
+    text: ThoughtText
+    thought_type: ThoughtType | None = None
+    confidence: Confidence | None = None
+    metadata: dict[str, Any] = {}
+    reported_at: datetime | None = None  # the agent's own timestamp; the event's is when Quipu recorded it
 
 
 TELEMETRY_KINDS: dict[str, type[TelemetryEvent]] = {

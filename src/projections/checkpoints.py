@@ -2,7 +2,8 @@
 
 A checkpoint is the ``execution.checkpoint_taken`` event itself (its id is the event id);
 the row adds what a list needs without decoding the state: a per-execution sequence
-number (1, 2, 3 ... in log order) and the size of the state in bytes.
+number (1, 2, 3 ... in log order) and the size of the state in bytes. A deleted run's
+checkpoints leave the read model (the events stay in the log).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from domain.envelope import EventEnvelope
+from domain.execution_events import CheckpointType, checkpoint_type
 from projections.base import Handler, Projection
 
 # The canonical encoding (sorted keys) is what the state hash covers, so the size is
@@ -32,8 +34,8 @@ async def _taken(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
     # apply order, so a rebuild numbers the checkpoints exactly as the live run did.
     await cur.execute(
         "INSERT INTO checkpoints (tenant_id, execution_id, checkpoint_id, sequence, node_id, label,"
-        " state, state_hash, state_size_bytes, created_at)"
-        " SELECT %s, %s, %s, coalesce(max(sequence), 0) + 1, %s, %s, %s, %s, %s, %s"
+        " type, is_recoverable, state, state_hash, state_size_bytes, created_at)"
+        " SELECT %s, %s, %s, coalesce(max(sequence), 0) + 1, %s, %s, %s, %s, %s, %s, %s, %s"
         " FROM checkpoints WHERE tenant_id = %s AND execution_id = %s",
         (
             e.tenant_id,
@@ -41,6 +43,8 @@ async def _taken(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
             e.event_id,
             p.get("node_id"),
             p.get("label"),
+            checkpoint_type(p.get("type"), p.get("node_id")),
+            p.get("is_recoverable", True),
             Jsonb(state),
             p["state_hash"],
             len(_canonical.encode(state)),
@@ -51,6 +55,10 @@ async def _taken(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
     )
 
 
+async def _deleted(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    await cur.execute("DELETE FROM checkpoints WHERE tenant_id = %s AND execution_id = %s", (e.tenant_id, e.stream_id))
+
+
 class CheckpointsProjection(Projection):
     name: ClassVar[str] = "checkpoints"
     ddl: ClassVar[list[str]] = [
@@ -59,8 +67,11 @@ class CheckpointsProjection(Projection):
         " sequence integer NOT NULL, node_id text, label text, state jsonb NOT NULL,"
         " state_hash text NOT NULL, state_size_bytes integer NOT NULL, created_at timestamptz NOT NULL,"
         " PRIMARY KEY (tenant_id, execution_id, sequence), UNIQUE (checkpoint_id))",
+        # Added later: rows projected before read as their events do (checkpoint_type).
+        "ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS type text",
+        "ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS is_recoverable boolean NOT NULL DEFAULT true",
     ]
-    handlers: ClassVar[dict[str, Handler]] = {"execution.checkpoint_taken": _taken}
+    handlers: ClassVar[dict[str, Handler]] = {"execution.checkpoint_taken": _taken, "execution.deleted": _deleted}
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,8 @@ class CheckpointRow:
     sequence: int
     node_id: str | None
     label: str | None
+    type: CheckpointType
+    is_recoverable: bool
     state_hash: str
     state_size_bytes: int
     created_at: datetime
@@ -101,7 +114,7 @@ async def list_checkpoints(
         + f" ORDER BY sequence {'DESC' if descending else 'ASC'} LIMIT %s OFFSET %s",
         (tenant_id, execution_id, limit, offset),
     )
-    rows = [CheckpointRow(**r, state=None) for r in await cur.fetchall()]
+    rows = [_row(r, state=None) for r in await cur.fetchall()]
     return rows, int(total["n"])
 
 
@@ -117,4 +130,9 @@ async def get_checkpoint(
     row = await cur.fetchone()
     if row is None:
         return None
-    return CheckpointRow(**{k: row[k] for k in CheckpointRow.__dataclass_fields__})
+    return _row(row, state=row["state"])
+
+
+def _row(r: DictRow, *, state: dict[str, Any] | None) -> CheckpointRow:
+    fields = {k: r[k] for k in _SUMMARY_FIELDS}
+    return CheckpointRow(**{**fields, "type": checkpoint_type(r["type"], r["node_id"])}, state=state)

@@ -29,6 +29,9 @@ class ExecutionLog(Protocol):
     async def require_execution(self, conn: Conn, tenant_id: str, execution_id: UUID) -> None:
         """Raise NotFound unless the tenant started this execution."""
 
+    async def require_live_execution(self, conn: Conn, tenant_id: str, execution_id: UUID) -> None:
+        """``require_execution``, and NotFound too once the execution was deleted."""
+
     async def position(self, conn: Conn, tenant_id: str, execution_id: UUID, point: str) -> int:
         """The notification id the execution's replay set reaches as of ``point``."""
 
@@ -42,9 +45,9 @@ class ExecutionReads:
         self, tenant_id: str, execution_id: UUID, *, descending: bool, limit: int, offset: int
     ) -> tuple[list[CheckpointRow], int]:
         """One page of the execution's checkpoints (without states) and their total; 404 for
-        an unknown execution, so an empty list always means "none yet"."""
+        an unknown or deleted execution, so an empty list always means "none yet"."""
         async with self._pool.connection() as conn:
-            await self._log.require_execution(conn, tenant_id, execution_id)
+            await self._log.require_live_execution(conn, tenant_id, execution_id)
             return await list_checkpoints(
                 conn, tenant_id, execution_id, descending=descending, limit=limit, offset=offset
             )

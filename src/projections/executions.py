@@ -113,6 +113,11 @@ def _status(value: str) -> Handler:
     return handler
 
 
+async def _deleted(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    """A deleted run leaves the lists (its events stay in the log)."""
+    await cur.execute("DELETE FROM executions" + _WHERE, (e.tenant_id, e.stream_id))
+
+
 class ExecutionsProjection(Projection):
     name: ClassVar[str] = "executions"
     ddl: ClassVar[list[str]] = [
@@ -140,6 +145,7 @@ class ExecutionsProjection(Projection):
         "execution.succeeded": _status("succeeded"),
         "execution.failed": _status("failed"),
         "execution.timed_out": _status("timed_out"),
+        "execution.deleted": _deleted,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.agent_types import AgentTypesProjection
 from projections.base import Projection
 from projections.branches import BranchesProjection
 from projections.callbacks import CallbacksProjection
@@ -37,6 +38,7 @@ PROJECTIONS: dict[str, type[Projection]] = {
         CoordinationProjection,
         MessagesProjection,
         CallbacksProjection,
+        AgentTypesProjection,
     )
 }
 

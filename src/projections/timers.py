@@ -45,6 +45,7 @@ async def _drop(cur: AsyncCursor[DictRow], e: EventEnvelope, kind: TimerKind, no
 
 
 async def _started(cur: AsyncCursor[DictRow], e: EventEnvelope) -> None:
+    """A run's deadline, set when it starts and armed again when a failed run resumes."""
     deadline = e.payload.get("deadline")
     if deadline is not None:
         due = _moment(deadline)
@@ -112,6 +113,7 @@ class TimersProjection(Projection):
     ]
     handlers: ClassVar[dict[str, Handler]] = {
         "execution.started": _started,
+        "execution.resumed": _started,
         "execution.node_scheduled": _scheduled,
         "execution.node_completed": _node_done,
         "execution.decision_made": _node_done,

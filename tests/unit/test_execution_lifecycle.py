@@ -100,8 +100,10 @@ def test_failures_retry_with_backoff_until_max_retries_then_fail_the_run() -> No
         assert failed.event_id in retry.parent_ids and retry.actor == "system:timer"
         assert _node(ex, "work") is NodeStatus.SCHEDULED and ex.attempts["work"] == attempt + 1 and ex.timers() == []
     ex.fail_node(CTX, "work", "still broken", attempt=3)
-    last, ended = ex.collect_events()
+    last, failure, ended = ex.collect_events()
     assert isinstance(last, NodeFailed) and last.retry_at is None and last.attempt == 3
+    assert isinstance(failure, CheckpointTaken) and (failure.type, failure.node_id) == ("failure", "work")
+    assert failure.is_recoverable and ex.recovery_point == failure.event_id
     assert isinstance(ended, ExecutionFailed) and (ended.node_id, ended.error) == ("work", "still broken")
     assert (ex.status, ex.error, ex.nodes["work"], ex.timers()) == (ExecutionStatus.FAILED, "still broken",
                                                                       NodeStatus.FAILED, [])  # fmt: skip
@@ -149,7 +151,7 @@ def test_node_timeouts_fail_the_attempt_once_and_retry_when_allowed() -> None:
     assert not ex.fire_timer(CLOCK, NODE_TIMEOUT, "work", 3, now=late)
     assert ex.collect_events() == [] and _node(ex, "work") is NodeStatus.SCHEDULED
     assert ex.fire_timer(CLOCK, NODE_TIMEOUT, "work", 2, now=second.deadline)
-    assert [type(e) for e in ex.collect_events()] == [NodeFailed, ExecutionFailed]
+    assert [type(e) for e in ex.collect_events()] == [NodeFailed, CheckpointTaken, ExecutionFailed]
     assert ex.status is ExecutionStatus.FAILED and ex.error == "timed out after 30 s"
 
 
@@ -327,7 +329,7 @@ def test_an_unanswered_approval_times_out_and_fails_the_run() -> None:
     assert request.deadline and Timer(NODE_TIMEOUT, request.deadline, "review", 1) in ex.timers()
     assert not ex.fire_timer(CLOCK, NODE_TIMEOUT, "review", 1, now=request.deadline - TICK)
     assert ex.fire_timer(CLOCK, NODE_TIMEOUT, "review", 1, now=request.deadline)
-    failed, ended = ex.collect_events()
+    failed, _, ended = ex.collect_events()  # the failure checkpoint between them
     assert isinstance(failed, NodeFailed) and failed.timed_out and failed.retry_at is None
     assert isinstance(ended, ExecutionFailed) and ex.status is ExecutionStatus.FAILED
     record = ex.approvals[request.event_id]

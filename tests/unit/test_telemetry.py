@@ -54,7 +54,8 @@ def test_valid_payloads_come_back_complete_and_without_the_header() -> None:
     tool = checked_payload(ToolCallRecorded, {"tool": "search", "arguments": {"q": "x", "k": [1, 2]}})
     assert tool["tool"] == "search" and tool["arguments"] == {"q": "x", "k": [1, 2]} and tool["cost_usd"] == 0.0
     thought = checked_payload(ThoughtRecorded, {"node_id": "plan", "text": "first the outline"})
-    assert thought == {"node_id": "plan", "duration_ms": None, "text": "first the outline"}
+    assert thought == {"node_id": "plan", "duration_ms": None, "text": "first the outline", "thought_type": None,
+                       "confidence": None, "metadata": {}, "reported_at": None}  # fmt: skip
     assert all("execution_id" not in p for p in (llm, tool, thought))
 
 
