@@ -49,6 +49,7 @@ from api.provenance import ProvenanceController
 from api.rate_limit import RateLimiter
 from api.scopes import ScopeController
 from api.search import SearchController
+from api.steps import StepController
 from api.summarization import SummarizationPolicyController, SummarizationRequestController
 from api.tenants import TenantController
 from api.time_travel import TimeTravelController
@@ -124,6 +125,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             CheckpointCompareController,
             ForkController,
             BranchController,
+            StepController,
             ApprovalController,
             ExecutionApprovalsController,
             EventDagController,

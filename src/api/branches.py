@@ -63,6 +63,17 @@ class StepDifference(msgspec.Struct):
     differs: list[str]  # which of status, output, cost differ
 
 
+class BranchSummary(msgspec.Struct):
+    """One side of a comparison in the CMBAgent reference's terms: a step is a node."""
+
+    branch_id: UUID  # the execution
+    name: str | None  # the branch's name (none for a run that is not a fork)
+    total_steps: int  # nodes in the workflow
+    completed_steps: int  # nodes that succeeded
+    total_cost: float  # USD, from the run's telemetry
+    final_status: str  # the execution's status now
+
+
 class BranchComparison(msgspec.Struct):
     a: UUID
     b: UUID
@@ -70,6 +81,8 @@ class BranchComparison(msgspec.Struct):
     diverged_at: dict[str, list[EventRef]]  # "a" / "b": the first events on each side
     steps: list[StepDifference]
     final_state_diff: StateDiff
+    branch_a: BranchSummary
+    branch_b: BranchSummary
 
 
 def _ref(e: Any) -> EventRef:
@@ -123,13 +136,19 @@ class BranchController(Controller):
     @get("/branches/compare", operation_id="compareBranches")
     async def compare(
         self,
-        a: FromQuery[UUID],
-        b: FromQuery[UUID],
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
+        a: FromQuery[UUID | None] = None,
+        b: FromQuery[UUID | None] = None,
+        branch_a: FromQuery[UUID | None] = None,
+        branch_b: FromQuery[UUID | None] = None,
     ) -> BranchComparison:
         """Two branches side by side: their common ancestor events, where each diverged,
-        per-node differences (status, output, cost) and the diff of their final states."""
+        per-node differences (status, output, cost), the diff of their final states, and a
+        summary of each (``branch_a`` / ``branch_b``: steps, completed steps, cost, status).
+        The executions are ``a`` and ``b``, or ``branch_a`` and ``branch_b`` (the CMBAgent
+        reference's names)."""
+        a, b = _side("a", a, branch_a), _side("b", b, branch_b)
         if a == b:
             raise ValidationFailed([FieldProblem("b", "compare two different executions", "same")])
         tenant = principal.tenant_id
@@ -142,8 +161,9 @@ class BranchController(Controller):
             ids = [e.event_id for e in common]
             side_a = await forensics.divergence(conn, tenant, ids, ex_a.last_event_id) if ids else []
             side_b = await forensics.divergence(conn, tenant, ids, ex_b.last_event_id) if ids else []
-            costs_a = {s.key: s.cost_usd for s in (await read_metrics(conn, tenant, a)).by_node}
-            costs_b = {s.key: s.cost_usd for s in (await read_metrics(conn, tenant, b)).by_node}
+            metrics_a, metrics_b = await read_metrics(conn, tenant, a), await read_metrics(conn, tenant, b)
+        costs_a = {s.key: s.cost_usd for s in metrics_a.by_node}
+        costs_b = {s.key: s.cost_usd for s in metrics_b.by_node}
         return BranchComparison(
             a,
             b,
@@ -151,7 +171,25 @@ class BranchController(Controller):
             {"a": [_ref(e) for e in side_a], "b": [_ref(e) for e in side_b]},
             _steps(ex_a, ex_b, costs_a, costs_b),
             diff(ex_a.state, ex_b.state),
+            _summary(ex_a, metrics_a.totals.cost_usd),
+            _summary(ex_b, metrics_b.totals.cost_usd),
         )
+
+
+def _side(name: str, value: UUID | None, alias: UUID | None) -> UUID:
+    """``a`` or its alias ``branch_a`` (likewise ``b``): exactly one of the two."""
+    if value is not None and alias is not None:
+        raise ValidationFailed([FieldProblem(f"branch_{name}", f"send {name} or branch_{name}, not both", "ambiguous")])
+    found = value if value is not None else alias
+    if found is None:
+        raise ValidationFailed([FieldProblem(name, f"name the execution as {name} or branch_{name}", "required")])
+    return found
+
+
+def _summary(ex: Execution, cost: float) -> BranchSummary:
+    completed = sum(1 for n in ex.definition.nodes if ex.nodes.get(n.id) is NodeStatus.SUCCEEDED)
+    name = ex.fork.name if ex.fork else None
+    return BranchSummary(ex.id, name, len(ex.definition.nodes), completed, float(cost), ex.status.value)
 
 
 Costs = dict[str | None, float]

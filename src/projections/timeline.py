@@ -266,3 +266,28 @@ def span_ms(started: datetime | None, ended: datetime | None) -> float | None:
     if started is None:
         return None
     return round(((ended or datetime.now(UTC)) - started).total_seconds() * 1000, 3)
+
+
+@dataclass(frozen=True)
+class NodeTimes:
+    """When a node was first scheduled, first picked up by a worker, and last completed."""
+
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+async def node_times(conn: AsyncConnection[DictRow], tenant_id: str, execution_id: UUID) -> dict[str, NodeTimes]:
+    """Each node's times in the run, from its timeline rows (the steps view)."""
+    cur = await conn.execute(
+        "SELECT node_id,"
+        " min(occurred_at) FILTER (WHERE kind = 'execution.node_scheduled') AS scheduled_at,"
+        " min(occurred_at) FILTER (WHERE kind = 'execution.node_started') AS started_at,"
+        " max(occurred_at) FILTER (WHERE kind IN ('execution.node_completed', 'execution.decision_made'))"
+        " AS completed_at"
+        f" FROM {_TABLE} WHERE tenant_id = %s AND execution_id = %s AND node_id IS NOT NULL GROUP BY node_id",
+        (tenant_id, execution_id),
+    )
+    return {
+        r["node_id"]: NodeTimes(r["scheduled_at"], r["started_at"], r["completed_at"]) for r in await cur.fetchall()
+    }
