@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +23,7 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     verified: bool
-    answered: int
+    answered: int | None = None  # None while the answer is held back
 
     @property
     def data(self) -> dict[str, Any]:
@@ -35,6 +36,8 @@ class Receiver:
     port: int
     secret: str | None = None  # set once registration has shown it
     scripts: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer, then 200
+    holds: dict[str, float] = field(default_factory=dict)  # path -> seconds the next delivery waits for its answer
+    on_accepted: Callable[[Delivery], None] | None = None  # the service's work once it answered 200
     deliveries: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -42,10 +45,10 @@ class Receiver:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def answer(self, path: str) -> int:
+    def answer(self, path: str) -> tuple[int, float]:
         with self.lock:
             script = self.scripts.get(path, [])
-            return script.pop(0) if script else 200
+            return (script.pop(0) if script else 200), self.holds.pop(path, 0.0)
 
     def record(self, delivery: Delivery) -> None:
         with self.lock:
@@ -69,11 +72,19 @@ def callback_receiver() -> Iterator[Receiver]:
                 verified = True
             except WebhookVerificationError:
                 verified = False
-            status = receiver.answer(self.path) if verified else 401
-            receiver.record(Delivery(self.path, headers, body, verified, status))
-            self.send_response(status)
-            self.send_header("content-length", "0")
-            self.end_headers()
+            status, hold = receiver.answer(self.path) if verified else (401, 0.0)
+            delivery = Delivery(self.path, headers, body, verified)
+            receiver.record(delivery)  # on arrival: a test may act while the answer is held back
+            time.sleep(hold)
+            delivery.answered = status
+            try:
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+            except OSError:
+                pass  # the caller is gone (killed while we held the answer)
+            if status == 200 and receiver.on_accepted is not None:
+                receiver.on_accepted(delivery)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

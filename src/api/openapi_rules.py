@@ -23,7 +23,11 @@ _DEFINITION = {
     "invalid_condition": "an edge's condition does not parse",
     "edge_from_end": "an edge leaves an end node",
     "decision_without_conditions": "a decision node has no outgoing edge with a condition",
+    "UNKNOWN_CALLBACK": "a node's `callback_id` is not registered for this tenant (`POST /callbacks/register`)",
+    "ambiguous": "a node names both a `callback_id` and an `agent_type`",
+    "placement": "a `callback_id` on a node that is neither a task nor an external decision",
 }
+_CALLBACK_NODE = {k: _DEFINITION[k] for k in ("UNKNOWN_CALLBACK", "ambiguous", "placement")}
 _AS_OF = {
     "invalid_point": "`as_of` names no point of this run (versions start at 1; an event of another run)",
     "no_version": "`as_of` is a version this run has not reached",
@@ -56,7 +60,8 @@ RULES: dict[str, dict[str, str]] = {
     "updateWorkflow": _WRITE,
     "validateWorkflow": _DEFINITION,
     "inspectWorkflow": _DEFINITION,
-    "updateWorkflowNode": {"id_mismatch": "the body's `id` is not the node named in the path"},
+    "updateWorkflowNode": {"id_mismatch": "the body's `id` is not the node named in the path", **_CALLBACK_NODE},
+    "addWorkflowNode": _CALLBACK_NODE,
     "getExecutionStateAsOf": _AS_OF,
     "getWorkflowStateAsOf": _AS_OF,
     "getExecutionTimeline": {
