@@ -81,6 +81,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "recordTelemetry": ("executions", "record_telemetry"),
     "getExecutionTimeline": ("executions", "timeline"),
     "getExecutionMetrics": ("executions", "metrics"),
+    "listExecutionSteps": ("executions", "steps"),
     "streamExecutionEvents": ("executions", "sse:events"),
     "listExecutionApprovals": ("approvals", "list"),
     "respondToApproval": ("approvals", "respond"),

@@ -32,6 +32,17 @@ class BranchComparison(msgspec.Struct, kw_only=True, omit_defaults=True):
     diverged_at: dict[str, list[EventRef]]
     steps: list[StepDifference]
     final_state_diff: StateDiff
+    branch_a: BranchSummary
+    branch_b: BranchSummary
+
+
+class BranchSummary(msgspec.Struct, kw_only=True, omit_defaults=True):
+    branch_id: UUID
+    name: str | None
+    total_steps: int
+    completed_steps: int
+    total_cost: float
+    final_status: str
 
 
 class BranchTree(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -41,9 +52,10 @@ class BranchTree(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class CounterfactualRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
-    outputs: dict[str, dict[str, Any]]
     name: str | None = None
+    branch_name: str | None = None
     hypothesis: str | None = None
+    outputs: dict[str, dict[str, Any]]
 
 
 class EventRef(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -55,10 +67,11 @@ class EventRef(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class PlayFromNodeRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str | None = None
+    branch_name: str | None = None
+    hypothesis: str | None = None
     node_id: str
     modified_state: dict[str, Any] = {}
-    name: str | None = None
-    hypothesis: str | None = None
 
 
 class ResumableNode(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -75,10 +88,12 @@ class ResumableNodes(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class ResumeRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str | None = None
+    branch_name: str | None = None
+    hypothesis: str | None = None
     modified_state: dict[str, Any] = {}
     skip_failed_node: bool = False
-    name: str | None = None
-    hypothesis: str | None = None
+    skip_failed_segment: bool = False
 
 
 class StateDiff(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -154,6 +154,7 @@ class Node(msgspec.Struct, kw_only=True, omit_defaults=True):
     type: Literal["approval", "decision", "end", "start", "task"] = 'task'
     name: str | None = None
     agent_type: str | None = None
+    callback_id: str | None = None
     config: dict[str, Any] = {}
     timeout: float | None = None
     max_retries: int = 0

@@ -11,6 +11,17 @@ from uuid import UUID
 import msgspec
 
 
+class Action(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: Literal["action"]
+    node_id: str | None = None
+    caused_by: list[UUID] = []
+    duration_ms: float | None = None
+    content: str
+    timestamp: str | None = None
+    confidence: float | None = None
+    metadata: dict[str, Any] = {}
+
+
 class AgentMetrics(msgspec.Struct, kw_only=True, omit_defaults=True):
     agent_type: str | None
     nodes: int
@@ -128,8 +139,50 @@ class NodeMetrics(msgspec.Struct, kw_only=True, omit_defaults=True):
     llm_calls: int
 
 
+class Observation(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: Literal["observation"]
+    node_id: str | None = None
+    caused_by: list[UUID] = []
+    duration_ms: float | None = None
+    content: str
+    timestamp: str | None = None
+    confidence: float | None = None
+    metadata: dict[str, Any] = {}
+
+
+class Reasoning(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: Literal["reasoning"]
+    node_id: str | None = None
+    caused_by: list[UUID] = []
+    duration_ms: float | None = None
+    content: str
+    timestamp: str | None = None
+    confidence: float | None = None
+    metadata: dict[str, Any] = {}
+
+
+class ResumeBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    user_response: str | None = None
+    additional_data: dict[str, Any] = {}
+
+
 class Steer(msgspec.Struct, kw_only=True, omit_defaults=True):
     reason: str | None = None
+
+
+class StepOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    step_number: int | None
+    node_id: str
+    name: str | None
+    type: str
+    agent_type: str | None
+    status: str
+    attempts: int
+    retry_count: int
+    cost_usd: float
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
 
 
 class TelemetryOut(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -146,6 +199,10 @@ class Thought(msgspec.Struct, kw_only=True, omit_defaults=True):
     caused_by: list[UUID] = []
     duration_ms: float | None = None
     text: str
+    thought_type: Literal["action", "observation", "reasoning"] | None = None
+    confidence: float | None = None
+    metadata: dict[str, Any] = {}
+    reported_at: str | None = None
 
 
 class TimelineItem(msgspec.Struct, kw_only=True, omit_defaults=True):

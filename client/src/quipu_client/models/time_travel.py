@@ -38,6 +38,7 @@ class ExecutionStateOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     fork: ForkOrigin | None
     created_at: datetime
     updated_at: datetime
+    deleted: bool
     as_of: AsOfOut
 
 

@@ -48,9 +48,21 @@ class Branches(SyncResource):
             expect=ExecutionOut,
         )
 
-    def compare(self, *, a: UUID | str | None, b: UUID | str | None) -> BranchComparison:
+    def compare(
+        self,
+        *,
+        a: UUID | str | None = None,
+        b: UUID | str | None = None,
+        branch_a: UUID | str | None = None,
+        branch_b: UUID | str | None = None,
+    ) -> BranchComparison:
         """``GET /api/v1/branches/compare`` (compareBranches)."""
-        return self._t.call("GET", "/api/v1/branches/compare", params={"a": a, "b": b}, expect=BranchComparison)
+        return self._t.call(
+            "GET",
+            "/api/v1/branches/compare",
+            params={"a": a, "b": b, "branch_a": branch_a, "branch_b": branch_b},
+            expect=BranchComparison,
+        )
 
     def tree(self, execution_id: UUID | str) -> BranchTree:
         """``GET /api/v1/executions/{execution_id}/branches`` (getBranchTree)."""
@@ -102,9 +114,21 @@ class AsyncBranches(AsyncResource):
             expect=ExecutionOut,
         )
 
-    async def compare(self, *, a: UUID | str | None, b: UUID | str | None) -> BranchComparison:
+    async def compare(
+        self,
+        *,
+        a: UUID | str | None = None,
+        b: UUID | str | None = None,
+        branch_a: UUID | str | None = None,
+        branch_b: UUID | str | None = None,
+    ) -> BranchComparison:
         """``GET /api/v1/branches/compare`` (compareBranches)."""
-        return await self._t.call("GET", "/api/v1/branches/compare", params={"a": a, "b": b}, expect=BranchComparison)
+        return await self._t.call(
+            "GET",
+            "/api/v1/branches/compare",
+            params={"a": a, "b": b, "branch_a": branch_a, "branch_b": branch_b},
+            expect=BranchComparison,
+        )
 
     async def tree(self, execution_id: UUID | str) -> BranchTree:
         """``GET /api/v1/executions/{execution_id}/branches`` (getBranchTree)."""

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from quipu_client.models.common import ExecutionOut
 from quipu_client.models.executions import (
+    Action,
     Decision,
     ExecutionStatus,
     ExecutionSummary,
@@ -20,7 +21,11 @@ from quipu_client.models.executions import (
     MetricsOut,
     NodeCompletion,
     NodeFailure,
+    Observation,
+    Reasoning,
+    ResumeBody,
     Steer,
+    StepOut,
     TelemetryOut,
     Thought,
     TimelineOut,
@@ -121,9 +126,9 @@ class Executions(SyncResource):
         """``POST /api/v1/executions/{execution_id}/pause`` (pauseExecution)."""
         return self._t.call("POST", f"/api/v1/executions/{execution_id}/pause", body=body, expect=ExecutionOut)
 
-    def resume(self, execution_id: UUID | str) -> ExecutionOut:
+    def resume(self, execution_id: UUID | str, body: ResumeBody | Mapping[str, Any] | None = None) -> ExecutionOut:
         """``POST /api/v1/executions/{execution_id}/resume`` (resumeExecution)."""
-        return self._t.call("POST", f"/api/v1/executions/{execution_id}/resume", expect=ExecutionOut)
+        return self._t.call("POST", f"/api/v1/executions/{execution_id}/resume", body=body, expect=ExecutionOut)
 
     def complete_node(
         self,
@@ -174,7 +179,7 @@ class Executions(SyncResource):
     def record_telemetry(
         self,
         execution_id: UUID | str,
-        body: LlmCall | ToolCall | Thought | Mapping[str, Any],
+        body: LlmCall | ToolCall | Thought | Observation | Reasoning | Action | Mapping[str, Any],
     ) -> TelemetryOut:
         """``POST /api/v1/executions/{execution_id}/telemetry`` (recordTelemetry)."""
         return self._t.call("POST", f"/api/v1/executions/{execution_id}/telemetry", body=body, expect=TelemetryOut)
@@ -227,6 +232,19 @@ class Executions(SyncResource):
             },
             expect=TimelineOut,
         )
+
+    def steps(self, execution_id: UUID | str, *, limit: int | None = None, offset: int | None = None) -> Page[StepOut]:
+        """``GET /api/v1/executions/{execution_id}/steps`` (listExecutionSteps)."""
+        return self._t.call(
+            "GET",
+            f"/api/v1/executions/{execution_id}/steps",
+            params={"limit": limit, "offset": offset},
+            expect=Page[StepOut],
+        )
+
+    def iter_steps(self, execution_id: UUID | str, *, page_size: int = 100) -> Iterator[StepOut]:
+        """Every item of ``GET /api/v1/executions/{execution_id}/steps``, a page at a time."""
+        return self._t.pages(lambda offset: self.steps(execution_id, limit=page_size, offset=offset))
 
 class AsyncExecutions(AsyncResource):
 
@@ -322,9 +340,13 @@ class AsyncExecutions(AsyncResource):
         """``POST /api/v1/executions/{execution_id}/pause`` (pauseExecution)."""
         return await self._t.call("POST", f"/api/v1/executions/{execution_id}/pause", body=body, expect=ExecutionOut)
 
-    async def resume(self, execution_id: UUID | str) -> ExecutionOut:
+    async def resume(
+        self,
+        execution_id: UUID | str,
+        body: ResumeBody | Mapping[str, Any] | None = None,
+    ) -> ExecutionOut:
         """``POST /api/v1/executions/{execution_id}/resume`` (resumeExecution)."""
-        return await self._t.call("POST", f"/api/v1/executions/{execution_id}/resume", expect=ExecutionOut)
+        return await self._t.call("POST", f"/api/v1/executions/{execution_id}/resume", body=body, expect=ExecutionOut)
 
     async def complete_node(
         self,
@@ -380,7 +402,7 @@ class AsyncExecutions(AsyncResource):
     async def record_telemetry(
         self,
         execution_id: UUID | str,
-        body: LlmCall | ToolCall | Thought | Mapping[str, Any],
+        body: LlmCall | ToolCall | Thought | Observation | Reasoning | Action | Mapping[str, Any],
     ) -> TelemetryOut:
         """``POST /api/v1/executions/{execution_id}/telemetry`` (recordTelemetry)."""
         return await self._t.call(
@@ -438,3 +460,22 @@ class AsyncExecutions(AsyncResource):
             },
             expect=TimelineOut,
         )
+
+    async def steps(
+        self,
+        execution_id: UUID | str,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Page[StepOut]:
+        """``GET /api/v1/executions/{execution_id}/steps`` (listExecutionSteps)."""
+        return await self._t.call(
+            "GET",
+            f"/api/v1/executions/{execution_id}/steps",
+            params={"limit": limit, "offset": offset},
+            expect=Page[StepOut],
+        )
+
+    def iter_steps(self, execution_id: UUID | str, *, page_size: int = 100) -> AsyncIterator[StepOut]:
+        """Every item of ``GET /api/v1/executions/{execution_id}/steps``, a page at a time."""
+        return self._t.pages(lambda offset: self.steps(execution_id, limit=page_size, offset=offset))
