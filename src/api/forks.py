@@ -152,11 +152,12 @@ class ForkController(Controller):
     async def resumable(
         self, execution_id: FromPath[UUID], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
     ) -> ResumableNodes:
-        """Where a branch can start: each node with the checkpoint taken after it, and
-        whether it ran (play from it)."""
+        """Where a branch can start: each node with the checkpoint taken after it completed, and
+        whether it ran (play from it), and the checkpoints taken on demand. Paused and failure
+        checkpoints are in the checkpoint list, with their type."""
         bind_correlation(execution_id)
         ex = await anyio.to_thread.run_sync(lambda: ctx.executions.get(principal.tenant_id, execution_id))
-        after_node = {ref.node_id: cp for cp, ref in ex.checkpoints.items() if ref.node_id is not None}
+        after_node = {ref.node_id: cp for cp, ref in ex.checkpoints.items() if ref.type == "automatic"}
         items = [
             ResumableNode(
                 node.id,
@@ -166,5 +167,5 @@ class ForkController(Controller):
             )
             for node in ex.definition.nodes
         ]
-        on_demand = [cp for cp, ref in ex.checkpoints.items() if ref.node_id is None]
+        on_demand = [cp for cp, ref in ex.checkpoints.items() if ref.type == "manual"]
         return ResumableNodes(ex.id, items, on_demand)

@@ -28,6 +28,7 @@ from domain.execution_events import (
     NodeScheduled,
     NodeSkipped,
     NodeStarted,
+    checkpoint_type,
 )
 from domain.execution_state import ExecutionState
 from domain.execution_status import CheckpointRef, ExecutionStatus
@@ -109,7 +110,8 @@ def apply_event(ex: ExecutionState, event: DomainEvent) -> None:
     elif isinstance(event, NodeSkipped):
         ex.nodes[event.node_id] = NodeStatus.SKIPPED
     elif isinstance(event, CheckpointTaken):  # records the state; does not change it
-        ex.checkpoints[event.event_id] = CheckpointRef(event.node_id, event.label, event.originator_version)
+        kind = checkpoint_type(event.type, event.node_id)
+        ex.checkpoints[event.event_id] = CheckpointRef(event.node_id, event.label, event.originator_version, kind)
         if event.is_recoverable:
             ex.recovery_point = event.event_id
     elif isinstance(event, ExecutionPaused):

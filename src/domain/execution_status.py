@@ -30,3 +30,4 @@ class CheckpointRef(NamedTuple):
     node_id: str | None
     label: str | None
     version: int
+    type: str = "automatic"  # see execution_events.CheckpointType

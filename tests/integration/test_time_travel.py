@@ -87,6 +87,12 @@ def _without_as_of(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != "as_of"}
 
 
+def _as_get(body: dict[str, Any]) -> dict[str, Any]:
+    """An execution's state as GET /executions/{id} answers it (no run here is deleted)."""
+    assert body["deleted"] is False
+    return {k: v for k, v in _without_as_of(body).items() if k != "deleted"}
+
+
 async def test_execution_state_as_of_version_event_and_timestamp(quipu: Running, database_url: str) -> None:
     c, h = quipu.client, quipu.auth()
     run = await _run(quipu)
@@ -99,7 +105,7 @@ async def test_execution_state_as_of_version_event_and_timestamp(quipu: Running,
             r = await c.get(url, params={"as_of": as_of}, headers=h)
             assert r.status_code == 200, r.text
             body = r.json()
-            assert _without_as_of(body) == view, as_of
+            assert _as_get(body) == view, as_of
             assert body["as_of"] == {
                 "version": view["version"],
                 "event_id": view["last_event_id"],
@@ -117,13 +123,13 @@ async def test_execution_state_as_of_version_event_and_timestamp(quipu: Running,
     assert v1["version"] == 1 and v1["nodes"] == {"start": "pending", "a": "pending", "b": "pending", "end": "pending"}
     # Now is the latest state; a time far ahead is the latest too.
     latest = (await c.get(url, headers=h)).json()
-    assert _without_as_of(latest) == run.views[-1]
+    assert _as_get(latest) == run.views[-1]
     ahead = (datetime.fromisoformat(run.views[-1]["updated_at"]) + timedelta(days=1)).isoformat()
     assert (await c.get(url, params={"as_of": ahead}, headers=h)).json()["version"] == run.views[-1]["version"]
     # A telemetry event is a point of its execution: the state its node saw.
     llm_view = run.views[2]  # after the llm_call; nothing changed the execution since the heartbeat
     body = (await c.get(url, params={"as_of": run.telemetry[0]}, headers=h)).json()
-    assert _without_as_of(body) == llm_view and body["nodes"]["a"] == "running"
+    assert _as_get(body) == llm_view and body["nodes"]["a"] == "running"
     # Naive timestamps are UTC; an unencoded '+' (a space) is repaired.
     naive = datetime.fromisoformat(llm_view["updated_at"]).replace(tzinfo=None).isoformat()
     assert (await c.get(url, params={"as_of": naive}, headers=h)).json()["version"] == llm_view["version"]
