@@ -125,6 +125,7 @@ async def test_agent_studio_form_is_stored_canonically(quipu: Running) -> None:
         "type": "task",
         "name": "Collect",
         "agent_type": "scraper",
+        "callback_id": None,
         "config": {},
         "timeout": 300.0,
         "max_retries": 3,  # steps retry three times unless maxRetries says otherwise
