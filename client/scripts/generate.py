@@ -51,6 +51,7 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "tenants": ("Tenants", "tenants", "Tenants: list, get, rename, suspend."),
     "api_keys": ("ApiKeys", "api_keys", "API keys and the current tenant."),
     "workers": ("Workers", "workers", "Worker credentials (the worker helper uses them)."),
+    "callbacks": ("Callbacks", "callbacks", "Callbacks: outside services' HTTP endpoints that serve nodes, and deliveries."),
     "admin": ("Admin", "admin", "Operations: projections, skips, health, readiness, metrics."),
 }
 
@@ -68,6 +69,10 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "removeWorkflowEdge": ("workflows", "remove_edge"),
     "validateWorkflow": ("workflows", "validate"),
     "inspectWorkflow": ("workflows", "inspect"),
+    "registerCallbacks": ("callbacks", "register"),
+    "listCallbacks": ("callbacks", "list"),
+    "deregisterCallback": ("callbacks", "deregister"),
+    "listCallbackDeliveries": ("callbacks", "deliveries"),
     "startExecution": ("executions", "start"),
     "listExecutions": ("executions", "list"),
     "getExecution": ("executions", "get"),

@@ -35,7 +35,7 @@ class CallbackEndpoint(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     path: CallbackPath
 
 
-class RegisterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class CallbackRegistrationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The seed's body: the service, its base URL and its callbacks by id, each a path under it."""
 
     service_name: ServiceName
@@ -44,7 +44,7 @@ class RegisterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     callbacks: Annotated[dict[CallbackId, CallbackEndpoint], msgspec.Meta(min_length=1, max_length=100)]
 
 
-class RegisterOut(msgspec.Struct, kw_only=True):
+class CallbackRegistrationOut(msgspec.Struct, kw_only=True):
     service_name: str
     environment: str
     registered_callbacks: list[str]
@@ -107,8 +107,11 @@ class CallbackController(Controller):
 
     @post("/register", operation_id="registerCallbacks", opt={"scope": "write"}, status_code=201)
     async def register(
-        self, data: JSONBody[RegisterIn], ctx: NamedDependency[ApiContext], principal: NamedDependency[Principal]
-    ) -> RegisterOut:
+        self,
+        data: JSONBody[CallbackRegistrationIn],
+        ctx: NamedDependency[ApiContext],
+        principal: NamedDependency[Principal],
+    ) -> CallbackRegistrationOut:
         """Register a service's callbacks (all or none). The answer carries the signing secret
         (``whsec_...``) this once: Quipu keeps only what derives it. Registering again from the
         same service and environment replaces the URLs and issues a new secret; 409 when an id
@@ -123,7 +126,7 @@ class CallbackController(Controller):
                 paths=paths,
             )
         )
-        return RegisterOut(
+        return CallbackRegistrationOut(
             service_name=data.service_name,
             environment=data.environment,
             registered_callbacks=[c.callback_id for c in registration.callbacks],

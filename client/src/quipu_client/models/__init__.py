@@ -30,6 +30,13 @@ from quipu_client.models.branches import (
     StepDifference,
     StepSide,
 )
+from quipu_client.models.callbacks import (
+    CallbackEndpoint,
+    CallbackOut,
+    CallbackRegistrationIn,
+    CallbackRegistrationOut,
+    DeliveryAttemptOut,
+)
 from quipu_client.models.checkpoints import (
     CheckpointComparison,
     CheckpointCreated,
@@ -191,6 +198,10 @@ __all__ = [
     "BranchSummary",
     "BranchTree",
     "BrokenLinkOut",
+    "CallbackEndpoint",
+    "CallbackOut",
+    "CallbackRegistrationIn",
+    "CallbackRegistrationOut",
     "CausalPath",
     "Change",
     "CheckpointComparison",
@@ -215,6 +226,7 @@ __all__ = [
     "DelegationCreate",
     "DelegationOut",
     "DelegationReject",
+    "DeliveryAttemptOut",
     "EdgeDraft",
     "EdgeList",
     "EdgeOut",

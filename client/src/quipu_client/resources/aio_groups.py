@@ -10,6 +10,7 @@ from quipu_client.resources.api_keys import AsyncApiKeys
 from quipu_client.resources.approvals import AsyncApprovals
 from quipu_client.resources.artifacts import AsyncArtifacts
 from quipu_client.resources.branches import AsyncBranches
+from quipu_client.resources.callbacks import AsyncCallbacks
 from quipu_client.resources.checkpoints import AsyncCheckpoints
 from quipu_client.resources.delegations import AsyncDelegations
 from quipu_client.resources.edges import AsyncEdges
@@ -41,6 +42,7 @@ class AsyncResources:
         self.approvals = AsyncApprovals(transport)
         self.artifacts = AsyncArtifacts(transport)
         self.branches = AsyncBranches(transport)
+        self.callbacks = AsyncCallbacks(transport)
         self.checkpoints = AsyncCheckpoints(transport)
         self.delegations = AsyncDelegations(transport)
         self.edges = AsyncEdges(transport)

@@ -10,6 +10,7 @@ from quipu_client.resources.api_keys import ApiKeys
 from quipu_client.resources.approvals import Approvals
 from quipu_client.resources.artifacts import Artifacts
 from quipu_client.resources.branches import Branches
+from quipu_client.resources.callbacks import Callbacks
 from quipu_client.resources.checkpoints import Checkpoints
 from quipu_client.resources.delegations import Delegations
 from quipu_client.resources.edges import Edges
@@ -41,6 +42,7 @@ class Resources:
         self.approvals = Approvals(transport)
         self.artifacts = Artifacts(transport)
         self.branches = Branches(transport)
+        self.callbacks = Callbacks(transport)
         self.checkpoints = Checkpoints(transport)
         self.delegations = Delegations(transport)
         self.edges = Edges(transport)
