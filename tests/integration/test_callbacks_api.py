@@ -17,7 +17,7 @@ from domain.delivery import DeliveryPolicy
 from tests.callback_receiver import Receiver, callback_receiver
 from tests.integration.conftest import Running, running_quipu
 
-# jsondagapi §7.1, verbatim.
+# jsondagapi's registration example, verbatim.
 SEED_REGISTRATION = {
     "service_name": "order-service",
     "environment": "prod",
@@ -241,7 +241,7 @@ async def test_callback_nodes_are_delivered_signed_retried_and_completed(fast: R
         # Nothing went to the workers' queue: the node is the callback's.
         assert (await _execution(q, execution_id))["nodes"]["ship"] == "scheduled"
 
-        # The service answers with the seed's completion body (jsondagapi §8.1, verbatim).
+        # The service answers with the seed's completion body (jsondagapi's example, verbatim).
         seed = {"status": "COMPLETED", "outputs": {}, "error": None}
         r = await q.client.post(task["complete_path"], json=seed, headers=q.auth())
         assert r.status_code == 200, r.text
