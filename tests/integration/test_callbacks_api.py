@@ -308,3 +308,52 @@ async def test_a_delivery_that_runs_out_of_attempts_is_dead_and_fails_the_node(f
             return r.json()["total"] == 3 and {a["delivery_status"] for a in r.json()["items"]} == {"dead"}
 
         await q.wait_for(dead)
+
+
+async def test_an_external_decision_served_by_a_callback_answers_with_the_seed_decision_body(fast: Running) -> None:
+    q = fast
+    with callback_receiver() as receiver:
+        await _register_at(q, receiver, **{"risk-task": "/risk", "ship-task": "/ship"})
+        flow = {
+            "name": "decided by a service",
+            "definition": {
+                "nodes": [
+                    {"id": "start", "type": "start"},
+                    {
+                        "id": "risk_decision",
+                        "type": "decision",
+                        "callback_id": "risk-task",
+                        "config": {"external": True, "outcomes": {"approve": "ship"}},
+                    },
+                    {"id": "ship", "callback_id": "ship-task"},
+                    {"id": "reject", "type": "end"},
+                ],
+                "edges": [
+                    {"from": "start", "to": "risk_decision"},
+                    {"from": "risk_decision", "to": "ship"},
+                    {"from": "risk_decision", "to": "reject", "condition": "risk == 'high'"},
+                ],
+            },
+        }
+        r = await q.client.post("/api/v1/workflows", json=flow, headers=q.auth())
+        assert r.status_code == 201, r.text
+        r = await q.client.post("/api/v1/executions", json={"workflow_id": r.json()["id"]}, headers=q.auth())
+        execution_id = r.json()["id"]
+
+        async def delivered(path: str) -> bool:
+            return any(d.answered == 200 for d in receiver.received(path))
+
+        await q.wait_for(lambda: delivered("/risk"))
+        task = receiver.received("/risk")[-1].data
+        assert task["node_type"] == "decision"
+        assert task["decision_path"] == f"/api/v1/executions/{execution_id}/decisions/risk_decision"
+        # jsondagapi's decision body, verbatim.
+        r = await q.client.post(task["decision_path"], json={"outcome": "approve"}, headers=q.auth())
+        assert r.status_code == 200, r.text
+        assert r.json()["nodes"]["reject"] == "skipped"
+        await q.wait_for(lambda: delivered("/ship"))
+        ship = receiver.received("/ship")[-1].data
+        r = await q.client.post(
+            ship["complete_path"], json={"status": "COMPLETED", "outputs": {}, "error": None}, headers=q.auth()
+        )
+        assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
