@@ -17,6 +17,9 @@ from api.executions import Causes
 from domain.telemetry import Amount, Confidence, Count, Preview, ThoughtText, ThoughtType
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# msgspec's JSON Schema of a datetime says only "string"; the format tells clients (and the
+# fuzz test) that an RFC 3339 date-time is wanted, as the decoder requires.
+Timestamp = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 HEAD = ("type", "node_id", "caused_by")  # what the request says about the record, not in its payload
 
 
@@ -56,7 +59,7 @@ class Thought(_Telemetry, tag="thought", kw_only=True, forbid_unknown_fields=Tru
     thought_type: ThoughtType | None = None  # observation, reasoning or action
     confidence: Confidence | None = None  # 0 to 1
     metadata: dict[str, Any] = {}
-    reported_at: datetime | None = None  # when the agent had it, by its own clock
+    reported_at: Timestamp | None = None  # when the agent had it, by its own clock
 
 
 class _AgentStudioThought(_Telemetry, kw_only=True, forbid_unknown_fields=True):
@@ -65,7 +68,7 @@ class _AgentStudioThought(_Telemetry, kw_only=True, forbid_unknown_fields=True):
     as a ``thought`` with that ``thought_type``."""
 
     content: ThoughtText
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
     confidence: Confidence | None = None
     metadata: dict[str, Any] = {}
 
