@@ -11,7 +11,7 @@ from quipu_client.models.admin import (
     SkipRequest,
     UnpublishableEvent,
 )
-from quipu_client.models.agents import AgentOut, AgentPage, AgentRegister, AgentUpdate
+from quipu_client.models.agents import AgentOut, AgentPage, AgentRegister, AgentTypeOut, AgentUpdate
 from quipu_client.models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, CurrentTenantOut
 from quipu_client.models.approvals import ApprovalList, ApprovalRecord, ApprovalResponse
 from quipu_client.models.artifacts import ArtifactOut, ArtifactSearchRequest, ArtifactUpdate, ArtifactWrite
@@ -109,6 +109,7 @@ from quipu_client.models.executions import (
     Action,
     AgentMetrics,
     Decision,
+    ExecutionDeletedOut,
     ExecutionStatus,
     ExecutionSummary,
     Heartbeat,
@@ -178,6 +179,7 @@ __all__ = [
     "AgentRegister",
     "AgentStudioStep",
     "AgentTarget",
+    "AgentTypeOut",
     "AgentUpdate",
     "AnalysisInput",
     "AncestorEvent",
@@ -234,6 +236,7 @@ __all__ = [
     "EdgeWrite",
     "EventEnvelope",
     "EventRef",
+    "ExecutionDeletedOut",
     "ExecutionOut",
     "ExecutionStateOut",
     "ExecutionStatus",

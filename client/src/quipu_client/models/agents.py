@@ -49,6 +49,16 @@ class AgentRegister(msgspec.Struct, kw_only=True, omit_defaults=True):
     caused_by: list[UUID] = []
 
 
+class AgentTypeOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    agent_type: str
+    configured: bool
+    workflows: int
+    agents: int
+    online_agents: int
+    tasks_scheduled: int
+    last_scheduled_at: datetime | None
+
+
 class AgentUpdate(msgspec.Struct, kw_only=True, omit_defaults=True):
     capabilities: list[str] | None = None
     current_scope_id: UUID | None = None

@@ -17,7 +17,7 @@ class Action(msgspec.Struct, kw_only=True, omit_defaults=True):
     caused_by: list[UUID] = []
     duration_ms: float | None = None
     content: str
-    timestamp: str | None = None
+    timestamp: datetime | None = None
     confidence: float | None = None
     metadata: dict[str, Any] = {}
 
@@ -37,6 +37,14 @@ class Decision(msgspec.Struct, kw_only=True, omit_defaults=True):
     targets: list[str] | None = None
     outcome: str | None = None
     reason: str | None = None
+
+
+class ExecutionDeletedOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    execution_id: UUID
+    status: str
+    message: str
+    last_event_id: UUID | None
+    deleted_at: datetime
 
 
 ExecutionStatus = Literal[
@@ -145,7 +153,7 @@ class Observation(msgspec.Struct, kw_only=True, omit_defaults=True):
     caused_by: list[UUID] = []
     duration_ms: float | None = None
     content: str
-    timestamp: str | None = None
+    timestamp: datetime | None = None
     confidence: float | None = None
     metadata: dict[str, Any] = {}
 
@@ -156,7 +164,7 @@ class Reasoning(msgspec.Struct, kw_only=True, omit_defaults=True):
     caused_by: list[UUID] = []
     duration_ms: float | None = None
     content: str
-    timestamp: str | None = None
+    timestamp: datetime | None = None
     confidence: float | None = None
     metadata: dict[str, Any] = {}
 
@@ -202,7 +210,7 @@ class Thought(msgspec.Struct, kw_only=True, omit_defaults=True):
     thought_type: Literal["action", "observation", "reasoning"] | None = None
     confidence: float | None = None
     metadata: dict[str, Any] = {}
-    reported_at: str | None = None
+    reported_at: datetime | None = None
 
 
 class TimelineItem(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Literal
 from uuid import UUID
 
-from quipu_client.models.agents import AgentOut, AgentPage, AgentRegister, AgentUpdate
+from quipu_client.models.agents import AgentOut, AgentPage, AgentRegister, AgentTypeOut, AgentUpdate
+from quipu_client.models.page import Page
 from quipu_client.resources.base import AsyncResource, SyncResource, new_idempotency_key
 from quipu_client.sse import ServerEvent
 
@@ -71,6 +72,19 @@ class Agents(SyncResource):
             idempotency_key=idempotency_key or new_idempotency_key(),
             expect=AgentOut,
         )
+
+    def types(self, *, limit: int | None = None, offset: int | None = None) -> Page[AgentTypeOut]:
+        """``GET /api/v1/agent-types`` (listAgentTypes)."""
+        return self._t.call(
+            "GET",
+            "/api/v1/agent-types",
+            params={"limit": limit, "offset": offset},
+            expect=Page[AgentTypeOut],
+        )
+
+    def iter_types(self, *, page_size: int = 100) -> Iterator[AgentTypeOut]:
+        """Every item of ``GET /api/v1/agent-types``, a page at a time."""
+        return self._t.pages(lambda offset: self.types(limit=page_size, offset=offset))
 
     def inbox(self, agent_id: UUID | str, *, last_event_id: UUID | str | None = None) -> Iterator[ServerEvent]:
         """``GET /api/v1/agents/{agent_id}/inbox`` (streamAgentInbox)."""
@@ -139,6 +153,19 @@ class AsyncAgents(AsyncResource):
             idempotency_key=idempotency_key or new_idempotency_key(),
             expect=AgentOut,
         )
+
+    async def types(self, *, limit: int | None = None, offset: int | None = None) -> Page[AgentTypeOut]:
+        """``GET /api/v1/agent-types`` (listAgentTypes)."""
+        return await self._t.call(
+            "GET",
+            "/api/v1/agent-types",
+            params={"limit": limit, "offset": offset},
+            expect=Page[AgentTypeOut],
+        )
+
+    def iter_types(self, *, page_size: int = 100) -> AsyncIterator[AgentTypeOut]:
+        """Every item of ``GET /api/v1/agent-types``, a page at a time."""
+        return self._t.pages(lambda offset: self.types(limit=page_size, offset=offset))
 
     def inbox(self, agent_id: UUID | str, *, last_event_id: UUID | str | None = None) -> AsyncIterator[ServerEvent]:
         """``GET /api/v1/agents/{agent_id}/inbox`` (streamAgentInbox)."""

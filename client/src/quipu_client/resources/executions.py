@@ -13,6 +13,7 @@ from quipu_client.models.common import ExecutionOut
 from quipu_client.models.executions import (
     Action,
     Decision,
+    ExecutionDeletedOut,
     ExecutionStatus,
     ExecutionSummary,
     Heartbeat,
@@ -46,6 +47,15 @@ class Executions(SyncResource):
     def get(self, execution_id: UUID | str, *, style: Literal["quipu", "jsondag"] | None = None) -> ExecutionOut:
         """``GET /api/v1/executions/{execution_id}`` (getExecution)."""
         return self._t.call("GET", f"/api/v1/executions/{execution_id}", params={"style": style}, expect=ExecutionOut)
+
+    def delete(self, execution_id: UUID | str, *, reason: str | None = None) -> ExecutionDeletedOut:
+        """``DELETE /api/v1/executions/{execution_id}`` (deleteExecution)."""
+        return self._t.call(
+            "DELETE",
+            f"/api/v1/executions/{execution_id}",
+            params={"reason": reason},
+            expect=ExecutionDeletedOut,
+        )
 
     def list(
         self,
@@ -259,6 +269,15 @@ class AsyncExecutions(AsyncResource):
             f"/api/v1/executions/{execution_id}",
             params={"style": style},
             expect=ExecutionOut,
+        )
+
+    async def delete(self, execution_id: UUID | str, *, reason: str | None = None) -> ExecutionDeletedOut:
+        """``DELETE /api/v1/executions/{execution_id}`` (deleteExecution)."""
+        return await self._t.call(
+            "DELETE",
+            f"/api/v1/executions/{execution_id}",
+            params={"reason": reason},
+            expect=ExecutionDeletedOut,
         )
 
     async def list(
