@@ -172,6 +172,6 @@ def checkpoint_type(recorded: str | None, node_id: str | None) -> CheckpointType
 class ExecutionDeleted(DomainEvent, frozen=True, kw_only=True):
     """A tombstone for a finished run. Reads of the run as it is now (get, lists, checkpoints,
     steering) answer 404 from then on; its events stay in the log, so the event DAG, replay
-    and the state as of a past point still show it (docs/architecture.md, Deleting a run)."""
+    and the state as of a past point still show it (docs/architecture.md, API map)."""
 
     reason: str | None = None
