@@ -222,7 +222,7 @@ async def test_sse_follows_a_run_and_a_reconnect_gets_exactly_the_rest(
                 2,
             )
             thought = await second.next()
-            assert thought.data["log"] == {"event": "thought", "node_id": "work", "text": "try again"}
+            assert thought.data["log"] == {"event": "thought", "node_id": "work", "text": "try again", "metadata": {}}
             assert await live_consumers(nats_client, subjects) >= 1  # live messages come from NATS
 
             await post(quipu, f"{base}/nodes/work/complete", {"output": {"draft": "d1"}})
