@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 # msgspec writes bytes as base64 text; the pattern lets clients (and fuzzers) know which strings decode.
 BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+# What msgspec decodes as a datetime (year 0 and hour 24 refused; the calendar is the format's).
+RFC3339 = (
+    r"^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?$"
+)
 _COMPONENT_TYPES = (mi.StructType, mi.DataclassType, mi.TypedDictType, mi.NamedTupleType)
 
 
@@ -62,6 +67,8 @@ class MsgspecSchemas(OpenAPISchemaPlugin):
         kinds = list(reachable)
         top = raw if isinstance(root_info, _COMPONENT_TYPES) else None
         refs, components = msgspec.json.schema_components([raw, *kinds], ref_template="{name}")
+        for ref, info in zip(refs, [root_info, *reachable.values()], strict=True):
+            _state_datetimes(info, components.get(ref.get("$ref", ""), ref))
         names = {ref["$ref"]: kind for ref, kind in zip(refs[1:], kinds, strict=True)}
 
         def reference(name: str) -> Schema | Reference:
@@ -77,6 +84,34 @@ class MsgspecSchemas(OpenAPISchemaPlugin):
             if (value := getattr(stated, field.name)) is not None:
                 setattr(schema, field.name, value)
         return schema
+
+
+def _state_datetimes(info: mi.Type, schema: dict[str, Any]) -> None:
+    """msgspec writes a datetime as a bare ``string``; its fields get the format and the pattern
+    of what the decoder takes (RFC 3339, ``T``/``t``/space, optional fraction and offset), so
+    an empty or free-form string is invalid in the document as it is at the server."""
+    if not isinstance(info, mi.StructType | mi.DataclassType | mi.TypedDictType):
+        return
+    properties = schema.get("properties", {})
+    for field in info.fields:
+        if _is_datetime(field.type) and field.encode_name in properties:
+            _pattern_strings(properties[field.encode_name])
+
+
+def _is_datetime(t: mi.Type) -> bool:
+    if isinstance(t, mi.Metadata):
+        return _is_datetime(t.type)
+    if isinstance(t, mi.UnionType):
+        return any(_is_datetime(item) for item in t.types)
+    return isinstance(t, mi.DateTimeType)
+
+
+def _pattern_strings(schema: dict[str, Any]) -> None:
+    for branch in schema.get("anyOf", []):
+        _pattern_strings(branch)
+    if schema.get("type") == "string" and "pattern" not in schema:
+        schema["format"] = "date-time"
+        schema["pattern"] = RFC3339
 
 
 def _collect(t: mi.Type, found: dict[Any, mi.Type]) -> None:
