@@ -51,7 +51,7 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "tenants": ("Tenants", "tenants", "Tenants: list, get, rename, suspend."),
     "api_keys": ("ApiKeys", "api_keys", "API keys and the current tenant."),
     "workers": ("Workers", "workers", "Worker credentials (the worker helper uses them)."),
-    "callbacks": ("Callbacks", "callbacks", "Callbacks: outside services' HTTP endpoints that serve nodes, and deliveries."),
+    "callbacks": ("Callbacks", "callbacks", "Callbacks: outside services' endpoints that serve nodes; deliveries."),
     "admin": ("Admin", "admin", "Operations: projections, skips, health, readiness, metrics."),
 }
 

@@ -37,7 +37,7 @@ class DelegationCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     caused_by: Causes = []
 
 
-class ExecutionStart(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class DelegatedExecution(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     workflow_id: UUID
     version: Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)] | None = None
     input: Annotated[dict[str, Any], msgspec.Meta(max_length=1000)] = {}
@@ -47,7 +47,7 @@ class DelegationAccept(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     """``execution``: a workflow run to start now, whose first event names the acceptance."""
 
     accepting_agent_id: UUID
-    execution: ExecutionStart | None = None
+    execution: DelegatedExecution | None = None
     caused_by: Causes = []
 
 

@@ -79,12 +79,12 @@ from quipu_client.models.common import (
     WorkflowEdge,
 )
 from quipu_client.models.delegations import (
+    DelegatedExecution,
     DelegationAccept,
     DelegationComplete,
     DelegationCreate,
     DelegationOut,
     DelegationReject,
-    delegations_ExecutionStart,
 )
 from quipu_client.models.edges import (
     EdgeDraft,
@@ -110,6 +110,7 @@ from quipu_client.models.executions import (
     AgentMetrics,
     Decision,
     ExecutionDeletedOut,
+    ExecutionStart,
     ExecutionStatus,
     ExecutionSummary,
     Heartbeat,
@@ -133,7 +134,6 @@ from quipu_client.models.executions import (
     TimelineSummaryOut,
     ToolCall,
     Totals,
-    executions_ExecutionStart,
 )
 from quipu_client.models.handoffs import HandoffAccept, HandoffCreate, HandoffOut
 from quipu_client.models.locks import LockAcquire, LockExtend, LockOut, LockPage, LockRelease
@@ -223,6 +223,7 @@ __all__ = [
     "DeadLetter",
     "Decision",
     "DefinitionInput",
+    "DelegatedExecution",
     "DelegationAccept",
     "DelegationComplete",
     "DelegationCreate",
@@ -238,6 +239,7 @@ __all__ = [
     "EventRef",
     "ExecutionDeletedOut",
     "ExecutionOut",
+    "ExecutionStart",
     "ExecutionStateOut",
     "ExecutionStatus",
     "ExecutionSummary",
@@ -351,6 +353,4 @@ __all__ = [
     "WorkflowStateOut",
     "WorkflowSummary",
     "WorkflowWrite",
-    "delegations_ExecutionStart",
-    "executions_ExecutionStart",
 ]

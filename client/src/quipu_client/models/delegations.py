@@ -12,9 +12,15 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 
+class DelegatedExecution(msgspec.Struct, kw_only=True, omit_defaults=True):
+    workflow_id: UUID
+    version: int | None = None
+    input: dict[str, Any] = {}
+
+
 class DelegationAccept(msgspec.Struct, kw_only=True, omit_defaults=True):
     accepting_agent_id: UUID
-    execution: delegations_ExecutionStart | None = None
+    execution: DelegatedExecution | None = None
     caused_by: list[UUID] = []
 
 
@@ -31,7 +37,7 @@ class DelegationCreate(msgspec.Struct, kw_only=True, omit_defaults=True):
     trajectory_id: UUID
     scope_id: UUID
     context: dict[str, Any] | None = None
-    expected_completion: str | None = None
+    expected_completion: datetime | None = None
     message_id: UUID | None = None
     caused_by: list[UUID] = []
 
@@ -64,9 +70,3 @@ class DelegationReject(msgspec.Struct, kw_only=True, omit_defaults=True):
     rejecting_agent_id: UUID
     reason: str
     caused_by: list[UUID] = []
-
-
-class delegations_ExecutionStart(msgspec.Struct, kw_only=True, omit_defaults=True):
-    workflow_id: UUID
-    version: int | None = None
-    input: dict[str, Any] = {}

@@ -47,6 +47,16 @@ class ExecutionDeletedOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     deleted_at: datetime
 
 
+class ExecutionStart(msgspec.Struct, kw_only=True, omit_defaults=True):
+    workflow_id: UUID
+    version: int | None = None
+    workflow_version: int | str | None = None
+    input: dict[str, Any] = {}
+    inputs: dict[str, Any] | None = None
+    timeout_seconds: float | None = None
+    caused_by: list[UUID] = []
+
+
 ExecutionStatus = Literal[
     "running",
     "paused",
@@ -260,13 +270,3 @@ class Totals(msgspec.Struct, kw_only=True, omit_defaults=True):
     tool_calls: int
     thoughts: int
     duration_ms: float | None
-
-
-class executions_ExecutionStart(msgspec.Struct, kw_only=True, omit_defaults=True):
-    workflow_id: UUID
-    version: int | None = None
-    workflow_version: int | str | None = None
-    input: dict[str, Any] = {}
-    inputs: dict[str, Any] | None = None
-    timeout_seconds: float | None = None
-    caused_by: list[UUID] = []

@@ -63,7 +63,7 @@ class MessageSend(msgspec.Struct, kw_only=True, omit_defaults=True):
     trajectory_id: UUID | None = None
     scope_id: UUID | None = None
     artifact_ids: list[UUID] = []
-    expires_at: str | None = None
+    expires_at: datetime | None = None
     in_reply_to: UUID | None = None
     caused_by: list[UUID] = []
 

@@ -14,6 +14,7 @@ from quipu_client.models.executions import (
     Action,
     Decision,
     ExecutionDeletedOut,
+    ExecutionStart,
     ExecutionStatus,
     ExecutionSummary,
     Heartbeat,
@@ -31,7 +32,6 @@ from quipu_client.models.executions import (
     Thought,
     TimelineOut,
     ToolCall,
-    executions_ExecutionStart,
 )
 from quipu_client.models.page import Page
 from quipu_client.resources.base import AsyncResource, SyncResource, new_idempotency_key
@@ -117,7 +117,7 @@ class Executions(SyncResource):
 
     def start(
         self,
-        body: executions_ExecutionStart | Mapping[str, Any],
+        body: ExecutionStart | Mapping[str, Any],
         *,
         style: Literal["quipu", "jsondag"] | None = None,
         idempotency_key: str | None = None,
@@ -340,7 +340,7 @@ class AsyncExecutions(AsyncResource):
 
     async def start(
         self,
-        body: executions_ExecutionStart | Mapping[str, Any],
+        body: ExecutionStart | Mapping[str, Any],
         *,
         style: Literal["quipu", "jsondag"] | None = None,
         idempotency_key: str | None = None,
