@@ -182,7 +182,7 @@ class LockController(Controller):
         data: JSONBody[LockAcquire],
         ctx: NamedDependency[ApiContext],
         principal: NamedDependency[Principal],
-    ) -> Response[Any]:
+    ) -> Response[LockOut]:
         """Acquire a lock for a live registered agent: ``Exclusive`` excludes every other holder,
         ``Shared`` only exclusive ones. 409 names the current holders and their expiry unless
         ``wait_ms`` waits for the resource to free up."""

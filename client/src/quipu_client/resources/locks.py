@@ -14,9 +14,9 @@ from quipu_client.resources.base import AsyncResource, SyncResource
 
 class Locks(SyncResource):
 
-    def acquire(self, body: LockAcquire | Mapping[str, Any]) -> Any:
+    def acquire(self, body: LockAcquire | Mapping[str, Any]) -> LockOut:
         """``POST /api/v1/locks/acquire`` (acquireLock)."""
-        return self._t.call("POST", "/api/v1/locks/acquire", body=body, expect=Any)
+        return self._t.call("POST", "/api/v1/locks/acquire", body=body, expect=LockOut)
 
     def extend(self, lock_id: UUID | str, body: LockExtend | Mapping[str, Any]) -> LockOut:
         """``POST /api/v1/locks/{lock_id}/extend`` (extendLock)."""
@@ -55,9 +55,9 @@ class Locks(SyncResource):
 
 class AsyncLocks(AsyncResource):
 
-    async def acquire(self, body: LockAcquire | Mapping[str, Any]) -> Any:
+    async def acquire(self, body: LockAcquire | Mapping[str, Any]) -> LockOut:
         """``POST /api/v1/locks/acquire`` (acquireLock)."""
-        return await self._t.call("POST", "/api/v1/locks/acquire", body=body, expect=Any)
+        return await self._t.call("POST", "/api/v1/locks/acquire", body=body, expect=LockOut)
 
     async def extend(self, lock_id: UUID | str, body: LockExtend | Mapping[str, Any]) -> LockOut:
         """``POST /api/v1/locks/{lock_id}/extend`` (extendLock)."""
