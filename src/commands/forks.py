@@ -111,7 +111,12 @@ class ForkService:
 
     # -- helpers -------------------------------------------------------------------------------------
     def _load(self, ctx: CommandContext, execution_id: UUID, version: int | None = None) -> Execution:
-        return self._store.load(Execution, execution_id, ctx.tenant_id, version=version)
+        execution = self._store.load(Execution, execution_id, ctx.tenant_id, version=version)
+        # A deleted run is 404 to every command, forks included; its past versions stay readable
+        # (each fork loads the run as it is now first, so this refuses the fork).
+        if version is None and execution.deleted:
+            raise NotFound(f"execution {execution_id} was deleted")
+        return execution
 
     def _branch(
         self,

@@ -179,7 +179,7 @@ async def test_deleting_a_finished_run_leaves_its_history_in_the_log(quipu: Runn
     running = await c.delete(base, headers=h)
     assert running.status_code == 409 and "cancel it first" in running.json()["detail"]
     await c.post(f"{base}/nodes/collect/complete", json={"output": {"reviews": 3}}, headers=h)
-    await _checkpoints(quipu, execution_id, 1)
+    (checkpoint, *_) = await _checkpoints(quipu, execution_id, 1)
     assert (await c.post(f"{base}/cancel", headers=h)).json()["status"] == "cancelled"
     assert (await c.delete(base, headers=quipu.auth("beta"))).status_code == 404  # another tenant's
     assert (await c.delete(base, headers=quipu.auth("acme-reader"))).status_code == 403
@@ -197,6 +197,12 @@ async def test_deleting_a_finished_run_leaves_its_history_in_the_log(quipu: Runn
     assert (await c.delete(base, headers=h)).status_code == 404
     assert (await c.post(f"{base}/resume", headers=h)).status_code == 404
     assert (await c.post(f"{base}/checkpoints", json={}, headers=h)).status_code == 404
+    # Nor can it be forked: not from its checkpoint, a node, or with other outputs.
+    fork = f"{base}/checkpoints/{checkpoint['checkpoint_id']}/resume"
+    assert (await c.post(fork, json={}, headers=h)).status_code == 404
+    assert (await c.post(f"{base}/play-from-node", json={"node_id": "collect"}, headers=h)).status_code == 404
+    what_if = {"outputs": {"collect": {"reviews": 4}}}
+    assert (await c.post(f"{base}/counterfactual", json=what_if, headers=h)).status_code == 404
 
     async def left_the_lists() -> bool:
         listed = (await c.get("/api/v1/executions?limit=1000", headers=h)).json()["items"]
