@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint typecheck bench clean install fuzz
+.PHONY: run test test-unit test-integration test-browser chromium lint typecheck bench clean install fuzz
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -21,11 +21,27 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/quipu up
 
-test: $(STAMP)
+# The browser tests (tests/browser) drive Debian's chromium through Playwright's executable_path:
+# Playwright never downloads a browser of its own. Installed here when absent, as CI runs as root.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "The browser tests need Debian's chromium at $(CHROMIUM): run 'sudo apt-get install chromium'" >&2; exit 1; fi; \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+	    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; \
+	  test -x $(CHROMIUM); }
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check src tests bench client
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-browser: $(STAMP) chromium
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
