@@ -32,6 +32,7 @@ from api.edges import EdgeController
 from api.event_dag import EventDagController
 from api.execution_insights import ExecutionInsightsController
 from api.executions import ExecutionController
+from api.explorer.controller import ExplorerController
 from api.forks import ForkController
 from api.handoffs import HandoffController
 from api.inbox import InboxController
@@ -151,6 +152,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             AdminController,
             HealthController,
             WorkerController,
+            ExplorerController,  # /ui, not in the OpenAPI document
         ],
         dependencies={"ctx": Provide(provide_ctx), "principal": Provide(provide_principal)},
         guards=[authentication_guard(ctx)],  # 401/403 before any parameter or body is parsed
