@@ -1,7 +1,7 @@
 """Memory search: retrieval quality on Cranfield, and latency and ingestion rate at N notes.
 
 Quality: the Cranfield collection (1,400 aeronautics abstracts, 225 queries with graded
-judgements, ``../shared/data/cranfield``) goes through the search engine
+judgements, vendored in ``bench/data/cranfield``) goes through the search engine
 (``projections.search_index`` / ``search_query``): each abstract is a note (title ``.T``, text
 ``.W``, embedded from ``.W``, which starts with the title), then every query runs in keyword,
 vector and hybrid mode (top 100). nDCG@10 uses trec_eval-style linear gain from ``cranqrel``:
@@ -19,7 +19,7 @@ for keyword ranking, whose cost grows with the number of matching notes.
 
 ``python -m bench.search_quality [--quick] [--notes N] [--skip-quality] [--skip-latency]``
 (``--quick``: 2,000 notes). Postgres: the embedded one, or ``QUIPU_BENCH_DATABASE_URL``; the
-collection: ``QUIPU_CRANFIELD_DIR`` or ``../shared/data/cranfield`` beside the repository.
+collection: ``QUIPU_CRANFIELD_DIR`` or the copy in ``bench/data/cranfield``.
 """
 
 from __future__ import annotations
@@ -46,9 +46,8 @@ from projections.embedding import get_embedder
 from projections.search_index import Document, VectorSearchUnavailable, create_search_schema, upsert_document
 from projections.search_query import SearchFilters, SearchHit, hybrid_search, keyword_search, vector_search
 
-CRANFIELD = Path(
-    os.environ.get("QUIPU_CRANFIELD_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"
-)
+# Vendored (bench/data/cranfield/SOURCE.md says where from), so the bench runs from a bare clone.
+CRANFIELD = Path(os.environ.get("QUIPU_CRANFIELD_DIR") or Path(__file__).resolve().parent / "data" / "cranfield")
 MODES = {"keyword": keyword_search, "vector": vector_search, "hybrid": hybrid_search}
 BATCH = 256
 
