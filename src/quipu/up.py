@@ -19,6 +19,7 @@ from bus.runtime import NatsEndpoint
 from commands.access import AccessService, issue_bootstrap_key
 from quipu.config import Settings
 from quipu.embedded import EmbeddedNats, EmbeddedPostgres
+from quipu.embedded_extra import require_embedded
 from quipu.ports import bind_api, bound_port, http_url
 from quipu.private_files import write_private
 from quipu.serve import serve
@@ -40,6 +41,7 @@ class Infrastructure:
 @contextlib.contextmanager
 def infrastructure(settings: Settings) -> Iterator[Infrastructure]:
     """Start only what is not configured: Postgres and NATS, each with authentication."""
+    require_embedded(settings)  # before starting either: a missing wheel is one clear error
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     pg = nats = None
     try:

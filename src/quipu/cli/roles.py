@@ -34,6 +34,7 @@ def _bind(host: str, port: int, what: str) -> socket.socket:
 
 
 def cmd_up(args: argparse.Namespace) -> None:
+    from quipu.embedded_extra import EmbeddedExtraMissing
     from quipu.ports import PortTaken
     from quipu.supervise import RoleFailed
     from quipu.up import run_up
@@ -44,6 +45,8 @@ def cmd_up(args: argparse.Namespace) -> None:
         sys.exit(f"quipu: {taken}; pass another --port or QUIPU_PORT, or set neither to use a free port")
     except RoleFailed as failure:
         sys.exit(f"quipu: {failure}; stopped")
+    except EmbeddedExtraMissing as missing:
+        sys.exit(f"quipu: {missing}")
 
 
 def cmd_api(args: argparse.Namespace) -> None:
