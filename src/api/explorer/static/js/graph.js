@@ -58,6 +58,15 @@ export function layout(n, edges) {
   for (const v of topo) {
     for (const w of out[v]) if (rank[w] > rank[v] && layerOf[w] < layerOf[v] + 1) layerOf[w] = layerOf[v] + 1;
   }
+  // Pull each node down next to its nearest successor, so a short branch beside a long one
+  // does not draw an edge across the long one's nodes (sources stay on top).
+  for (let i = topo.length - 1; i >= 0; i -= 1) {
+    const v = topo[i];
+    if (!out[v].length || !inc[v].length) continue;
+    let nearest = Infinity;
+    for (const w of out[v]) if (rank[w] > rank[v] && layerOf[w] < nearest) nearest = layerOf[w];
+    if (nearest !== Infinity && nearest - 1 > layerOf[v]) layerOf[v] = nearest - 1;
+  }
   let depth = 0;
   for (let i = 0; i < n; i += 1) if (layerOf[i] + 1 > depth) depth = layerOf[i] + 1;
   const layers = Array.from({ length: depth }, () => []);
@@ -94,8 +103,11 @@ export function layout(n, edges) {
 }
 
 // Draws `nodes` ([{id, label, state?, title?}]) and `edges` ([[fromId, toId]]) into `container`.
-// Nodes are focusable; click, Enter or Space calls onSelect(id). Returns {update, select, destroy, svg}.
-export function renderDag(container, { nodes, edges, onSelect, direction = 'down' } = {}) {
+// Nodes are focusable; click, Enter or Space calls onSelect(id); arrow keys move along edges and
+// layers. A large graph draws only what is in view (plus a margin) and redraws on scroll, so
+// 5,000 nodes are interactive at once. Returns {update, select, destroy, svg, positions}.
+export function renderDag(container, { nodes, edges, onSelect, windowed } = {}) {
+  const n = nodes.length;
   const index = new Map();
   nodes.forEach((node, i) => index.set(String(node.id), i));
   const pairs = [];
@@ -104,86 +116,135 @@ export function renderDag(container, { nodes, edges, onSelect, direction = 'down
     const ib = index.get(String(b));
     if (ia !== undefined && ib !== undefined) pairs.push([ia, ib]);
   }
-  const { layers } = layout(nodes.length, pairs);
+  const { layers, layerOf } = layout(n, pairs);
+  const slot = new Int32Array(n);
+  layers.forEach((layer) => layer.forEach((v, i) => { slot[v] = i; }));
   const widest = layers.reduce((m, l) => Math.max(m, l.length), 0);
-  const across = widest * (NODE_W + GAP_X);
-  const x = new Float64Array(nodes.length);
-  const y = new Float64Array(nodes.length);
+  const width = Math.max(widest * (NODE_W + GAP_X), 200);
+  const height = Math.max(layers.length * (NODE_H + GAP_Y), 80);
+  const x = new Float64Array(n);
+  const y = new Float64Array(n);
   layers.forEach((layer, li) => {
-    const offset = (across - layer.length * (NODE_W + GAP_X)) / 2 + GAP_X / 2;
-    layer.forEach((v, i) => {
-      const along = li * (NODE_H + GAP_Y) + GAP_Y / 2;
-      const side = offset + i * (NODE_W + GAP_X);
-      if (direction === 'right') { x[v] = along * 2.2; y[v] = side / 2.8; } else { x[v] = side; y[v] = along; }
-    });
+    const offset = (width - layer.length * (NODE_W + GAP_X)) / 2 + GAP_X / 2;
+    layer.forEach((v, i) => { x[v] = offset + i * (NODE_W + GAP_X); y[v] = li * (NODE_H + GAP_Y) + GAP_Y / 2; });
   });
-  const width = direction === 'right' ? layers.length * (NODE_H + GAP_Y) * 2.2 + NODE_W : across;
-  const height = direction === 'right' ? across / 2.8 + NODE_H : layers.length * (NODE_H + GAP_Y);
-  const parts = [];
-  parts.push(`<svg xmlns="${SVG_NS}" class="dag" data-testid="dag" role="group" aria-label="graph of ${nodes.length} nodes" width="${Math.max(width, 200)}" height="${Math.max(height, 80)}" viewBox="0 0 ${Math.max(width, 200)} ${Math.max(height, 80)}">`);
-  parts.push('<defs><marker id="dag-arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L8,4L0,8z" class="dag-arrowhead"/></marker></defs><g class="dag-edges">');
-  for (const [a, b] of pairs) {
-    let d;
-    if (direction === 'right') {
-      const x1 = x[a] + NODE_W; const y1 = y[a] + NODE_H / 2; const x2 = x[b]; const y2 = y[b] + NODE_H / 2;
-      const mx = (x1 + x2) / 2;
-      d = `M${x1},${y1}C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
-    } else {
-      const x1 = x[a] + NODE_W / 2; const y1 = y[a] + NODE_H; const x2 = x[b] + NODE_W / 2; const y2 = y[b];
-      const my = (y1 + y2) / 2;
-      d = `M${x1},${y1}C${x1},${my} ${x2},${my} ${x2},${y2}`;
-    }
-    parts.push(`<path d="${d}" marker-end="url(#dag-arrow)"/>`);
-  }
-  parts.push('</g><g class="dag-nodes">');
-  nodes.forEach((node, i) => {
-    const state = node.state || 'pending';
-    const label = node.label ?? node.id;
-    parts.push(
-      `<g class="dag-node st-${esc(state)}" data-node-id="${esc(node.id)}" data-testid="dag-node" data-state="${esc(state)}" tabindex="0" role="button" aria-label="${esc(label)}: ${esc(state)}" transform="translate(${x[i]},${y[i]})">`
-      + `<title>${esc(node.title || label)}</title><rect width="${NODE_W}" height="${NODE_H}" rx="6"/>`
-      + `<text class="dag-label" x="8" y="18">${esc(short(label, 22))}</text>`
-      + `<text class="dag-state" x="8" y="36">${esc(state)}</text></g>`,
-    );
-  });
-  parts.push('</g></svg>');
+  const states = nodes.map((node) => node.state || 'pending');
+  const labels = nodes.map((node) => String(node.label ?? node.id));
+  const ids = nodes.map((node) => String(node.id));
+  const succ = Array.from({ length: n }, () => []);
+  const pred = Array.from({ length: n }, () => []);
+  for (const [a, b] of pairs) { succ[a].push(b); pred[b].push(a); }
+  const large = windowed ?? n > 600;
+  let selected = -1;
+
   const wrap = document.createElement('div');
   wrap.className = 'dag-wrap';
-  wrap.innerHTML = parts.join('');
+  wrap.innerHTML = `<svg xmlns="${SVG_NS}" class="dag" data-testid="dag" role="group" aria-label="graph of ${n} nodes" data-node-count="${n}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`
+    + '<defs><marker id="dag-arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L8,4L0,8z" class="dag-arrowhead"/></marker></defs>'
+    + '<g class="dag-edges"></g><g class="dag-nodes"></g></svg>';
   container.append(wrap);
   const svg = wrap.firstChild;
-  const byId = new Map();
-  for (const g of svg.querySelectorAll('g.dag-node')) byId.set(g.dataset.nodeId, g);
-  let selected = null;
-  const select = (id) => {
-    const g = byId.get(String(id));
-    if (!g) return;
-    if (selected) selected.classList.remove('selected');
-    selected = g;
-    g.classList.add('selected');
-    g.setAttribute('aria-pressed', 'true');
-    if (onSelect) onSelect(g.dataset.nodeId);
+  const edgeLayer = svg.querySelector('.dag-edges');
+  const nodeLayer = svg.querySelector('.dag-nodes');
+  let byIndex = new Map();
+
+  const nodeSvg = (i) => `<g class="dag-node st-${esc(states[i])}${i === selected ? ' selected' : ''}" data-node-id="${esc(ids[i])}" data-testid="dag-node" data-state="${esc(states[i])}" tabindex="0" role="button" aria-label="${esc(labels[i])}: ${esc(states[i])}" transform="translate(${x[i]},${y[i]})">`
+    + `<title>${esc(nodes[i].title || labels[i])}</title><rect width="${NODE_W}" height="${NODE_H}" rx="6"/>`
+    + `<text class="dag-label" x="8" y="18">${esc(short(labels[i], 22))}</text>`
+    + `<text class="dag-state" x="8" y="36">${esc(states[i])}</text></g>`;
+  const edgeSvg = (a, b) => {
+    const x1 = x[a] + NODE_W / 2; const y1 = y[a] + NODE_H; const x2 = x[b] + NODE_W / 2; const y2 = y[b];
+    const my = (y1 + y2) / 2;
+    return `<path d="M${x1},${y1}C${x1},${my} ${x2},${my} ${x2},${y2}" marker-end="url(#dag-arrow)"/>`;
   };
-  const pick = (event) => {
+
+  let drawn = '';
+  function draw() {
+    const margin = 400;
+    const left = large ? wrap.scrollLeft - margin : -Infinity;
+    const top = large ? wrap.scrollTop - margin : -Infinity;
+    const right = large ? wrap.scrollLeft + (wrap.clientWidth || 1200) + margin : Infinity;
+    const bottom = large ? wrap.scrollTop + (wrap.clientHeight || 800) + margin : Infinity;
+    const key = large ? `${Math.floor(left / 200)},${Math.floor(top / 200)},${Math.floor(right / 200)},${Math.floor(bottom / 200)}` : 'all';
+    if (key === drawn) return;
+    drawn = key;
+    const focusedId = document.activeElement && document.activeElement.closest && document.activeElement.closest('g.dag-node') ? document.activeElement.dataset.nodeId : null;
+    const inView = (i) => x[i] + NODE_W >= left && x[i] <= right && y[i] + NODE_H >= top && y[i] <= bottom;
+    const nodeParts = [];
+    for (let i = 0; i < n; i += 1) if (inView(i)) nodeParts.push(nodeSvg(i));
+    const edgeParts = [];
+    for (const [a, b] of pairs) {
+      if (Math.max(x[a], x[b]) + NODE_W < left || Math.min(x[a], x[b]) > right) continue;
+      if (Math.max(y[a], y[b]) + NODE_H < top || Math.min(y[a], y[b]) > bottom) continue;
+      edgeParts.push(edgeSvg(a, b));
+    }
+    edgeLayer.innerHTML = edgeParts.join('');
+    nodeLayer.innerHTML = nodeParts.join('');
+    byIndex = new Map();
+    for (const g of nodeLayer.children) byIndex.set(index.get(g.dataset.nodeId), g);
+    if (focusedId !== null) { const g = byIndex.get(index.get(focusedId)); if (g) g.focus({ preventScroll: true }); }
+  }
+
+  function reveal(i) {
+    if (large) {
+      const pad = 40;
+      if (x[i] < wrap.scrollLeft || x[i] + NODE_W > wrap.scrollLeft + wrap.clientWidth) wrap.scrollLeft = x[i] - wrap.clientWidth / 2 + NODE_W / 2;
+      if (y[i] < wrap.scrollTop || y[i] + NODE_H > wrap.scrollTop + wrap.clientHeight) wrap.scrollTop = y[i] - wrap.clientHeight / 2 + pad;
+      draw();
+    }
+    const g = byIndex.get(i);
+    if (g) g.focus();
+  }
+
+  const select = (id) => {
+    const i = index.get(String(id));
+    if (i === undefined) return;
+    const old = byIndex.get(selected);
+    if (old) { old.classList.remove('selected'); old.removeAttribute('aria-pressed'); }
+    selected = i;
+    const g = byIndex.get(i);
+    if (g) { g.classList.add('selected'); g.setAttribute('aria-pressed', 'true'); }
+    if (onSelect) onSelect(ids[i]);
+  };
+  const onKey = (event) => {
     const g = event.target.closest && event.target.closest('g.dag-node');
     if (!g) return;
-    if (event.type === 'keydown' && event.key !== 'Enter' && event.key !== ' ') return;
+    const i = index.get(g.dataset.nodeId);
+    if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); select(ids[i]); return; }
+    const layer = layers[layerOf[i]];
+    const moves = {
+      ArrowDown: () => succ[i][0], ArrowUp: () => pred[i][0],
+      ArrowRight: () => layer[slot[i] + 1], ArrowLeft: () => layer[slot[i] - 1],
+    };
+    if (!moves[event.key]) return;
     event.preventDefault();
-    select(g.dataset.nodeId);
+    const to = moves[event.key]();
+    if (to !== undefined) reveal(to);
   };
-  svg.addEventListener('click', pick);
-  svg.addEventListener('keydown', pick);
+  svg.addEventListener('click', (event) => {
+    const g = event.target.closest && event.target.closest('g.dag-node');
+    if (g) select(g.dataset.nodeId);
+  });
+  svg.addEventListener('keydown', onKey);
+  let frame = 0;
+  const onScroll = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; draw(); }); };
+  if (large) wrap.addEventListener('scroll', onScroll, { passive: true });
+  draw();
   return {
     svg,
+    positions: { x, y },
     update(id, state) {
-      const g = byId.get(String(id));
-      if (!g || !state) return;
-      g.setAttribute('class', `dag-node st-${state}${g === selected ? ' selected' : ''}`);
+      const i = index.get(String(id));
+      if (i === undefined || !state) return;
+      states[i] = state;
+      const g = byIndex.get(i);
+      if (!g) return;
+      g.setAttribute('class', `dag-node st-${state}${i === selected ? ' selected' : ''}`);
       g.dataset.state = state;
       g.querySelector('.dag-state').textContent = state;
-      g.setAttribute('aria-label', `${g.querySelector('title').textContent}: ${state}`);
+      g.setAttribute('aria-label', `${labels[i]}: ${state}`);
     },
     select,
-    destroy() { wrap.remove(); byId.clear(); },
+    destroy() { if (frame) cancelAnimationFrame(frame); wrap.remove(); byIndex.clear(); },
   };
 }
