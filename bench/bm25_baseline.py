@@ -14,6 +14,7 @@ bm25s and PyStemmer are bench-only (the ``bench`` extra), imported when the base
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from bench.search_quality import cranfield_docs, cranfield_qrels, cranfield_queries, evaluate
@@ -35,6 +36,7 @@ def rank(docs: list[tuple[int, str]], queries: list[tuple[int, str]], top: int =
     import bm25s
     import Stemmer
 
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # one DEBUG line per index otherwise
     stemmer = Stemmer.Stemmer("english")
     retriever = bm25s.BM25()
     doc_tokens = bm25s.tokenize([text for _, text in docs], stemmer=stemmer, show_progress=False)

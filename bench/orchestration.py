@@ -7,11 +7,13 @@ The workflow has ten nodes: start -> a -> (b, c, d) -> e -> (f, g) -> h -> end, 
 on one agent type and e, f, g, h on another. Each task node costs two reports: the worker's
 first heartbeat (node started) and its completion (which schedules what it unblocks).
 
-Throughput: N runs started by 4 concurrent starters; timed from the first start until the
-last ``execution.succeeded`` reaches NATS. Baseline, before the parts start: the same N runs
-driven to success by direct ``ExecutionService`` calls (start, then heartbeat + complete per
-ready node) from as many threads as the responder's thread pool has, with no NATS, dispatcher
-or worker in the loop; the ratio is what the message path costs on top of the commands.
+Throughput: N runs in ROUNDS rounds; each round starts its runs from 4 concurrent starters
+and is timed from the first start until its last ``execution.succeeded`` reaches NATS. The
+peer (``peer(k)``: LangGraph in-process, 1 thread, ``bench.langgraph_peer``) runs as many
+runs between the rounds, alternating with Quipu (the first round Quipu first, the next
+the peer first, ...), so both see the same machine. ``drive_directly`` drives one run by
+direct ``ExecutionService`` calls (start, then heartbeat + complete per ready node), with no
+NATS, dispatcher or worker in the loop: ``bench.peers`` measures that against the peer.
 
 Latency: a few runs with two in flight. The worker records, per task of b..h (whose
 dependency is a task), its receive time minus ``Task.scheduled_at`` (the node_scheduled
@@ -27,10 +29,9 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,18 +72,19 @@ DEFINITION = WorkflowDefinition(
     ],
 )
 INPUT = {"topic": "bench", "note": "a no-op run"}
-STARTERS, IN_FLIGHT, WARM_UP, PING_EVERY_S = 4, 2, 4, 0.01
+STARTERS, IN_FLIGHT, WARM_UP, PING_EVERY_S, ROUNDS = 4, 2, 4, 0.01, 4
 FINISHED_KINDS = ("execution.succeeded", "execution.failed", "execution.timed_out", "execution.cancelled")
 _decode_envelope = msgspec.json.Decoder(EventEnvelope).decode
 ROOT = Path(__file__).resolve().parents[1]  # where `python -m bench.orchestration` runs
+Peer = Callable[[int], float]  # runs k runs of the same workflow elsewhere; returns the seconds
 
 
 @dataclass
 class OrchestrationResult:
     executions: int
     seconds: float
-    direct_seconds: float
-    direct_threads: int
+    peer_seconds: float | None  # the same number of LangGraph runs, 1 thread; None without the peer
+    peer_error: str | None
     events_per_execution: float
     latency_executions: int
     handoff_ms: list[float]  # node_scheduled timestamp -> task received by the worker
@@ -95,17 +97,17 @@ class OrchestrationResult:
         return self.executions / self.seconds
 
     @property
-    def direct_eps(self) -> float:
-        return self.executions / self.direct_seconds
+    def peer_eps(self) -> float | None:
+        return None if self.peer_seconds is None else self.executions / self.peer_seconds
 
 
-def _create_workflow(workflows: WorkflowService, tenant: str) -> uuid.UUID:
+def create_workflow(workflows: WorkflowService, tenant: str) -> uuid.UUID:
     data = WorkflowInput(name="bench ten-node flow", description="no-op tasks", definition=DEFINITION, metadata={})
     workflow, _ = workflows.create(CommandContext(tenant, "bench"), data)
     return workflow.id
 
 
-def _drive_directly(executions: ExecutionService, workflow_id: uuid.UUID) -> None:
+def drive_directly(executions: ExecutionService, workflow_id: uuid.UUID) -> None:
     """One run, as the workers would drive it, by calling the command side directly."""
     ctx = CommandContext(DIRECT_TENANT, "worker:bench-direct")
     execution, _ = executions.start(ctx, workflow_id, version=None, input=dict(INPUT))
@@ -124,33 +126,6 @@ def _drive_directly(executions: ExecutionService, workflow_id: uuid.UUID) -> Non
 
             executions.act(ctx, execution.id, beat)
             execution = executions.act(ctx, execution.id, done)
-
-
-def _direct_baseline(executions: ExecutionService, workflow_id: uuid.UUID, n: int, threads: int) -> float:
-    progress, lock, errors, count = Progress("direct commands", n), threading.Lock(), [], [0]
-
-    def work(k: int) -> None:
-        try:
-            for _ in range(k, n, threads):
-                _drive_directly(executions, workflow_id)
-                with lock:
-                    count[0] += 1
-                    progress.update(count[0])
-        except Exception as error:
-            errors.append(error)
-
-    _drive_directly(executions, workflow_id)  # warm-up, untimed
-    pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
-    t0 = time.perf_counter()
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    progress.done()
-    if errors:
-        raise errors[0]
-    return elapsed
 
 
 class _Finished:
@@ -314,6 +289,22 @@ async def _throughput(rig: _Rig, n: int) -> float:
     return await rig.finished.wait_for(ids, "runs to succeeded") - t0
 
 
+async def _alternating(rig: _Rig, n: int, peer: Peer | None) -> tuple[float, float | None, str | None]:
+    """Quipu's and the peer's seconds for ``n`` runs each, in alternating rounds."""
+    seconds, peer_seconds, peer_error = 0.0, 0.0, None
+    rounds = [n // ROUNDS + (1 if k < n % ROUNDS else 0) for k in range(ROUNDS)]
+    for k, m in enumerate(r for r in rounds if r):
+        for side in ("quipu", "peer") if k % 2 == 0 else ("peer", "quipu"):
+            if side == "quipu":
+                seconds += await _throughput(rig, m)
+            elif peer is not None and peer_error is None:
+                try:
+                    peer_seconds += await asyncio.to_thread(peer, m)
+                except Exception as error:  # the peer failing leaves Quipu's figures standing
+                    peer_error = f"{type(error).__name__}: {error}"
+    return seconds, (None if peer is None or peer_error else peer_seconds), peer_error
+
+
 async def _latency(rig: _Rig, n: int) -> set[uuid.UUID]:
     """``n`` runs, IN_FLIGHT at a time, with the baseline's pings published alongside."""
     ids: set[uuid.UUID] = set()
@@ -346,20 +337,18 @@ async def _tally(database_url: str) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-async def measure_async(database_url: str, nats_url: NatsEndpoint | str, n: int, latency_n: int) -> OrchestrationResult:
+async def measure_async(
+    database_url: str, nats_url: NatsEndpoint | str, n: int, latency_n: int, peer: Peer | None = None
+) -> OrchestrationResult:
     wiring = Wiring(database_url, nats_url, Subjects("bench" + uuid.uuid4().hex[:8]))
-    threads = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default pool, which runs the reports
     async with wiring.api_context() as ctx:
-        flow, direct_flow = [
-            await asyncio.to_thread(_create_workflow, ctx.workflows, t) for t in (TENANT, DIRECT_TENANT)
-        ]
-        log(f"  orchestration baseline: {n} runs by direct commands from {threads} threads ...")
-        direct_s = await asyncio.to_thread(_direct_baseline, ctx.executions, direct_flow, n, threads)
+        flow = await asyncio.to_thread(create_workflow, ctx.workflows, TENANT)
         async with _running(wiring, ctx.executions, flow) as rig:
             warm = {await rig.start() for _ in range(WARM_UP)}
             await rig.finished.wait_for(warm, "warm-up runs", stall_s=60)
-            log(f"  orchestration: {n} runs, {STARTERS} starters, workers in a separate process ...")
-            seconds = await _throughput(rig, n)
+            alongside = " alternating with the peer's" if peer else ""
+            log(f"  orchestration: {n} runs, {STARTERS} starters, workers in a separate process{alongside} ...")
+            seconds, peer_seconds, peer_error = await _alternating(rig, n, peer)
             log(f"  handoff latency: {latency_n} runs, {IN_FLIGHT} in flight, baseline pings alongside ...")
             latency_ids = await _latency(rig, latency_n)
             seen = await rig.stop_workers()
@@ -371,8 +360,8 @@ async def measure_async(database_url: str, nats_url: NatsEndpoint | str, n: int,
     return OrchestrationResult(
         executions=n,
         seconds=seconds,
-        direct_seconds=direct_s,
-        direct_threads=threads,
+        peer_seconds=peer_seconds,
+        peer_error=peer_error,
         events_per_execution=events / runs,
         latency_executions=latency_n,
         handoff_ms=[s[2] for s in samples],
@@ -382,5 +371,7 @@ async def measure_async(database_url: str, nats_url: NatsEndpoint | str, n: int,
     )
 
 
-def measure(database_url: str, nats_url: NatsEndpoint | str, n: int, latency_n: int) -> OrchestrationResult:
-    return asyncio.run(measure_async(database_url, nats_url, n, latency_n))
+def measure(
+    database_url: str, nats_url: NatsEndpoint | str, n: int, latency_n: int, peer: Peer | None = None
+) -> OrchestrationResult:
+    return asyncio.run(measure_async(database_url, nats_url, n, latency_n, peer))

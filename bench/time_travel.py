@@ -65,6 +65,8 @@ class TimeTravelResult:
     log_read_eps: float
     rebuild_events: int
     rebuild_eps: float
+    execution_id: UUID | None = None  # the execution and its middle event, for the peer phase
+    middle_event: str | None = None
 
     @property
     def with_p50(self) -> float:
@@ -101,7 +103,7 @@ def build(store: EventStore, n: int) -> tuple[UUID, float]:
     return execution.id, time.perf_counter() - t0
 
 
-async def _state_as_of(
+async def state_as_of(
     conn: AsyncConnection[DictRow], store: EventStore, execution_id: UUID, event: str, *, snapshots: bool
 ) -> tuple[float, Execution]:
     t0 = time.perf_counter()
@@ -124,8 +126,8 @@ async def _measure(store: EventStore, database_url: str, execution_id: UUID, rep
         middle = str(own[len(own) // 2]["event_id"])
         with_ms, without_ms = [], []
         for i in range(repeats + 1):  # the first round warms caches and is not counted
-            a_ms, a = await _state_as_of(conn, store, execution_id, middle, snapshots=True)
-            b_ms, b = await _state_as_of(conn, store, execution_id, middle, snapshots=False)
+            a_ms, a = await state_as_of(conn, store, execution_id, middle, snapshots=True)
+            b_ms, b = await state_as_of(conn, store, execution_id, middle, snapshots=False)
             assert a.version == b.version == own[len(own) // 2]["version"] and a.state == b.state
             if i:
                 with_ms.append(a_ms)
@@ -161,7 +163,17 @@ async def _measure(store: EventStore, database_url: str, execution_id: UUID, rep
         log_read_eps=statistics.median(read_rates),
         rebuild_events=total,
         rebuild_eps=total / rebuild_s,
+        execution_id=execution_id,
+        middle_event=middle,
     )
+
+
+def middle_event(database_url: str, execution_id: UUID) -> tuple[int, str]:
+    """(events in the execution's stream, the id of its middle event), as ``_measure`` picks it."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ids = conn.execute("SELECT event_id FROM event_dag WHERE stream_id = %s ORDER BY version", (execution_id,))
+        own = [str(row[0]) for row in ids.fetchall()]
+    return len(own), own[len(own) // 2]
 
 
 def measure(store: EventStore, database_url: str, n: int, repeats: int) -> TimeTravelResult:
