@@ -48,6 +48,7 @@ from api.options_allow import OptionsAllow
 from api.problems import handle_exception
 from api.provenance import ProvenanceController
 from api.rate_limit import RateLimiter
+from api.run_forensics import RunForensicsController
 from api.scopes import ScopeController
 from api.search import SearchController
 from api.steps import StepController
@@ -122,6 +123,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             LiveController,
             ExecutionInsightsController,
             TimeTravelController,
+            RunForensicsController,
             CheckpointController,
             CheckpointCompareController,
             ForkController,

@@ -64,6 +64,8 @@ RULES: dict[str, dict[str, str]] = {
     "addWorkflowNode": _CALLBACK_NODE,
     "getExecutionStateAsOf": _AS_OF,
     "getWorkflowStateAsOf": _AS_OF,
+    "blameExecutionState": {"invalid_pointer": "`path` is not an RFC 6901 JSON pointer (empty, or starting with `/`)"},
+    "bisectExecution": {"invalid_condition": "`condition` does not parse in the grammar of edge conditions"},
     "getExecutionTimeline": {
         **_AS_OF,
         "invalid_range": "`start_time` is after `end_time`",
