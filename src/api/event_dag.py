@@ -15,10 +15,13 @@ from api.auth import Principal, bind_correlation
 from api.context import ApiContext
 from api.pagination import MAX_DEPTH, Limit, Offset, Page
 from commands import forensics
+from commands.forensics import WALK_HARD_LIMIT
 from domain.envelope import EventEnvelope
 from domain.events import resolve_kind
 
 MaxDepth = Annotated[int, QueryParameter(ge=1, le=10_000, description="hops to walk")]
+# A walk stops at forensics.WALK_HARD_LIMIT events, so no page starts past it.
+WalkOffset = Annotated[int, QueryParameter(ge=0, le=WALK_HARD_LIMIT, description="items to skip")]
 Kinds = Annotated[list[str] | None, QueryParameter(description="only return these kinds (names or codes)")]
 
 
@@ -30,8 +33,9 @@ class RelatedEvent(msgspec.Struct):
 class Walk(msgspec.Struct):
     event_id: FromPath[UUID]
     items: list[RelatedEvent]
-    total: int
+    total: int  # the items of this page
     limit: int
+    offset: int = 0
 
 
 class Edge(msgspec.Struct):
@@ -107,14 +111,22 @@ class EventDagController(Controller):
         upward: bool,
         max_depth: int,
         limit: int,
+        offset: int,
         kinds: list[str] | None,
     ) -> Walk:
         resolved = [resolve_kind(k) for k in kinds or []]
         async with ctx.pool.connection() as conn:
             found = await forensics.walk(
-                conn, principal.tenant_id, event_id, upward=upward, max_depth=max_depth, limit=limit, kinds=resolved
+                conn,
+                principal.tenant_id,
+                event_id,
+                upward=upward,
+                max_depth=max_depth,
+                limit=limit,
+                kinds=resolved,
+                offset=offset,
             )
-        return Walk(event_id, [RelatedEvent(r.distance, r.event) for r in found], len(found), limit)
+        return Walk(event_id, [RelatedEvent(r.distance, r.event) for r in found], len(found), limit, offset)
 
     @get("/{event_id:uuid}/ancestors", operation_id="getAncestors")
     async def ancestors(
@@ -124,10 +136,14 @@ class EventDagController(Controller):
         principal: NamedDependency[Principal],
         max_depth: MaxDepth = 100,
         limit: Limit = 100,
+        offset: WalkOffset = 0,
         kinds: Kinds = None,
     ) -> Walk:
-        """What caused this event: breadth-first up the parent links, nearest first."""
-        return await self._walk(ctx, principal, event_id, upward=True, max_depth=max_depth, limit=limit, kinds=kinds)
+        """What caused this event: breadth-first up the parent links, nearest first. Pages by
+        ``offset`` in that order (a page shorter than ``limit`` is the last)."""
+        return await self._walk(
+            ctx, principal, event_id, upward=True, max_depth=max_depth, limit=limit, offset=offset, kinds=kinds
+        )
 
     @get("/{event_id:uuid}/descendants", operation_id="getDescendants")
     async def descendants(
@@ -137,10 +153,15 @@ class EventDagController(Controller):
         principal: NamedDependency[Principal],
         max_depth: MaxDepth = 100,
         limit: Limit = 100,
+        offset: WalkOffset = 0,
         kinds: Kinds = None,
     ) -> Walk:
-        """What this event led to: breadth-first down the child links, nearest first."""
-        return await self._walk(ctx, principal, event_id, upward=False, max_depth=max_depth, limit=limit, kinds=kinds)
+        """What this event led to: breadth-first down the child links, nearest first. Pages by
+        ``offset`` in that order (a page shorter than ``limit`` is the last; events recorded
+        between two pages may shift the order)."""
+        return await self._walk(
+            ctx, principal, event_id, upward=False, max_depth=max_depth, limit=limit, offset=offset, kinds=kinds
+        )
 
     @get("/{event_id:uuid}/siblings", operation_id="getSiblings")
     async def siblings(

@@ -80,16 +80,19 @@ async def walk(
     max_depth: int,
     limit: int,
     kinds: Sequence[str] = (),
+    offset: int = 0,
 ) -> list[Related]:
     """Ancestors (upward) or descendants, breadth-first: nearest first, then log order.
 
     ``kinds`` filters what is returned, not what is walked through, so a filtered
-    answer is the unfiltered one minus other kinds.
+    answer is the unfiltered one minus other kinds. ``offset`` pages through that order
+    (each page walks again from the start: an event's ancestors never change, so their
+    pages are stable; descendants recorded between two pages may shift the order).
     """
     await _require(conn, tenant_id, start)
-    # Without a kind filter the walk can stop once it has `limit` nodes; with one it
-    # must look further because some of what it finds is filtered out.
-    budget = limit if not kinds else WALK_HARD_LIMIT
+    # Without a kind filter the walk can stop once it has `offset + limit` nodes; with one
+    # it must look further because some of what it finds is filtered out.
+    budget = min(limit + offset, WALK_HARD_LIMIT) if not kinds else WALK_HARD_LIMIT
     # One round trip: walk, order and cut in SQL, and read stored state only for the
     # rows returned.
     cur = await conn.execute(
@@ -98,7 +101,7 @@ async def walk(
         " FROM quipu_walk(%(start)s, %(tenant)s, %(upward)s, %(max_depth)s, %(budget)s) w"
         " JOIN event_dag d ON d.event_id = w.event_id"
         " WHERE d.tenant_id = %(tenant)s AND (cardinality(%(kinds)s::text[]) = 0 OR d.kind = ANY(%(kinds)s::text[]))"
-        " ORDER BY w.distance, d.notification_id LIMIT %(limit)s)"
+        " ORDER BY w.distance, d.notification_id LIMIT %(limit)s OFFSET %(offset)s)"
         f" SELECT p.*, e.state FROM picked p JOIN {EVENTS_TABLE} e"
         " ON e.originator_id = p.stream_id AND e.originator_version = p.version"
         " ORDER BY p.distance, p.notification_id",
@@ -110,6 +113,7 @@ async def walk(
             "budget": budget,
             "kinds": list(kinds),
             "limit": limit,
+            "offset": offset,
         },
         prepare=True,
     )
