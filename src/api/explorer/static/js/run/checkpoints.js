@@ -13,7 +13,7 @@ function diffView(cmp) {
     h('ul', { 'data-testid': `diff-${kind}-keys` }, keys.map((k) => h('li', { class: 'mono', 'data-testid': 'diff-key', 'data-kind': kind }, k))));
   return h('div', { class: 'panel', 'data-testid': 'checkpoint-diff' },
     h('h2', {}, `Diff: version ${cmp.a.version} → version ${cmp.b.version}`),
-    h('div', { class: 'row' }, keyList('added', cmp.added_keys), keyList('removed', cmp.removed_keys), keyList('modified', cmp.modified_keys)),
+    h('div', { class: 'row top' }, keyList('added', cmp.added_keys), keyList('removed', cmp.removed_keys), keyList('modified', cmp.modified_keys)),
     h('table', {},
       h('thead', {}, h('tr', {}, ['Change', 'JSON pointer', 'Before', 'After'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, cmp.changes.map((c) => {
