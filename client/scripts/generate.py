@@ -104,6 +104,8 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "getExecutionStateAsOf": ("time_travel", "execution_state"),
     "getWorkflowStateAsOf": ("time_travel", "workflow_state"),
     "replayExecution": ("time_travel", "ndjson:replay"),
+    "blameExecutionState": ("time_travel", "blame"),
+    "bisectExecution": ("time_travel", "bisect"),
     "getCorrelationDag": ("event_dag", "correlation"),
     "getEvent": ("event_dag", "get"),
     "getAncestors": ("event_dag", "ancestors"),

@@ -153,7 +153,14 @@ from quipu_client.models.summarization import (
     StatusChange,
 )
 from quipu_client.models.tenants import TenantOut, TenantPage, TenantPatch
-from quipu_client.models.time_travel import AsOfOut, ExecutionStateOut, WorkflowStateOut
+from quipu_client.models.time_travel import (
+    AsOfOut,
+    BisectOut,
+    BlameOut,
+    ExecutionStateOut,
+    WorkerReportOut,
+    WorkflowStateOut,
+)
 from quipu_client.models.trajectories import TrajectoryCreate, TrajectoryFinish, TrajectoryOut, TrajectoryPatch
 from quipu_client.models.turns import TurnCreate, TurnPatch
 from quipu_client.models.workers import CredentialsRequest, WorkerCredentials
@@ -195,6 +202,8 @@ __all__ = [
     "ArtifactUpdate",
     "ArtifactWrite",
     "AsOfOut",
+    "BisectOut",
+    "BlameOut",
     "Branch",
     "BranchComparison",
     "BranchSummary",
@@ -347,6 +356,7 @@ __all__ = [
     "VerificationOut",
     "Walk",
     "WorkerCredentials",
+    "WorkerReportOut",
     "WorkflowDefinition",
     "WorkflowEdge",
     "WorkflowOut",

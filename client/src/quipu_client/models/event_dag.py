@@ -56,3 +56,4 @@ class Walk(msgspec.Struct, kw_only=True, omit_defaults=True):
     items: list[RelatedEvent]
     total: int
     limit: int
+    offset: int = 0

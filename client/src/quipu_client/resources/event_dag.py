@@ -22,13 +22,14 @@ class EventDag(SyncResource):
         *,
         max_depth: int | None = None,
         limit: int | None = None,
+        offset: int | None = None,
         kinds: builtins.list[str] | None = None,
     ) -> Walk:
         """``GET /api/v1/event-dag/{event_id}/ancestors`` (getAncestors)."""
         return self._t.call(
             "GET",
             f"/api/v1/event-dag/{event_id}/ancestors",
-            params={"max_depth": max_depth, "limit": limit, "kinds": kinds},
+            params={"max_depth": max_depth, "limit": limit, "offset": offset, "kinds": kinds},
             expect=Walk,
         )
 
@@ -96,13 +97,14 @@ class EventDag(SyncResource):
         *,
         max_depth: int | None = None,
         limit: int | None = None,
+        offset: int | None = None,
         kinds: builtins.list[str] | None = None,
     ) -> Walk:
         """``GET /api/v1/event-dag/{event_id}/descendants`` (getDescendants)."""
         return self._t.call(
             "GET",
             f"/api/v1/event-dag/{event_id}/descendants",
-            params={"max_depth": max_depth, "limit": limit, "kinds": kinds},
+            params={"max_depth": max_depth, "limit": limit, "offset": offset, "kinds": kinds},
             expect=Walk,
         )
 
@@ -141,13 +143,14 @@ class AsyncEventDag(AsyncResource):
         *,
         max_depth: int | None = None,
         limit: int | None = None,
+        offset: int | None = None,
         kinds: builtins.list[str] | None = None,
     ) -> Walk:
         """``GET /api/v1/event-dag/{event_id}/ancestors`` (getAncestors)."""
         return await self._t.call(
             "GET",
             f"/api/v1/event-dag/{event_id}/ancestors",
-            params={"max_depth": max_depth, "limit": limit, "kinds": kinds},
+            params={"max_depth": max_depth, "limit": limit, "offset": offset, "kinds": kinds},
             expect=Walk,
         )
 
@@ -215,13 +218,14 @@ class AsyncEventDag(AsyncResource):
         *,
         max_depth: int | None = None,
         limit: int | None = None,
+        offset: int | None = None,
         kinds: builtins.list[str] | None = None,
     ) -> Walk:
         """``GET /api/v1/event-dag/{event_id}/descendants`` (getDescendants)."""
         return await self._t.call(
             "GET",
             f"/api/v1/event-dag/{event_id}/descendants",
-            params={"max_depth": max_depth, "limit": limit, "kinds": kinds},
+            params={"max_depth": max_depth, "limit": limit, "offset": offset, "kinds": kinds},
             expect=Walk,
         )
 

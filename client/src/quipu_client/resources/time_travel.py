@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from uuid import UUID
 
 from quipu_client.models.common import EventEnvelope
-from quipu_client.models.time_travel import ExecutionStateOut, WorkflowStateOut
+from quipu_client.models.time_travel import BisectOut, BlameOut, ExecutionStateOut, WorkflowStateOut
 from quipu_client.resources.base import AsyncResource, SyncResource
 
 
@@ -50,6 +50,19 @@ class TimeTravel(SyncResource):
             expect=WorkflowStateOut,
         )
 
+    def bisect(self, execution_id: UUID | str, *, condition: str | None) -> BisectOut:
+        """``GET /api/v1/executions/{execution_id}/bisect`` (bisectExecution)."""
+        return self._t.call(
+            "GET",
+            f"/api/v1/executions/{execution_id}/bisect",
+            params={"condition": condition},
+            expect=BisectOut,
+        )
+
+    def blame(self, execution_id: UUID | str, *, path: str | None) -> BlameOut:
+        """``GET /api/v1/executions/{execution_id}/blame`` (blameExecutionState)."""
+        return self._t.call("GET", f"/api/v1/executions/{execution_id}/blame", params={"path": path}, expect=BlameOut)
+
 class AsyncTimeTravel(AsyncResource):
 
     async def execution_state(self, execution_id: UUID | str, *, as_of: str | None = None) -> ExecutionStateOut:
@@ -86,4 +99,22 @@ class AsyncTimeTravel(AsyncResource):
             f"/api/v1/workflows/{workflow_id}/state",
             params={"as_of": as_of},
             expect=WorkflowStateOut,
+        )
+
+    async def bisect(self, execution_id: UUID | str, *, condition: str | None) -> BisectOut:
+        """``GET /api/v1/executions/{execution_id}/bisect`` (bisectExecution)."""
+        return await self._t.call(
+            "GET",
+            f"/api/v1/executions/{execution_id}/bisect",
+            params={"condition": condition},
+            expect=BisectOut,
+        )
+
+    async def blame(self, execution_id: UUID | str, *, path: str | None) -> BlameOut:
+        """``GET /api/v1/executions/{execution_id}/blame`` (blameExecutionState)."""
+        return await self._t.call(
+            "GET",
+            f"/api/v1/executions/{execution_id}/blame",
+            params={"path": path},
+            expect=BlameOut,
         )
