@@ -265,6 +265,17 @@ async def run_latency(database_url: str, n: int, rounds: int) -> LatencyResult:
 # -- report --------------------------------------------------------------------------------
 
 
+def _bm25() -> str:
+    """The baseline row's value; bm25s and PyStemmer come with the ``bench`` extra."""
+    from bench.bm25_baseline import cranfield
+
+    try:
+        b = cranfield()
+    except ImportError as error:
+        return f"unavailable ({error}; pip install -e '.[bench]')"
+    return f"{b.ndcg10:.3f} / {b.recall100:.3f}"
+
+
 def report(quality: QualityResult | None, latency: LatencyResult | None) -> str:
     lines = ["| Memory search | value |", "|---|---|"]
     if quality:
@@ -274,6 +285,7 @@ def report(quality: QualityResult | None, latency: LatencyResult | None) -> str:
             lines.append(
                 f"| Cranfield nDCG@10 / recall@100, {mode} ({quality.queries} queries, 1,400 notes) | {value} |"
             )
+        lines.append(f"| Cranfield nDCG@10 / recall@100, stemmed BM25 baseline (bm25s, PyStemmer) | {_bm25()} |")
         lines.append(
             f"| Cranfield ingestion, 1,400 notes of ~200 tokens (embedding {q.count / q.embed_s:,.1f} notes/s,"
             f" writing {q.count / q.write_s:,.0f} notes/s) | {fmt(q.rate, 'notes/s')} |"
