@@ -179,3 +179,5 @@ async def test_blame_and_bisect_refuse_bad_input_and_other_tenants(quipu: Runnin
     r = await c.get(f"{base}/blame", params={"path": "/a"}, headers=h)
     assert r.json()["op"] == "added" and r.json()["value"] == 1 and "previous" not in r.json()
     assert r.json()["report"]["attempt"] == 1 and r.json()["report"]["worker"] == "w0"
+    whole = (await c.get(f"{base}/blame", params={"path": ""}, headers=h)).json()  # the whole state
+    assert (whole["op"], whole["node_id"], whole["version"]) == ("modified", "n0", r.json()["version"])
