@@ -92,6 +92,7 @@ def runtime_info(
     return {
         "api_url": f"{api_base}/api/v1",
         "docs_url": f"{api_base}/docs",
+        "ui_url": f"{api_base}/ui",  # the web explorer (sign in with api_key)
         "database_url": database_url,
         "nats_url": nats_url,
         # The operator's credentials (a .creds file, 0600): `quipu events tail`, `nats --creds`.
@@ -144,6 +145,7 @@ def run_up(settings: Settings) -> None:
                     "Quipu is up\n"
                     f"  API       {runtime['api_url']}\n"
                     f"  OpenAPI   {runtime['docs_url']}\n"
+                    f"  Explorer  {runtime['ui_url']}   (sign in with the API key below)\n"
                     f"  Postgres  {database_url}\n"
                     f"  NATS      {nats_url}\n"
                     f"  API key   {key}   (tenant '{DEV_TENANT}', scopes read,write,admin)\n"

@@ -93,7 +93,7 @@ def test_up_prints_urls_serves_and_keeps_data_across_restarts(data_dir: Path) ->
             assert port is not None and port != DEFAULT_API_PORT
             assert stat.S_IMODE((data_dir / "runtime.json").stat().st_mode) == 0o600
             printed = "\n".join(lines)
-            for key in ("api_url", "docs_url", "database_url", "nats_url", "api_key"):
+            for key in ("api_url", "docs_url", "ui_url", "database_url", "nats_url", "api_key"):
                 assert runtime[key] in printed, key
             assert f"http://127.0.0.1:{port}/api/v1" in printed
             assert ":5432/" not in runtime["database_url"] and not runtime["nats_url"].endswith(":4222")
