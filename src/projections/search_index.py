@@ -30,6 +30,7 @@ from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.types.json import Jsonb
 
 from projections.embedding import DIMENSIONS, MODEL_ID, to_pgvector
+from projections.search_bm25 import BM25_DDL, reindex
 
 SCHEMA: Final = "rm_search"
 #: Full-text indexing reads at most this many characters of a text: a tsvector is capped at 1 MB.
@@ -48,7 +49,7 @@ _TABLE_DDL = (
     " trajectory_id uuid, scope_id uuid, created_at timestamptz NOT NULL, expires_at timestamptz,"
     " superseded boolean NOT NULL DEFAULT false, deleted boolean NOT NULL DEFAULT false,"
     " embedding_model text,"
-    # Title terms weigh A, text terms B (ts_rank's default weights: A 1.0, B 0.4).
+    # Title terms weigh A, text terms B (BM25 counts an A position as TITLE_WEIGHT B ones: search_bm25).
     " tsv tsvector GENERATED ALWAYS AS ("
     "  setweight(to_tsvector('english'::regconfig, left(title, 1000)), 'A')"
     f" || setweight(to_tsvector('english'::regconfig, left(text, {TSV_MAX_CHARS})), 'B')) STORED,"
@@ -91,7 +92,7 @@ END $quipu$"""
 def search_ddl(*, vectors: bool = True) -> list[str]:
     """The projection's DDL. ``vectors=False`` builds the keyword-only schema even where
     pgvector exists (what a database without it gets; tests use it to exercise that path)."""
-    return [_TABLE_DDL, *_INDEX_DDL, *([_VECTOR_DDL] if vectors else [])]
+    return [_TABLE_DDL, *_INDEX_DDL, *BM25_DDL, *([_VECTOR_DDL] if vectors else [])]
 
 
 async def create_search_schema(conn: AsyncConnection[Any], *, schema: str = SCHEMA, vectors: bool = True) -> None:
@@ -217,6 +218,7 @@ async def upsert_document(
         ).format(t=table, c=columns, v=values, u=updates),
         params,
     )
+    await reindex(cur, doc.tenant_id, doc.entity_type, doc.entity_id, schema)
 
 
 async def retire_document(
@@ -245,6 +247,7 @@ async def retire_document(
         ).format(t=table, c=copied, k=_key_where()),
         params,
     )
+    await reindex(cur, tenant_id, entity_type, entity_id, schema)
 
 
 async def patch_document(

@@ -1,19 +1,21 @@
-"""Queries over the memory search index: keyword, vector and hybrid (reciprocal rank fusion).
+"""Queries over the memory search index: keyword, vector and hybrid.
 
 All three apply the same filters (tenant, validity or as-of point, entity types, trajectory,
 scope, time range, metadata containment, TTL, superseded) *before* ranking, so a filter never
-empties a page that matching items could fill. Keyword search ranks with Postgres full-text
-ranking (``ts_rank``; see ``_tsquery`` for how a query reads), vector search walks the HNSW
-index by cosine distance, and hybrid search fuses the top 100 of each with RRF (k=60).
+empties a page that matching items could fill. Keyword search matches with Postgres full text
+(see ``_tsquery`` for how a query reads) and ranks by BM25 (``projections.search_bm25``),
+vector search walks the HNSW index by cosine distance, and hybrid search fuses the top 100 of
+each, by reciprocal rank fusion (k=60) or by weighted scores (``projections.search_fusion``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 from uuid import UUID
 
 from psycopg import AsyncConnection, sql
@@ -22,20 +24,18 @@ from psycopg.types.json import Jsonb
 
 from projections.embedding import MODEL_ID, embed_async, to_pgvector
 from projections.rrf import DEFAULT_K, fuse
+from projections.search_bm25 import score_of_version, scored_current
+from projections.search_fusion import weighted_fuse
 from projections.search_index import SCHEMA, VectorSearchUnavailable
 
+#: How hybrid search combines its two lists (see ``hybrid_search``).
+Fusion = Literal["rrf", "weighted"]
 #: How deep each list goes before hybrid search fuses them (RRF over the top 100 of each).
 HYBRID_DEPTH: Final = 100
 #: A query token: an optionally negated quoted phrase (closing quote optional), or a word.
 _TOKEN: Final = re.compile(r'(-?)"([^"]*)"?|(-?)(\S+)')
 #: Quoted phrases and exclusions honoured per query (more are ignored), bounding the SQL's size.
 MAX_QUERY_PARTS: Final = 16
-#: Keyword ranking is ``ts_rank`` (term frequency, title terms weighing 1.0 and text terms 0.4)
-#: with normalisation 1, dividing by 1 + log(document length) so long texts don't win by size.
-#: Measured on Cranfield (nDCG@10 / recall@100): ts_rank 0.339 / 0.734 (BM25 without stemming:
-#: 0.346 / 0.717); ts_rank_cd 0.278 / 0.656: its cover density rewards terms that occur close
-#: together, which a bag of OR-ed words does not ask for.
-_RANK_NORMALIZATION: Final = 1
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class SearchHit:
     created_at: datetime
     expires_at: datetime | None
     superseded: bool
-    #: ts_rank for keyword search, cosine similarity for vector search, the RRF score for hybrid.
+    #: BM25 for keyword search, cosine similarity for vector search, the fused score for hybrid.
     score: float
     keyword_rank: int | None = None
     vector_rank: int | None = None
@@ -167,6 +167,17 @@ def _check_page(limit: int, offset: int) -> None:
         raise ValueError("offset must be >= 0")
 
 
+def positive_text(query: str) -> str:
+    """The query's words and quoted phrases (not its exclusions): what BM25 ranks by."""
+    kept: list[str] = []
+    for m in _TOKEN.finditer(query):
+        if m.group(2) is not None and not m.group(1):
+            kept.append(m.group(2))
+        elif m.group(4) and not m.group(3):
+            kept.append(m.group(4))
+    return " ".join(kept)
+
+
 async def _keyword(
     conn: AsyncConnection[Any],
     tenant_id: str,
@@ -179,21 +190,27 @@ async def _keyword(
 ) -> list[dict[str, Any]]:
     where, params = _where(tenant_id, f)
     tsquery, query_params = _tsquery(query)
+    table = sql.Identifier(schema, "documents")
+    if f.as_of is None:
+        # Current versions: the postings hold their statistics; filters and the match (phrases,
+        # exclusions) are checked on the document rows the scores join.
+        source: sql.Composable = sql.SQL(
+            "{scored} s JOIN {t} d ON d.tenant_id = %(f_tenant)s AND d.entity_type = s.entity_type"
+            " AND d.entity_id = s.entity_id AND d.valid_to IS NULL"
+        ).format(scored=scored_current(schema), t=table)
+        score: sql.Composable = sql.SQL("s.score")
+    else:
+        source, score = sql.SQL("{t} d").format(t=table), score_of_version(schema)
     stmt = sql.SQL(
-        "SELECT * FROM (SELECT {cols}, ts_rank(d.tsv, q.q, {norm}) AS score"
-        " FROM {t} d, (SELECT {tsq} AS q) q WHERE {w} AND d.tsv @@ q.q) ranked"
+        # Rounded: two documents with the same terms must tie whatever order their terms were summed in.
+        "SELECT * FROM (SELECT {cols}, round(({score})::numeric, 9)::float8 AS score"
+        " FROM {source}, (SELECT {tsq} AS q) q WHERE {w} AND d.tsv @@ q.q) ranked"
         " ORDER BY score DESC, {tie} LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(
-        cols=columns,
-        norm=sql.Literal(_RANK_NORMALIZATION),
-        t=sql.Identifier(schema, "documents"),
-        tsq=tsquery,
-        w=where,
-        tie=_TIE_BREAK,
-    )
+    ).format(cols=columns, score=score, source=source, tsq=tsquery, w=where, tie=_TIE_BREAK)
+    values = {**params, **query_params, "q_text": positive_text(query), "limit": limit, "offset": offset}
     async with conn.cursor(row_factory=dict_row) as cur:
-        # Never prepared: a generic plan cannot see the tsquery and is 5-10x slower at 100k notes.
-        await cur.execute(stmt, {**params, **query_params, "limit": limit, "offset": offset}, prepare=False)
+        # Never prepared: a generic plan cannot see the query's terms and is far slower at 100k notes.
+        await cur.execute(stmt, values, prepare=False)
         return await cur.fetchall()
 
 
@@ -315,17 +332,31 @@ async def hybrid_search(
     schema: str = SCHEMA,
     k: int = DEFAULT_K,
     depth: int = HYBRID_DEPTH,
+    fusion: Fusion = "rrf",
+    keyword_conn: AsyncConnection[Any] | None = None,
 ) -> list[SearchHit]:
-    """Reciprocal rank fusion of the top ``depth`` keyword and vector results (both filtered).
-    Raises :class:`VectorSearchUnavailable` without pgvector."""
+    """The top ``depth`` keyword and vector results (both filtered), fused: ``fusion="rrf"``,
+    reciprocal rank fusion with ``k``; ``"weighted"``, the weighted score fusion of
+    ``projections.search_fusion`` (what the search service uses). With ``keyword_conn`` the
+    keyword half runs on it while the vector half runs on ``conn``. Raises
+    :class:`VectorSearchUnavailable` without pgvector."""
     _check_page(limit, offset)
-    vectors = await _vector(conn, tenant_id, query, query_vector, filters, _KEY_COLUMNS, depth, 0, schema)
-    words = await _keyword(conn, tenant_id, query, filters, _KEY_COLUMNS, depth, 0, schema)
+    vector_half = _vector(conn, tenant_id, query, query_vector, filters, _KEY_COLUMNS, depth, 0, schema)
+    if keyword_conn is None:
+        vectors = await vector_half
+        words = await _keyword(conn, tenant_id, query, filters, _KEY_COLUMNS, depth, 0, schema)
+    else:
+        keyword_half = _keyword(keyword_conn, tenant_id, query, filters, _KEY_COLUMNS, depth, 0, schema)
+        vectors, words = await asyncio.gather(vector_half, keyword_half)
 
     def key(row: Mapping[str, Any]) -> tuple[str, UUID, int]:
         return (row["entity_type"], row["entity_id"], row["version"])
 
-    fused = fuse([[key(r) for r in words], [key(r) for r in vectors]], k=k)[offset : offset + limit]
+    if fusion == "weighted":
+        both = weighted_fuse([(key(r), float(r["score"])) for r in words], [(key(r), r["score"]) for r in vectors])
+    else:
+        both = fuse([[key(r) for r in words], [key(r) for r in vectors]], k=k)
+    fused = both[offset : offset + limit]
     if not fused:
         return []
     async with conn.cursor(row_factory=dict_row) as cur:

@@ -9,7 +9,8 @@ package does not import.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -17,7 +18,7 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from domain.errors import FieldProblem, ValidationFailed
 from projections.embedding import EmbeddingModelUnavailable, embed_async
@@ -34,6 +35,8 @@ from projections.search_query import (
 
 SearchMode = Literal["keyword", "vector", "hybrid"]
 Conn = AsyncConnection[DictRow]
+#: How long a hybrid search waits for a second pooled connection before running its halves in turn.
+SPARE_WAIT_SECONDS: Final = 0.001
 #: The deepest result a page can reach (offset + limit); totals are counted up to it.
 MAX_DEPTH: Final = 1000
 #: (connection, tenant, event id) -> the event's notification id and time; None: not the tenant's.
@@ -104,28 +107,73 @@ class MemorySearch:
                 filters = filters and replace(filters, as_of=position, now=at)
             if filters is None:
                 return SearchPage([], 0, mode)
-            hits, total = await _ranked(conn, tenant_id, ask.query, mode, filters, ask.limit, ask.offset)
+            async with _spare(self._pool) if mode == "hybrid" else _none() as spare:
+                hits, total = await _ranked(conn, spare, tenant_id, ask.query, mode, filters, ask.limit, ask.offset)
         return SearchPage(hits, total, mode)
 
 
+@asynccontextmanager
+async def _none() -> AsyncIterator[None]:
+    yield None
+
+
+@asynccontextmanager
+async def _spare(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Conn | None]:
+    """A second connection for the other half of a search, if one is free right now. Never
+    waited for: searches each holding one connection and waiting for another could exhaust the
+    pool; without one the halves run one after the other."""
+    try:
+        conn = await pool.getconn(timeout=SPARE_WAIT_SECONDS)
+    except PoolTimeout:
+        yield None
+        return
+    try:
+        yield conn
+    finally:
+        await pool.putconn(conn)
+
+
 async def _ranked(
-    conn: Conn, tenant_id: str, query: str, mode: SearchMode, filters: SearchFilters, limit: int, offset: int
+    conn: Conn,
+    spare: Conn | None,
+    tenant_id: str,
+    query: str,
+    mode: SearchMode,
+    filters: SearchFilters,
+    limit: int,
+    offset: int,
 ) -> tuple[list[SearchHit], int]:
     """One page of hits and the total, in ``mode``."""
     if mode == "keyword":
         hits = await keyword_search(conn, tenant_id, query, filters=filters, limit=limit, offset=offset, schema=SCHEMA)
         return hits, await count_matches(conn, tenant_id, query, filters, vector=False, cap=MAX_DEPTH)
-    try:
-        vector = (await embed_async([query]))[0]
-    except EmbeddingModelUnavailable as exc:
-        raise VectorSearchUnavailable(f"{mode} search needs the local embedding model: {exc}") from exc
     if mode == "vector":
+        vector = await _query_vector(query, mode)
         hits = await vector_search(
             conn, tenant_id, query, query_vector=vector, filters=filters, limit=limit, offset=offset, schema=SCHEMA
         )
         return hits, await count_matches(conn, tenant_id, query, filters, vector=True, cap=MAX_DEPTH)
-    # Hybrid fuses the top HYBRID_DEPTH of each list: fuse them all once, count them, then page.
-    fused = await hybrid_search(
-        conn, tenant_id, query, query_vector=vector, filters=filters, limit=2 * HYBRID_DEPTH, schema=SCHEMA
-    )
+    # Hybrid fuses the top HYBRID_DEPTH of each list by weighted scores (projections.search_fusion):
+    # fuse them all once, count them, then page. The keyword half runs on the spare connection
+    # (if any) while the query is embedded and the vector half runs on this one.
+    try:
+        fused = await hybrid_search(
+            conn,
+            tenant_id,
+            query,
+            filters=filters,
+            limit=2 * HYBRID_DEPTH,
+            schema=SCHEMA,
+            fusion="weighted",
+            keyword_conn=spare,
+        )
+    except EmbeddingModelUnavailable as exc:
+        raise VectorSearchUnavailable(f"{mode} search needs the local embedding model: {exc}") from exc
     return fused[offset : offset + limit], len(fused)
+
+
+async def _query_vector(query: str, mode: SearchMode) -> Any:
+    try:
+        return (await embed_async([query]))[0]
+    except EmbeddingModelUnavailable as exc:
+        raise VectorSearchUnavailable(f"{mode} search needs the local embedding model: {exc}") from exc
