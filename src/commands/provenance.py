@@ -22,6 +22,7 @@ from commands.forensics import Conn, Related, get_event, walk
 from commands.schema import EVENTS_TABLE
 from domain.envelope import EventEnvelope
 from domain.errors import NotFound
+from domain.upcasting import decode_state
 
 EntityType = Literal["artifact", "note"]
 NODE_KINDS = frozenset({"execution.node_started", "execution.node_scheduled"})
@@ -170,12 +171,14 @@ async def _item(conn: Conn, tenant_id: str, entity_type: EntityType, item_id: UU
     rows = await cur.fetchall()
     if not rows or rows[0]["version"] != 1 or rows[0]["kind"] != f"{entity_type}.created":
         raise NotFound(f"{entity_type} {item_id} not found")
-    first: dict[str, Any] = msgspec.json.decode(bytes(rows[0]["state"]))
+    first = decode_state(rows[0]["kind"], bytes(rows[0]["state"]))
     if first["tenant_id"] != tenant_id:
         raise NotFound(f"{entity_type} {item_id} not found")
-    last: dict[str, Any] = msgspec.json.decode(bytes(rows[-1]["state"]))
+    last = decode_state(rows[-1]["kind"], bytes(rows[-1]["state"]))
     superseded = next((r for r in rows if r["kind"] == f"{entity_type}.superseded"), None)
-    superseded_by = msgspec.json.decode(bytes(superseded["state"]))["superseded_by"] if superseded else None
+    superseded_by = (
+        decode_state(superseded["kind"], bytes(superseded["state"]))["superseded_by"] if superseded else None
+    )
     replaced = _uuid(first.get("supersedes"))
     return ItemOrigin(
         entity_type=entity_type,
@@ -207,7 +210,10 @@ async def _sources(conn: Conn, tenant_id: str, created: EventEnvelope, seen: dic
         " WHERE originator_id = ANY(%s) AND originator_version = 1",
         ([i for _, _, i in wanted],),
     )
-    firsts = {r["originator_id"]: (r["topic"], msgspec.json.decode(bytes(r["state"]))) for r in await cur.fetchall()}
+    # Stored payloads are read in their kind's current shape (domain.upcasting).
+    firsts = {
+        r["originator_id"]: (r["topic"], decode_state(r["topic"], bytes(r["state"]))) for r in await cur.fetchall()
+    }
     linked = {seen[p].event.stream_id: p for p in created.parent_ids if p in seen}
     found: list[SourceFound] = []
     for entity, kind, source_id in wanted:

@@ -10,6 +10,7 @@ import msgspec
 
 from domain import catalog  # noqa: F401 - registers every kind
 from domain.events import HEADER_FIELDS, DomainEvent, event_class
+from domain.upcasting import needs_upcasting, upcast_state
 
 ENVELOPE_VERSION = 1
 
@@ -35,8 +36,14 @@ class EventEnvelope(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def envelope_from_state(state: bytes, kind: str, *, depth: int, hash_: str, notification_id: int) -> EventEnvelope:
-    """Build the envelope from the stored (canonical) event bytes and its DAG row."""
+    """Build the envelope from the stored (canonical) event bytes and its DAG row.
+
+    The payload is in the kind's current shape (upcast when it was stored in an older
+    one); ``hash`` is the DAG row's, computed over the bytes as stored.
+    """
     raw: dict[str, Any] = msgspec.json.decode(state)
+    if needs_upcasting(kind, state):
+        raw = upcast_state(kind, raw)
     return EventEnvelope(
         event_id=UUID(raw["event_id"]),
         kind=kind,

@@ -52,6 +52,10 @@ class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
 
     KIND: ClassVar[str] = ""
     CODE: ClassVar[int] = 0
+    # The shape of the payload: raised when a field is renamed, split or retyped, with an
+    # upcaster from the previous version (domain.upcasting). Adding a field with a default
+    # needs no new version.
+    SCHEMA_VERSION: ClassVar[int] = 1
 
     def mutate(self, aggregate: Replayable | None) -> Replayable:
         """Apply this event to ``aggregate`` (eventsourcing's reconstruction protocol); a

@@ -8,14 +8,23 @@ from collections.abc import Sequence
 import msgspec
 
 from domain.events import DomainEvent
+from domain.upcasting import STORED_VERSION_KEY
 
 _encoder = msgspec.json.Encoder(order="sorted")
 HASH_DOMAIN = b"quipu-event-v1"
 
 
 def canonical_encoding(event: DomainEvent) -> bytes:
-    """The event as JSON with sorted keys: the bytes stored and the bytes hashed."""
-    return _encoder.encode(event)
+    """The event as JSON with sorted keys: the bytes stored and the bytes hashed.
+
+    A kind past schema version 1 also records its version, so a reader knows which
+    upcasters the payload still needs; version-1 events keep the bytes they always had.
+    """
+    if event.SCHEMA_VERSION == 1:
+        return _encoder.encode(event)
+    fields: dict[str, object] = msgspec.to_builtins(event)
+    fields[STORED_VERSION_KEY] = event.SCHEMA_VERSION
+    return _encoder.encode(fields)
 
 
 def event_hash(state: bytes, depth: int, parent_hashes: Sequence[str]) -> str:
