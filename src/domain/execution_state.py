@@ -4,7 +4,7 @@ commands, so the code that applies events (``execution_apply``) needs only this.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from domain.aggregate import Aggregate
@@ -17,6 +17,10 @@ from domain.workflow_graph import Node, WorkflowDefinition
 
 
 class ExecutionState(Aggregate):
+    # ``apply`` replaces the values in its containers, never mutates them in place, so a
+    # one-level copy of a rebuilt state is safe to cache (commands.state_cache).
+    STATE_CACHE: ClassVar[bool] = True
+
     workflow_id: UUID
     workflow_version: int
     definition: WorkflowDefinition
