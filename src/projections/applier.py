@@ -121,6 +121,8 @@ async def _apply_all_or_isolate(
     trip instead of three per event). If any handler fails, undo the batch and replay it
     event by event, each under its own savepoint, so only the failing events are parked."""
     try:
+        async with conn.cursor() as read:
+            await projection.prepare(read, envelopes)
         async with conn.transaction(), conn.pipeline(), conn.cursor() as write:
             for envelope in envelopes:
                 await projection.apply(write, envelope)

@@ -7,7 +7,7 @@ schema, which lets a rebuild write into a fresh schema and swap it in by renamin
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import ClassVar
 
 from psycopg import AsyncCursor
@@ -32,6 +32,11 @@ class Projection:
     @classmethod
     def kinds(cls) -> set[str]:
         return set(cls.handlers)
+
+    async def prepare(self, cur: AsyncCursor[DictRow], envelopes: Sequence[EventEnvelope]) -> None:
+        """Called with the events of a batch before they are applied one by one, in the batch's
+        transaction: a projection may do costly work for all of them at once (the memory search
+        embeds their texts in one call). It must not write; handlers stay the only writers."""
 
     async def apply(self, cur: AsyncCursor[DictRow], envelope: EventEnvelope) -> None:
         handler = self.handlers.get(envelope.kind)
