@@ -4,9 +4,9 @@ never downloads a browser of its own; ``make test`` installs chromium when absen
 
 Quipu, the worker and the browser are started once for the tests of this package and
 stopped after its last test, so the rest of the suite never shares a process with them.
-Every ``page`` fails its test on a console error or an uncaught page error, and leaves a
-screenshot in the artefacts folder (``$QUIPU_TEST_ARTIFACTS``, else
-``tests/browser/artifacts/``, which git ignores).
+Every ``page`` fails its test on a console error (but the browser's own log line of a 4xx
+answer) or an uncaught page error, and leaves a screenshot in the artefacts folder
+(``$QUIPU_TEST_ARTIFACTS``, else ``tests/browser/artifacts/``, which git ignores).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ CHROMIUM = os.environ.get("QUIPU_TEST_CHROMIUM", "/usr/bin/chromium")
 WORKER = Path(__file__).with_name("worker_process.py")
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 Run = Callable[..., dict[str, Any]]
+_CLIENT_ERROR = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d")
 
 
 def artifacts_dir() -> Path:
@@ -187,7 +188,10 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     errors: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
+        # Chromium also logs every 4xx answer as a console error ("Failed to load resource"):
+        # those are the API's problems, which a page must show (tests check it does), not
+        # errors of the page; a 5xx or anything a script logs fails the test.
+        if message.type == "error" and not _CLIENT_ERROR.match(message.text):
             errors.append(f"console error: {message.text} ({message.location})")
 
     opened.on("console", on_console)

@@ -1,0 +1,210 @@
+// /ui/events/{id}: one event. Its envelope with a hash-chain verify badge, its ancestors and
+// descendants drawn as one graph and counted (within the API's depth limits, ?up= and ?down=),
+// and a second event (typed, picked on the graph, or ?with=) for the causal path between the
+// two and their lowest common ancestors. Clicking any event goes to its page.
+import { api, showProblem } from '../api.js';
+import { h, clear, pretty, fmtTime } from '../dom.js';
+import { route, navigate } from '../router.js';
+import { requireKey, shortId } from '../common.js';
+import { renderDag } from '../graph.js';
+
+const PAGE = 1000; // the API's largest page
+const PARALLEL = 3; // pages fetched at once after the first
+const DEFAULT_DEPTH = 100; // the API's default max_depth
+const MAX_DEPTH = 10000; // and its largest
+
+function depthOf(text) {
+  const n = Number.parseInt(text, 10);
+  return Number.isFinite(n) ? Math.min(Math.max(n, 1), MAX_DEPTH) : DEFAULT_DEPTH;
+}
+
+// Every event of a walk within maxDepth hops, nearest first: the API pages by offset, and a
+// page shorter than PAGE is the last. Pages after the first are fetched PARALLEL at a time.
+async function walkAll(id, direction, maxDepth) {
+  const get = (offset) => api(`/event-dag/${id}/${direction}`, { query: { max_depth: maxDepth, limit: PAGE, offset } });
+  const first = await get(0);
+  const items = first.items.slice();
+  let done = first.items.length < PAGE;
+  let offset = PAGE;
+  while (!done) {
+    const pages = await Promise.all(Array.from({ length: PARALLEL }, (_, i) => get(offset + i * PAGE)));
+    for (const page of pages) {
+      items.push(...page.items);
+      if (page.items.length < PAGE) { done = true; break; }
+    }
+    offset += PARALLEL * PAGE;
+  }
+  return items;
+}
+
+function label(event) {
+  const kind = event.kind.slice(event.kind.indexOf('.') + 1);
+  const node = event.payload && typeof event.payload.node_id === 'string' ? ` ${event.payload.node_id}` : '';
+  return `${kind}${node}`;
+}
+
+function eventLink(id, text) {
+  return h('a', { href: `/ui/events/${id}`, class: 'mono', 'data-testid': 'event-link' }, text || id);
+}
+
+function envelopePanel(event) {
+  const run = event.kind.startsWith('execution.') || event.kind.startsWith('telemetry.');
+  const rows = [
+    ['kind', `${event.kind} (0x${Number(event.code).toString(16)})`],
+    ['event id', h('span', { class: 'mono', 'data-testid': 'event-id' }, event.event_id)],
+    ['stream', h('span', { class: 'mono' }, `${event.stream_id} v${event.version}`)],
+    ['correlation', run
+      ? h('a', { href: `/ui/executions/${event.correlation_id}`, class: 'mono' }, event.correlation_id)
+      : h('span', { class: 'mono' }, event.correlation_id)],
+    ['parents', event.parent_ids.length
+      ? h('ul', { 'data-testid': 'event-parents' }, event.parent_ids.map((p) => h('li', {}, eventLink(p))))
+      : 'none (a root)'],
+    ['depth', String(event.depth)],
+    ['actor', event.actor],
+    ['occurred at', fmtTime(event.occurred_at)],
+    ['tenant', event.tenant_id],
+    ['log position', String(event.notification_id)],
+    ['hash', h('span', { class: 'mono' }, event.hash)],
+  ];
+  return h('div', { class: 'panel', 'data-testid': 'event-envelope' },
+    h('dl', { class: 'kv' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
+    h('h2', {}, 'Payload'), h('pre', { 'data-testid': 'event-payload' }, pretty(event.payload)));
+}
+
+async function verifyBadge(id) {
+  const slot = h('span', { 'data-testid': 'verify-badge', 'data-ok': 'pending', class: 'badge st-pending' }, 'verifying hash chain…');
+  api(`/event-dag/${id}/verify`).then((v) => {
+    slot.className = `badge st-${v.ok ? 'succeeded' : 'failed'}`;
+    slot.dataset.ok = String(v.ok);
+    slot.textContent = v.ok
+      ? `hash chain verified (${v.checked} events)`
+      : `hash chain broken at ${v.first_broken.event_id}: ${v.first_broken.reason}`;
+  }, (err) => {
+    slot.className = 'badge st-unknown';
+    slot.dataset.ok = 'error';
+    slot.textContent = `cannot verify: ${err.title || err}`;
+  });
+  return slot;
+}
+
+function depthForm(id, up, down, withId) {
+  const field = (name, value, text) => h('label', { class: 'field' }, text,
+    h('input', { type: 'number', name, min: 1, max: MAX_DEPTH, value, 'data-testid': `depth-${name}` }));
+  const form = h('form', { class: 'row', 'data-testid': 'depth-form' },
+    field('up', up, 'Ancestor hops'), field('down', down, 'Descendant hops'),
+    h('button', { type: 'submit', 'data-testid': 'depth-apply' }, 'Walk'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    navigate(eventUrl(id, depthOf(form.up.value), depthOf(form.down.value), withId));
+  });
+  return form;
+}
+
+function eventUrl(id, up, down, withId) {
+  const q = new URLSearchParams();
+  if (up !== DEFAULT_DEPTH) q.set('up', up);
+  if (down !== DEFAULT_DEPTH) q.set('down', down);
+  if (withId) q.set('with', withId);
+  const s = q.toString();
+  return `/ui/events/${id}${s ? `?${s}` : ''}`;
+}
+
+// The causal path between this event and another (whichever way it runs) and their lowest
+// common ancestors; both are marked on the graph when they are drawn there.
+async function relate(out, id, other, graph) {
+  clear(out);
+  graph.reset();
+  // An event is its own ancestor here, so when one of the two led to the other, it is their
+  // only lowest common ancestor: that tells which way a path runs without asking both ways.
+  const common = await api('/event-dag/common-ancestors', { query: { a: id, b: other } });
+  const shared = new Set(common.items.map((e) => e.event_id));
+  const ends = shared.has(other) ? [other, id] : shared.has(id) ? [id, other] : null;
+  const path = ends ? await api('/event-dag/path', { query: { from: ends[0], to: ends[1] } }) : null;
+  if (path) {
+    out.append(h('h3', {}, 'Causal path ', h('span', { 'data-testid': 'path-length' }, `${path.length} hops`)),
+      h('ol', { 'data-testid': 'causal-path' }, path.events.map((e) => h('li', {}, eventLink(e.event_id, shortId(e.event_id)), ` ${label(e)}`))));
+    for (const e of path.events) if (e.event_id !== id) graph.mark(e.event_id, 'on_path');
+  } else {
+    out.append(h('p', { 'data-testid': 'causal-path-none' }, 'No causal path: neither event led to the other.'));
+  }
+  out.append(h('h3', {}, `Lowest common ancestors (${common.items.length})`),
+    h('ul', { 'data-testid': 'common-ancestors' }, common.items.map((e) => h('li', {}, eventLink(e.event_id, shortId(e.event_id)), ` ${label(e)}`))));
+  for (const e of common.items) if (e.event_id !== id && !graph.marks.has(e.event_id)) graph.mark(e.event_id, 'common');
+}
+
+function secondEventForm(id, graph, initial) {
+  const input = h('input', { name: 'other', size: 40, placeholder: 'another event id', 'data-testid': 'second-event-input', value: initial || '' });
+  const pick = h('button', { type: 'button', class: 'secondary', 'aria-pressed': 'false', 'data-testid': 'pick-second' }, 'Pick on the graph');
+  const out = h('div', { 'data-testid': 'relation', 'aria-live': 'polite' });
+  const form = h('form', { class: 'panel', 'data-testid': 'second-event-form' },
+    h('h2', {}, 'Compare with a second event'),
+    h('div', { class: 'row' }, h('label', { class: 'field' }, 'Second event', input),
+      h('button', { type: 'submit', 'data-testid': 'second-event-submit' }, 'Show path and common ancestors'), pick),
+    out);
+  const run = () => {
+    const other = input.value.trim();
+    if (!other) return;
+    history.replaceState(null, '', eventUrl(id, graph.up, graph.down, other));
+    relate(out, id, other, graph).catch((err) => { clear(out); showProblem(out, err); });
+  };
+  form.addEventListener('submit', (e) => { e.preventDefault(); run(); });
+  pick.addEventListener('click', () => { graph.picking = !graph.picking; pick.setAttribute('aria-pressed', String(graph.picking)); });
+  graph.onPick = (other) => {
+    graph.picking = false;
+    pick.setAttribute('aria-pressed', 'false');
+    input.value = other;
+    run();
+  };
+  if (initial) run();
+  return form;
+}
+
+async function render(container, params, query) {
+  if (!requireKey(container)) return undefined;
+  const id = params.id;
+  const up = depthOf(query.up);
+  const down = depthOf(query.down);
+  const event = await api(`/event-dag/${id}`);
+  container.append(h('h1', {}, 'Event ', h('span', { class: 'mono' }, label(event))),
+    h('div', { class: 'row' }, await verifyBadge(id)), envelopePanel(event));
+
+  const counts = h('p', { class: 'row', 'data-testid': 'event-counts' }, 'Walking the event graph…');
+  const graphBox = h('section', { class: 'panel', 'data-testid': 'event-graph', 'data-ready': 'false', 'aria-label': 'ancestors and descendants' });
+  const graph = {
+    up, down, picking: false, onPick: null, dag: null, marks: new Map(), base: new Map(),
+    mark(eid, state) { this.marks.set(eid, state); if (this.dag) this.dag.update(eid, state); },
+    reset() { for (const eid of this.marks.keys()) if (this.dag) this.dag.update(eid, this.base.get(eid)); this.marks.clear(); },
+  };
+  container.append(h('section', { class: 'panel' }, h('h2', {}, 'Causes and effects'), depthForm(id, up, down, query.with), counts), graphBox,
+    secondEventForm(id, graph, query.with));
+
+  let left = false;
+  const [ancestors, descendants] = await Promise.all([walkAll(id, 'ancestors', up), walkAll(id, 'descendants', down)]);
+  if (left) return undefined;
+  clear(counts).append(
+    h('span', { 'data-testid': 'ancestor-count', 'data-count': ancestors.length }, `${ancestors.length} ancestors within ${up} hops`),
+    h('span', { 'data-testid': 'descendant-count', 'data-count': descendants.length }, `${descendants.length} descendants within ${down} hops`));
+  const all = [{ distance: 0, event }, ...ancestors, ...descendants];
+  const inGraph = new Set(all.map((r) => r.event.event_id));
+  all.forEach((r, i) => graph.base.set(r.event.event_id, i === 0 ? 'this' : i <= ancestors.length ? 'ancestor' : 'descendant'));
+  const nodes = all.map((r) => ({
+    id: r.event.event_id,
+    label: label(r.event),
+    state: graph.marks.get(r.event.event_id) || graph.base.get(r.event.event_id),
+    title: `${r.event.kind} ${r.event.event_id} (${r.distance} hops) ${r.event.occurred_at}`,
+  }));
+  const edges = [];
+  for (const r of all) for (const p of r.event.parent_ids) if (inGraph.has(p)) edges.push([p, r.event.event_id]);
+  graph.dag = renderDag(graphBox, {
+    nodes,
+    edges,
+    onSelect: (eid) => {
+      if (graph.picking && graph.onPick) graph.onPick(eid);
+      else if (eid !== id) navigate(eventUrl(eid, up, down, null));
+    },
+  });
+  graphBox.dataset.ready = 'true';
+  return () => { left = true; if (graph.dag) graph.dag.destroy(); };
+}
+
+route('/ui/events/:id', render);
