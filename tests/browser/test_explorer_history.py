@@ -110,3 +110,23 @@ def test_a_fork_from_a_checkpoint_with_an_edited_state_appears_in_the_branch_tre
     page.get_by_test_id("branch-compare").click()
     expect(page.get_by_test_id("branch-comparison")).to_be_visible()
     expect(page.get_by_test_id("common-ancestor")).to_be_visible()
+
+
+def test_blame_and_bisect_on_the_run_page_name_the_events_the_api_names(
+    signed_in_page: Page, base_url: str, api: httpx.Client, finished: dict[str, Any]
+) -> None:
+    page = signed_in_page
+    run_id = finished["id"]
+    page.goto(f"{base_url}/ui/executions/{run_id}?tab=forensics")
+    page.get_by_label("JSON pointer").fill("/draft")
+    page.get_by_test_id("blame-submit").click()
+    blame = api.get(f"/executions/{run_id}/blame", params={"path": "/draft"}).json()
+    summary = page.get_by_test_id("blame-summary")
+    expect(summary).to_contain_text(blame["event"]["event_id"])
+    expect(summary).to_contain_text(f"node {blame['node_id']}")
+    expect(page.get_by_test_id("blame-path").locator("li")).to_have_count(len(blame["causal_path"]))
+    page.get_by_label("Condition").fill("pages >= 4")
+    page.get_by_test_id("bisect-submit").click()
+    bisect = api.get(f"/executions/{run_id}/bisect", params={"condition": "pages >= 4"}).json()
+    assert bisect["found"] and bisect["node_id"] == "draft"
+    expect(page.get_by_test_id("bisect-summary")).to_contain_text(bisect["event"]["event_id"])
