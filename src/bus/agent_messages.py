@@ -23,10 +23,10 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.api import DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import Error as JetStreamError
-from nats.js.errors import NotFoundError
 
 from bus.publishing import headers_for
-from bus.streams import DUPLICATE_WINDOW_SECONDS
+from bus.stream_sync import sync_stream
+from bus.streams import DUPLICATE_WINDOW_SECONDS, StreamSettings
 from bus.subjects import Subjects
 from domain.envelope import EventEnvelope
 
@@ -37,20 +37,18 @@ HEADER_ALLOWANCE = 1024  # the headers of one copy stay well below this
 _encoder = msgspec.json.Encoder()
 
 
-async def ensure_agent_messages_stream(js: Any, subjects: Subjects) -> None:
-    """One file-backed stream for every agent's subject; the dedup window covers relay retries."""
-    try:
-        await js.stream_info(subjects.agent_messages_stream)
-    except NotFoundError:
-        await js.add_stream(
-            StreamConfig(
-                name=subjects.agent_messages_stream,
-                subjects=[subjects.all_agent_messages],
-                retention=RetentionPolicy.LIMITS,
-                storage=StorageType.FILE,
-                duplicate_window=DUPLICATE_WINDOW_SECONDS,
-            )
-        )
+async def ensure_agent_messages_stream(js: Any, subjects: Subjects, settings: StreamSettings | None = None) -> None:
+    """One file-backed stream for every agent's subject; the dedup window covers relay retries.
+    With ``settings`` (the relay's), an existing stream is brought to their replica count."""
+    config = StreamConfig(
+        name=subjects.agent_messages_stream,
+        subjects=[subjects.all_agent_messages],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=settings.replicas if settings else 1,
+    )
+    await sync_stream(js, config, update=settings is not None)
 
 
 async def publish_agent_messages(js: Any, subjects: Subjects, batch: list[EventEnvelope], *, max_payload: int) -> int:

@@ -33,7 +33,7 @@ from bus.agent_messages import ensure_agent_messages_stream, publish_agent_messa
 from bus.metrics import RELAY_LAG, RELAY_PUBLISHED
 from bus.publishing import headers_for
 from bus.runtime import NatsEndpoint, become_leader, connect_nats, run_until_stopped
-from bus.streams import ensure_event_stream, last_message_id
+from bus.streams import StreamSettings, ensure_event_stream, last_message_id
 from bus.subjects import Subjects
 from commands.log import head, read_after
 from commands.store import EventStore, postgres_env
@@ -84,8 +84,11 @@ class Relay:
         name: str | None = None,
         batch_size: int = 500,
         idle_wait: float = 1.0,
+        streams: StreamSettings | None = None,
     ) -> None:
         self._database_url = database_url
+        # The one role that brings existing streams to the configuration (see bus.streams).
+        self._streams = streams or StreamSettings()
         self._nats_url = nats_url
         self._subjects = subjects
         # One relay position (and one leader) per subject scheme sharing this database.
@@ -121,8 +124,8 @@ class Relay:
             nc = await connect_nats(self._nats_url)
             try:
                 js = nc.jetstream(timeout=5)
-                await ensure_event_stream(js, self._subjects)
-                await ensure_agent_messages_stream(js, self._subjects)
+                await ensure_event_stream(js, self._subjects, self._streams)
+                await ensure_agent_messages_stream(js, self._subjects, self._streams)
                 listener = asyncio.create_task(self._listen())
                 try:
                     await self._pump(conn, nc, js, stop)

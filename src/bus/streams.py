@@ -1,32 +1,83 @@
 """JetStream stream definitions: the event stream here; the work streams (tasks, notices) in
-``quipu_client.streams``, so that a worker creates them as Quipu does."""
+``quipu_client.streams``, so that a worker creates them as Quipu does.
+
+:class:`StreamSettings` carries what the deployment configures (``QUIPU_NATS_REPLICAS``,
+``QUIPU_NATS_EVENTS_MAX_BYTES``, ``QUIPU_NATS_EVENTS_MAX_AGE``). Every role may create the
+event stream when it is missing; only the relay (one leader at a time) passes its settings
+with ``update=True`` and so brings an existing stream to them (see :mod:`bus.stream_sync`).
+Limits on the event stream are safe because the log in Postgres is the source of truth:
+consumers that fall behind the retained messages catch up from the log.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from bus.stream_sync import StreamRefused, sync_stream
 from bus.subjects import Subjects
 from quipu_client.streams import DUPLICATE_WINDOW_SECONDS, ensure_work_streams
 
-__all__ = ["DUPLICATE_WINDOW_SECONDS", "ensure_event_stream", "ensure_work_streams", "last_message_id"]
+__all__ = [
+    "DUPLICATE_WINDOW_SECONDS",
+    "StreamRefused",
+    "StreamSettings",
+    "ensure_event_stream",
+    "ensure_work_streams",
+    "event_stream_config",
+    "last_message_id",
+]
+
+#: JetStream's largest replication factor.
+MAX_REPLICAS: Final = 5
 
 
-async def ensure_event_stream(js: Any, subjects: Subjects) -> None:
-    """One file-backed stream for all events; dedup window covers relay retries."""
-    config = StreamConfig(
+@dataclass(frozen=True)
+class StreamSettings:
+    """How Quipu's streams are stored: replicas for each, limits for the event stream.
+
+    ``events_max_bytes`` / ``events_max_age`` (seconds) of None keep every event; the oldest
+    are dropped first once a limit is reached.
+    """
+
+    replicas: int = 1
+    events_max_bytes: int | None = None
+    events_max_age: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.replicas <= MAX_REPLICAS:
+            raise ValueError(f"QUIPU_NATS_REPLICAS must be 1 to {MAX_REPLICAS}, not {self.replicas}")
+        if self.events_max_bytes is not None and self.events_max_bytes <= 0:
+            raise ValueError("QUIPU_NATS_EVENTS_MAX_BYTES must be a positive number of bytes (unset: no limit)")
+        # JetStream refuses a duplicate window longer than the stream's max age, and a shorter
+        # window would let a relay retry publish an event twice.
+        if self.events_max_age is not None and self.events_max_age < DUPLICATE_WINDOW_SECONDS:
+            raise ValueError(
+                f"QUIPU_NATS_EVENTS_MAX_AGE must be at least {DUPLICATE_WINDOW_SECONDS:.0f} seconds "
+                "(the relay's deduplication window); unset: no limit"
+            )
+
+
+def event_stream_config(subjects: Subjects, settings: StreamSettings) -> StreamConfig:
+    """One file-backed stream for all events; the dedup window covers relay retries."""
+    return StreamConfig(
         name=subjects.events_stream,
         subjects=[subjects.all_events],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=settings.replicas,
+        max_bytes=settings.events_max_bytes,
+        max_age=settings.events_max_age,
     )
-    try:
-        await js.stream_info(subjects.events_stream)
-    except NotFoundError:
-        await js.add_stream(config)
+
+
+async def ensure_event_stream(js: Any, subjects: Subjects, settings: StreamSettings | None = None) -> None:
+    """Create the event stream if it is missing; with ``settings``, also update it to them."""
+    await sync_stream(js, event_stream_config(subjects, settings or StreamSettings()), update=settings is not None)
 
 
 async def last_message_id(js: Any, stream: str) -> str | None:

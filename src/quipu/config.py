@@ -17,6 +17,16 @@ def _port(name: str) -> int | None:
     return int(value) if value else None
 
 
+def _int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else None
+
+
+def _float(name: str) -> float | None:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else None
+
+
 def _path(name: str) -> Path | None:
     value = os.environ.get(name, "").strip()
     return Path(value) if value else None
@@ -55,6 +65,12 @@ class Settings:
     nats_creds: Path | None = field(default_factory=lambda: _path("QUIPU_NATS_CREDS"))
     nats_account: str | None = field(default_factory=lambda: os.environ.get("QUIPU_NATS_ACCOUNT") or None)
     nats_signing_key_file: Path | None = field(default_factory=lambda: _path("QUIPU_NATS_SIGNING_KEY_FILE"))
+    # JetStream storage (see bus.streams): replicas of the event and agent-message streams (3 on
+    # a three-node cluster) and limits of the event stream (bytes; seconds; unset: keep every
+    # event). The relay updates existing streams to these whenever it becomes the leader.
+    nats_replicas: int = field(default_factory=lambda: int(os.environ.get("QUIPU_NATS_REPLICAS") or "1"))
+    nats_events_max_bytes: int | None = field(default_factory=lambda: _int("QUIPU_NATS_EVENTS_MAX_BYTES"))
+    nats_events_max_age: float | None = field(default_factory=lambda: _float("QUIPU_NATS_EVENTS_MAX_AGE"))
     # The NATS URL workers are told to use (default: the one Quipu uses).
     nats_public_url: str | None = field(default_factory=lambda: os.environ.get("QUIPU_NATS_PUBLIC_URL") or None)
     worker_credentials_ttl: int = field(

@@ -27,6 +27,7 @@ from bus.nats_auth import NatsAuthority, Permissions
 from bus.relay import Relay
 from bus.reports import ReportResponder
 from bus.runtime import RETRYABLE, NatsEndpoint, connect_nats, endpoint
+from bus.streams import StreamSettings
 from bus.subjects import Subjects
 from bus.summarizer import Summarizer
 from bus.timers import TimerRunner
@@ -97,6 +98,7 @@ class Wiring:
     # this process only, serves in-process tests; from_settings loads the deployment's.
     secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     callback_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    streams: StreamSettings = field(default_factory=StreamSettings)  # replicas and event stream limits
 
     def nats_as(self, rights: Permissions, name: str) -> NatsEndpoint:
         """The endpoint a role connects to: its own minted user when a signing key is
@@ -138,6 +140,9 @@ class Wiring:
                 max_attempts=settings.callback_max_attempts,
                 timeout_seconds=settings.callback_timeout,
                 base_seconds=settings.callback_retry_base,
+            ),
+            streams=StreamSettings(
+                settings.nats_replicas, settings.nats_events_max_bytes, settings.nats_events_max_age
             ),
         )
 
@@ -278,7 +283,8 @@ class Wiring:
         return ReportResponder(nats, self.subjects, executions, summaries)
 
     def relay(self) -> Relay:
-        return Relay(self.database_url, self.nats_as(permissions.relay(self.subjects), "relay"), self.subjects)
+        nats = self.nats_as(permissions.relay(self.subjects), "relay")
+        return Relay(self.database_url, nats, self.subjects, streams=self.streams)
 
     def projectors(self, names: list[str] | None = None) -> list[Projector]:
         nats = self.nats_as(permissions.projector(self.subjects), "projector")
