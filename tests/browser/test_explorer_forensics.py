@@ -5,13 +5,14 @@ walks, and blame and bisect on a run's page."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Run
+from tests.browser.conftest import Run, wait_for
 
 CHAIN = {
     "nodes": [
@@ -110,3 +111,47 @@ def test_an_unknown_event_shows_the_problem_not_a_blank_page(signed_in_page: Pag
     page.goto(f"{base_url}/ui/events/0190d4a8-0000-7000-8000-000000000000")
     expect(page.get_by_test_id("problem-title")).to_contain_text("404")
     expect(page.get_by_test_id("problem-detail")).to_contain_text("not found")
+
+
+def test_memory_search_shows_the_apis_results_and_each_links_to_its_provenance_walk(
+    signed_in_page: Page, base_url: str, api: httpx.Client, chain_run: dict[str, Any]
+) -> None:
+    page = signed_in_page
+    cause = run_events(api, chain_run["id"])[-1]["event_id"]
+    notes = []
+    for i, text in enumerate(["Ducks fly south in winter", "Ducks eat bread, which is bad for them", "Geese honk"]):
+        r = api.post(
+            "/notes",
+            json={"title": f"bird fact {i}", "content": text, "note_type": "fact", "caused_by": [cause]},
+        )
+        assert r.status_code == 201, r.text
+        notes.append(r.json()["note_id"])
+    body = {"query": "ducks", "mode": "keyword", "entity_types": ["note"], "limit": 20}
+    found = wait_for(
+        lambda: (r := api.post("/search", json=body).json())["total"] >= 2 and r, "the notes to be searchable"
+    )
+    page.goto(f"{base_url}/ui/memory")
+    page.get_by_test_id("memory-query").fill("ducks")
+    page.get_by_test_id("memory-mode").select_option("keyword")
+    page.get_by_test_id("memory-type-note").check()
+    page.get_by_test_id("memory-search").click()
+    expect(page.get_by_test_id("memory-total")).to_have_attribute("data-total", str(found["total"]))
+    results = page.get_by_test_id("memory-result")
+    expect(results).to_have_count(len(found["results"]))
+    shown = [results.nth(i).get_attribute("data-entity-id") for i in range(len(found["results"]))]
+    assert shown == [r["entity_id"] for r in found["results"]]
+    # Hybrid (the default mode) answers too, with the local embedding model.
+    page.get_by_test_id("memory-mode").select_option("hybrid")
+    page.get_by_test_id("memory-search").click()
+    expect(page).to_have_url(re.compile(r"mode=hybrid"))
+    expect(page.get_by_test_id("memory-result").first).to_be_visible()
+    # A result's provenance walk reaches the event the note named as its cause.
+    page.get_by_test_id("memory-mode").select_option("keyword")
+    page.get_by_test_id("memory-search").click()
+    first = page.get_by_test_id("memory-result").first
+    note_id = first.get_attribute("data-entity-id")
+    first.get_by_test_id("memory-provenance-link").click()
+    expect(page).to_have_url(f"{base_url}/ui/memory/note/{note_id}")
+    walked = api.get(f"/notes/{note_id}/provenance").json()
+    expect(page.get_by_test_id("provenance-events").locator("li")).to_have_count(len(walked["events"]))
+    expect(page.get_by_test_id("provenance-events").locator(f'a[href="/ui/events/{cause}"]')).to_have_count(1)
