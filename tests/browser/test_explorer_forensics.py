@@ -155,3 +155,29 @@ def test_memory_search_shows_the_apis_results_and_each_links_to_its_provenance_w
     walked = api.get(f"/notes/{note_id}/provenance").json()
     expect(page.get_by_test_id("provenance-events").locator("li")).to_have_count(len(walked["events"]))
     expect(page.get_by_test_id("provenance-events").locator(f'a[href="/ui/events/{cause}"]')).to_have_count(1)
+
+
+def test_blame_and_bisect_answer_on_the_runs_page_as_the_api_does(
+    signed_in_page: Page, base_url: str, api: httpx.Client, chain_run: dict[str, Any]
+) -> None:
+    page = signed_in_page
+    run_id = chain_run["id"]
+    blame = api.get(f"/executions/{run_id}/blame", params={"path": "/pages"}).json()
+    assert blame["node_id"] == "draft" and blame["value"] == 4 and blame["previous"] == 3
+    bisect = api.get(f"/executions/{run_id}/bisect", params={"condition": "pages > 3"}).json()
+    assert bisect["found"] and bisect["node_id"] == "draft"
+    page.goto(f"{base_url}/ui/executions/{run_id}")
+    page.get_by_test_id("tab-forensics").click()
+    page.get_by_test_id("blame-input").fill("/pages")
+    page.get_by_test_id("blame-submit").click()
+    answer = page.get_by_test_id("blame-result")
+    expect(answer.locator(f'a[href="/ui/events/{blame["event"]["event_id"]}"]').first).to_be_visible()
+    expect(answer).to_contain_text("draft")
+    page.get_by_test_id("bisect-input").fill("pages > 3")
+    page.get_by_test_id("bisect-submit").click()
+    answer = page.get_by_test_id("bisect-result")
+    expect(answer.locator(f'a[href="/ui/events/{bisect["event"]["event_id"]}"]').first).to_be_visible()
+    # A condition that does not parse: the problem's title and detail, not a blank panel.
+    page.get_by_test_id("bisect-input").fill("pages >")
+    page.get_by_test_id("bisect-submit").click()
+    expect(answer.get_by_test_id("problem-title")).to_contain_text("422")
