@@ -189,3 +189,4 @@ def test_every_quipu_variable_named_is_a_real_setting() -> None:
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             named = {e["name"] for e in container["env"] if e["name"].startswith("QUIPU_")}
             assert named and named <= real, named - real
+            assert {"name": "QUIPU_NATS_REPLICAS", "value": "3"} in container["env"]
