@@ -47,5 +47,8 @@ async def connect_nats(target: NatsEndpoint | str, **options: Any) -> NATS:
     if where.inbox_prefix:
         settings["inbox_prefix"] = where.inbox_prefix
     nc = NATS()
-    await nc.connect(where.url, **{**settings, **options})
+    # A cluster is given as its nodes' URLs, comma-separated: the client then starts from any
+    # node that is up, and moves to another one when its node goes away.
+    servers = [url.strip() for url in where.url.split(",") if url.strip()]
+    await nc.connect(servers, **{**settings, **options})
     return nc

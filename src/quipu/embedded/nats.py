@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import structlog
 from bus.nats_auth import EVERYTHING, NatsAuthority, OperatorKeys
 from bus.runtime import NatsEndpoint
 from quipu.embedded.binaries import nats_server_binary
+from quipu.embedded.nats_config import ClusterNode, config_text, operator_keys
 from quipu.embedded.process import (
     POLL_INTERVAL,
     EmbeddedServiceError,
@@ -37,16 +37,6 @@ log = structlog.get_logger(__name__)
 DEFAULT_NATS_MAX_PAYLOAD: Final = 8 * 1024 * 1024
 
 
-def _operator_keys(path: Path) -> OperatorKeys:
-    """The NATS operator, accounts and signing key: generated at first start, then kept 0600."""
-    if path.exists():
-        return OperatorKeys(**json.loads(path.read_text()))
-    keys = OperatorKeys.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_private(path, json.dumps(vars(keys)))
-    return keys
-
-
 class EmbeddedNats:
     """A ``nats-server`` with JetStream, run as a child process, storing data under ``data_dir``.
 
@@ -63,6 +53,8 @@ class EmbeddedNats:
             so that every event Quipu can append fits (see ``commands`` for the event bound).
         auth: Require authentication (decentralized JWT, one account for Quipu). Without it any
             local process could read every tenant's events and forge reports.
+        keys: The operator keys to use (a cluster shares one set); default: kept in ``data_dir``.
+        cluster: This server's name and routes when it is a node of a cluster.
     """
 
     def __init__(
@@ -74,6 +66,8 @@ class EmbeddedNats:
         timeout: float = 30.0,
         max_payload: int = DEFAULT_NATS_MAX_PAYLOAD,
         auth: bool = True,
+        keys: OperatorKeys | None = None,
+        cluster: ClusterNode | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.log_path = self.data_dir / "nats.log"
@@ -83,13 +77,15 @@ class EmbeddedNats:
         self.max_payload = max_payload
         # Operator mode: keys generated once and kept in the data dir (0600); every client
         # needs a user JWT signed by the account's signing key (see bus.nats_auth).
-        self.keys = _operator_keys(self.data_dir / "auth" / "keys.json") if auth else None
+        self.keys = keys or (operator_keys(self.data_dir / "auth" / "keys.json") if auth else None)
+        self.cluster = cluster
         self.host = host
         self.timeout = timeout
         self._requested_port = port
         self._port = port
         self._monitor_port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._launched: tuple[subprocess.Popen[bytes], int, int, int] | None = None  # proc, ports, log offset
 
     @property
     def port(self) -> int | None:
@@ -119,8 +115,6 @@ class EmbeddedNats:
         """Start nats-server (no-op if already running) and wait for JetStream; return the URL."""
         if self.running:
             return self.url
-        binary = nats_server_binary()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         attempts = 3
         for attempt in range(attempts):
             if self._requested_port is not None:
@@ -129,30 +123,53 @@ class EmbeddedNats:
                 port = self._port  # same port as before, so clients reconnect
             else:
                 port = free_port(self.host)
-            monitor_port = free_port(self.host)
-            log_offset = file_size(self.log_path)
-            proc = self._spawn(binary, port, monitor_port)
-            failure = self._wait_ready(proc, port, monitor_port, log_offset)
+            self.launch(port)
+            failure = self.wait_started()
             if failure is None:
-                self._proc, self._port, self._monitor_port = proc, port, monitor_port
-                # Unlike Postgres this is our child and nothing reuses it across processes,
-                # so don't leak it when the interpreter exits.
-                atexit.register(self.stop)
-                log.info(
-                    "embedded_nats_started",
-                    pid=proc.pid,
-                    host=self.host,
-                    port=port,
-                    monitor_port=monitor_port,
-                    store_dir=str(self.data_dir / "jetstream"),
-                )
                 return self.url
             # Lost the race for a port chosen by free_port (client or monitoring): try again.
             if "address already in use" in failure.lower() and attempt + 1 < attempts:
-                log.info("embedded_nats_port_taken", port=port, monitor_port=monitor_port)
+                log.info("embedded_nats_port_taken", port=port)
                 continue
             raise EmbeddedServiceError(failure)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def launch(self, port: int | None = None) -> None:
+        """Spawn nats-server without waiting for it; :meth:`wait_started` waits.
+
+        A cluster node is healthy only once a quorum of its peers runs, so a cluster launches
+        every node before it waits for any (see :mod:`quipu.embedded.nats_cluster`).
+        """
+        binary = nats_server_binary()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        port = port or self._requested_port or self._port or free_port(self.host)
+        monitor_port = free_port(self.host)
+        log_offset = file_size(self.log_path)
+        self._launched = (self._spawn(binary, port, monitor_port), port, monitor_port, log_offset)
+
+    def wait_started(self) -> str | None:
+        """Wait until the launched server is ready; None when it is, else why it is not."""
+        if self._launched is None:
+            raise EmbeddedServiceError("EmbeddedNats.wait_started() before launch()")
+        proc, port, monitor_port, log_offset = self._launched
+        self._launched = None
+        failure = self._wait_ready(proc, port, monitor_port, log_offset)
+        if failure is not None:
+            return failure
+        self._proc, self._port, self._monitor_port = proc, port, monitor_port
+        # Unlike Postgres this is our child and nothing reuses it across processes, so don't
+        # leak it when the interpreter exits.
+        atexit.register(self.stop)
+        log.info(
+            "embedded_nats_started",
+            pid=proc.pid,
+            host=self.host,
+            port=port,
+            monitor_port=monitor_port,
+            store_dir=str(self.data_dir / "jetstream"),
+            server_name=self.cluster.server_name if self.cluster else None,
+        )
+        return None
 
     def stop(self, *, timeout: float = 10.0) -> None:
         """SIGTERM (graceful: JetStream flushes its state), SIGKILL after ``timeout`` seconds."""
@@ -223,13 +240,12 @@ class EmbeddedNats:
 
     def _write_config(self) -> None:
         """Settings the command line cannot carry; rewritten on every start."""
-        text = f"max_payload: {self.max_payload}\n"
         if self.keys is not None:
-            text += self.keys.server_config()
             write_private(self.credentials_path, self.keys.authority.mint("quipu-operator", EVERYTHING))
             # For Quipu processes started apart (quipu api / relay / projector): see env().
+            self.signing_key_path.parent.mkdir(parents=True, exist_ok=True)
             write_private(self.signing_key_path, self.keys.signing_seed + "\n")
-        write_private(self.config_path, text)
+        write_private(self.config_path, config_text(max_payload=self.max_payload, keys=self.keys, cluster=self.cluster))
 
     def _spawn(self, binary: Path, port: int, monitor_port: int) -> subprocess.Popen[bytes]:
         self._write_config()

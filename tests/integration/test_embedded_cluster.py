@@ -1,0 +1,88 @@
+"""A local three-node JetStream cluster of embedded nats-servers, with operator-mode auth.
+
+Streams get the configured replicas (an existing one is scaled up), and a replica count above
+the cluster size is refused and logged while the stream keeps working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from bus import permissions
+from bus.runtime import NatsEndpoint, connect_nats
+from bus.streams import StreamSettings, ensure_event_stream
+from bus.subjects import Subjects
+from quipu.embedded import EmbeddedNatsCluster
+
+
+async def _leader(js: Any, stream: str) -> str:
+    """The server leading ``stream``, once its replicas have elected one."""
+    deadline = time.monotonic() + 30
+    while True:
+        info = await js.stream_info(stream)
+        if info.cluster is not None and info.cluster.leader:
+            return str(info.cluster.leader)
+        assert time.monotonic() < deadline, f"no leader for {stream}: {info.cluster}"
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsCluster]:
+    with EmbeddedNatsCluster(tmp_path_factory.mktemp("nats-cluster"), size=3) as running:
+        yield running
+
+
+def test_every_node_has_its_own_ports_and_store_and_clients_get_all_urls(cluster: EmbeddedNatsCluster) -> None:
+    assert len(cluster.urls) == 3 and len(set(cluster.urls)) == 3
+    assert cluster.url == ",".join(cluster.urls)
+    assert len({node.data_dir for node in cluster.nodes}) == 3
+    assert all((node.data_dir / "jetstream").is_dir() for node in cluster.nodes)
+    assert cluster.env()["QUIPU_NATS_URL"] == cluster.url
+    # The route password and ports are Quipu's secret as much as the keys are.
+    assert stat.S_IMODE((cluster.data_dir / "cluster.json").stat().st_mode) == 0o600
+
+
+async def test_a_minted_user_works_on_every_node_and_streams_get_three_replicas(
+    cluster: EmbeddedNatsCluster,
+) -> None:
+    subjects = Subjects("cluster")
+    assert cluster.authority is not None
+    relay_user = cluster.authority.mint("quipu-relay", permissions.relay(subjects))
+    for url in cluster.urls:  # the accounts are preloaded on each node, not fetched from one
+        nc = await connect_nats(NatsEndpoint(url, relay_user), allow_reconnect=False)
+        js = nc.jetstream(timeout=10)
+        await ensure_event_stream(js, subjects)  # as any role: one replica
+        await nc.close()
+    nc = await connect_nats(NatsEndpoint(cluster.url, relay_user))
+    try:
+        js = nc.jetstream(timeout=10)
+        assert (await js.stream_info(subjects.events_stream)).config.num_replicas == 1
+        with capture_logs() as logs:
+            await ensure_event_stream(js, subjects, StreamSettings(replicas=3))
+        assert any(entry["event"] == "stream_updated" for entry in logs)
+        info = await js.stream_info(subjects.events_stream)
+        assert info.config.num_replicas == 3
+        assert await _leader(js, subjects.events_stream) in {"n1", "n2", "n3"}
+        # More replicas than servers: refused with JetStream's reason, the stream unchanged.
+        with capture_logs() as logs:
+            await ensure_event_stream(js, subjects, StreamSettings(replicas=5))
+        refused = [entry for entry in logs if entry["event"] == "stream_update_refused"]
+        assert refused and refused[0]["changes"] == {"num_replicas": {"current": 3, "configured": 5}}
+        assert (await js.stream_info(subjects.events_stream)).config.num_replicas == 3
+        ack = await js.publish(subjects.event("t", "x.happened"), b"{}")
+        assert ack.stream == subjects.events_stream
+    finally:
+        await nc.close()
+
+
+def test_a_restart_keeps_the_same_urls(cluster: EmbeddedNatsCluster, tmp_path: Path) -> None:
+    again = EmbeddedNatsCluster(cluster.data_dir, size=3)
+    assert [node.port for node in again.nodes] == [node.port for node in cluster.nodes]
