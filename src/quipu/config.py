@@ -71,6 +71,9 @@ class Settings:
     nats_replicas: int = field(default_factory=lambda: int(os.environ.get("QUIPU_NATS_REPLICAS") or "1"))
     nats_events_max_bytes: int | None = field(default_factory=lambda: _int("QUIPU_NATS_EVENTS_MAX_BYTES"))
     nats_events_max_age: float | None = field(default_factory=lambda: _float("QUIPU_NATS_EVENTS_MAX_AGE"))
+    # `quipu up`: how many embedded nats-servers to run as one JetStream cluster (0: a single
+    # server, no cluster); replicas then default to min(nodes, 3).
+    nats_cluster: int = field(default_factory=lambda: int(os.environ.get("QUIPU_NATS_CLUSTER") or "0"))
     # The NATS URL workers are told to use (default: the one Quipu uses).
     nats_public_url: str | None = field(default_factory=lambda: os.environ.get("QUIPU_NATS_PUBLIC_URL") or None)
     worker_credentials_ttl: int = field(

@@ -18,7 +18,7 @@ from bus.nats_auth import NatsAuthority
 from bus.runtime import NatsEndpoint
 from commands.access import AccessService, issue_bootstrap_key
 from quipu.config import Settings
-from quipu.embedded import EmbeddedNats, EmbeddedPostgres
+from quipu.embedded import EmbeddedNats, EmbeddedNatsCluster, EmbeddedPostgres
 from quipu.embedded_extra import require_embedded
 from quipu.ports import bind_api, bound_port, http_url
 from quipu.private_files import write_private
@@ -43,7 +43,8 @@ def infrastructure(settings: Settings) -> Iterator[Infrastructure]:
     """Start only what is not configured: Postgres and NATS, each with authentication."""
     require_embedded(settings)  # before starting either: a missing wheel is one clear error
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    pg = nats = None
+    pg = None
+    nats: EmbeddedNats | EmbeddedNatsCluster | None = None
     try:
         database_url = settings.database_url
         if not database_url:
@@ -53,7 +54,7 @@ def infrastructure(settings: Settings) -> Iterator[Infrastructure]:
         if settings.nats_url:
             yield Infrastructure(database_url, settings.nats_url, None, settings.nats_creds, pg is not None)
             return
-        nats = EmbeddedNats(settings.data_dir / "nats")
+        nats = _embedded_nats(settings)
         nats.start()
         yield Infrastructure(database_url, nats.endpoint, nats.authority, nats.credentials_path, True)
     finally:
@@ -61,6 +62,17 @@ def infrastructure(settings: Settings) -> Iterator[Infrastructure]:
             nats.stop()
         if pg is not None:
             pg.stop()
+
+
+def _embedded_nats(settings: Settings) -> EmbeddedNats | EmbeddedNatsCluster:
+    """One nats-server, or with ``--nats-cluster N`` a local cluster of N (for development and
+    fault tests: every node on this box, so it survives a process crash, not a box crash)."""
+    if settings.nats_cluster <= 1:
+        return EmbeddedNats(settings.data_dir / "nats")
+    if "QUIPU_NATS_REPLICAS" not in os.environ:
+        # A cluster whose streams live on one node would not survive that node's loss.
+        settings.nats_replicas = min(settings.nats_cluster, 3)
+    return EmbeddedNatsCluster(settings.data_dir / "nats-cluster", size=settings.nats_cluster)
 
 
 def dev_key(database_url: str, data_dir: Path) -> str:

@@ -18,12 +18,23 @@ ENV: dict[str, str] = {
     "host": "QUIPU_HOST",
     "port": "QUIPU_PORT",
     "health_port": "QUIPU_HEALTH_PORT",
+    "nats_cluster": "QUIPU_NATS_CLUSTER",
     "api_url": "QUIPU_API_URL",
     "api_key": "QUIPU_API_KEY",
 }
 """Option (by ``dest``) -> the environment variable used when the option is not given."""
 
-SETTINGS_OPTIONS = ("data_dir", "database_url", "nats_url", "log_format", "log_level", "host", "port", "health_port")
+SETTINGS_OPTIONS = (
+    "data_dir",
+    "database_url",
+    "nats_url",
+    "log_format",
+    "log_level",
+    "host",
+    "port",
+    "health_port",
+    "nats_cluster",
+)
 """Options that override a field of ``quipu.config.Settings`` (which reads the variable)."""
 
 

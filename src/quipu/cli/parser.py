@@ -54,6 +54,15 @@ def _roles(subs: argparse._SubParsersAction, common: argparse.ArgumentParser) ->
         help="API port; a port given and taken is an error",
         default_text="8000 when free, else a free port",
     )
+    option(
+        up,
+        "--nats-cluster",
+        type=int,
+        metavar="N",
+        help="run N embedded nats-servers as one JetStream cluster (3 survives the loss of one); "
+        "stream replicas default to min(N, 3)",
+        default_text="one server, no cluster",
+    )
     up.set_defaults(func=roles.cmd_up)
 
     api = _sub(subs, "api", "run the HTTP API only", common)
