@@ -96,10 +96,11 @@ def cluster(tmp_path: Path) -> Iterator[tuple[list[int], Path]]:
         nodes.append(subprocess.Popen([str(nats_server_binary()), *args], env=env))
     try:
         for node, (_client, _cluster, monitor) in zip(nodes, ports, strict=True):  # compose's and k8s' probes
-            url = f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true"
+            url = f"http://127.0.0.1:{monitor}/healthz?js-server-only=true"
             wait_for("JetStream", lambda u=url, n=node: http_ok(u) or n.poll() is not None)
             assert node.poll() is None, (tmp_path / f"nats-{nodes.index(node) + 1}.log").read_text()[-2000:]
-            assert http_ok(f"http://127.0.0.1:{monitor}/healthz?js-server-only=true")
+            for path in ("/healthz?js-enabled-only=true", "/healthz"):  # liveness and startup
+                wait_for(path, lambda u=f"http://127.0.0.1:{monitor}{path}": http_ok(u))
         yield [client for client, _c, _m in ports], secrets
     finally:
         for node in nodes:
