@@ -13,9 +13,9 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed
+from psycopg.sql import SQL
 
-from commands.schema import dag_schema_statements
+from commands import migrations
 from domain.events import event_class
 from domain.hashing import depth_from, event_hash
 
@@ -49,7 +49,7 @@ class DagRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = datastore.schema or "public"
-        self.sql_create_statements.extend(Composed([_sql(s)]) for s in dag_schema_statements(schema))
+        self._schema = schema
         self._select_parents = _sql(
             f"SELECT event_id, tenant_id, depth, hash FROM {schema}.event_dag WHERE event_id = ANY(%s)"
         )
@@ -67,10 +67,10 @@ class DagRecorder(PostgresApplicationRecorder):
         )
 
     def _create_table(self, curs: Cursor[DictRow]) -> None:
-        # Several API processes may start at once: serialise the DDL so trigger
-        # re-creation in one cannot collide with another's.
-        curs.execute(_sql("SELECT pg_advisory_xact_lock(hashtext('quipu-ddl'))"))
-        super()._create_table(curs)
+        # Every process migrates at start-up; several may start at once, so the pending
+        # migrations run under the DDL lock (docs/decisions/0009-write-side-migrations.md).
+        migrations.lock(curs)
+        migrations.apply(curs, self._schema)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from projections.registry import PROJECTIONS
 from quipu.cli import admin, roles
+from quipu.cli.migrate import cmd_migrate
 from quipu.cli.options import common_options, option, package_version
 from quipu.progress import DEFAULT_INTERVAL
 
@@ -176,6 +177,12 @@ def _admin(subs: argparse._SubParsersAction, common: argparse.ArgumentParser) ->
     )
     option(replay, "--json", action="store_true", help="one JSON envelope per line (as the API's NDJSON)")
     replay.set_defaults(func=admin.cmd_replay)
+
+    migrate = _sub(
+        subs, "migrate", "apply the write side's pending schema migrations (every role also does at start)", common
+    )
+    option(migrate, "--status", action="store_true", help="list applied and pending migrations, change nothing")
+    migrate.set_defaults(func=cmd_migrate)
 
 
 def build_parser() -> argparse.ArgumentParser:
