@@ -85,10 +85,16 @@ def test_a_pending_approval_is_approved_from_the_page(
 
 
 def test_the_list_shows_status_workflow_and_cost_and_filters_by_status(
-    signed_in_page: Page, base_url: str, run_workflow: Run
+    signed_in_page: Page, base_url: str, api: httpx.Client, run_workflow: Run
 ) -> None:
     page = signed_in_page
     run = run_workflow(chain(echo("only")), name="listed")
+
+    def listed() -> bool:  # the list is a read model: it follows the run's events shortly after
+        found = api.get("/executions", params={"status": "succeeded", "limit": 20}).json()["items"]
+        return any(item["id"] == run["id"] for item in found)
+
+    wait_for(listed, "the run in the list's read model")
     page.goto(f"{base_url}/ui/executions?status=succeeded&limit=20")
     row = page.locator(f'[data-testid=execution-row][data-execution-id="{run["id"]}"]')
     expect(row.locator("[data-col=status]")).to_have_text("succeeded")

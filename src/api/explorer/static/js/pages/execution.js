@@ -59,16 +59,15 @@ async function render(container, params, query) {
     container.append(sections[key]);
   }
   const detail = h('section', { class: 'panel', 'data-testid': 'node-detail', 'aria-label': 'node details' },
-    h('p', { class: 'muted' }, 'Pick a node in the graph (click, or Tab to it and press Enter) to see its attempts, output, telemetry and errors.'));
+    h('p', { class: 'muted' }, 'Pick a node in the graph (click it, or Tab to it and press Enter; arrow keys move along the edges) to see its attempts, output, telemetry and errors.'));
   let graph = null;
   const init = {
     graph: (el) => {
       graph = liveGraph(el, {
-        id, execution, definition: workflow.definition,
+        id, execution, definition: workflow.definition, side: detail,
         onSelect: (nodeId, asOf) => nodeDetail(detail, id, nodeId, asOf).then(() => detail.querySelector('h2').focus()),
         onChange: (ex) => { head.update(ex); },
       });
-      el.append(detail);
       return graph;
     },
     timeline: (el) => timelinePanel(el, id),

@@ -10,7 +10,9 @@ function valueCell(value) {
 function diffView(cmp) {
   const keyList = (kind, keys) => h('div', {},
     h('h3', { class: `diff-${kind}` }, `${kind} keys (${keys.length})`),
-    h('ul', { 'data-testid': `diff-${kind}-keys` }, keys.map((k) => h('li', { class: 'mono', 'data-testid': 'diff-key', 'data-kind': kind }, k))));
+    keys.length
+      ? h('ul', { 'data-testid': `diff-${kind}-keys` }, keys.map((k) => h('li', { class: 'mono', 'data-testid': 'diff-key', 'data-kind': kind }, k)))
+      : h('p', { class: 'muted', 'data-testid': `diff-${kind}-keys` }, 'none'));
   return h('div', { class: 'panel', 'data-testid': 'checkpoint-diff' },
     h('h2', {}, `Diff: version ${cmp.a.version} → version ${cmp.b.version}`),
     h('div', { class: 'row top' }, keyList('added', cmp.added_keys), keyList('removed', cmp.removed_keys), keyList('modified', cmp.modified_keys)),

@@ -17,7 +17,7 @@ function graphModel(definition, statuses) {
   return { nodes, edges };
 }
 
-// ctx: {id, execution, definition, onSelect(nodeId, asOfVersion|null), onChange(execution)}
+// ctx: {id, execution, definition, side (drawn above the state), onSelect(nodeId, asOfVersion|null), onChange(execution)}
 export function liveGraph(container, ctx) {
   let execution = ctx.execution;
   let following = true;
@@ -38,7 +38,8 @@ export function liveGraph(container, ctx) {
       text, problems),
     h('div', { class: 'grid2' },
       h('section', { class: 'panel', 'aria-label': 'graph' }, h('h2', {}, 'Graph'), graphBox),
-      h('section', { class: 'panel', 'aria-label': 'state' }, h('h2', {}, 'State'), stateMeta, statePanel)),
+      h('div', {}, ctx.side || null,
+        h('section', { class: 'panel', 'aria-label': 'state' }, h('h2', {}, 'State'), stateMeta, statePanel))),
   );
   const model = graphModel(ctx.definition, execution.nodes);
   const dag = renderDag(graphBox, {
