@@ -166,14 +166,39 @@ async def head_version(conn: Conn, stream: Stream) -> int:
     return int(row["v"]) if row else 0
 
 
+# The stream's first event and the point's own row in one round trip: time travel is read
+# often, and an event id or a version of the stream itself is by far the common case.
+_AT_EVENT = "p.event_id = %(event)s AND p.tenant_id = f.tenant_id AND p.stream_id = %(stream)s"
+_AT_VERSION = (
+    f"p.notification_id = (SELECT notification_id FROM {EVENTS_TABLE}"
+    " WHERE originator_id = %(stream)s AND originator_version = %(version)s)"
+)
+_STREAM_AND_POINT = (
+    "SELECT f.tenant_id, f.correlation_id, f.kind, p.event_id, p.version, p.occurred_at, p.notification_id"
+    f" FROM {EVENTS_TABLE} e JOIN event_dag f ON f.notification_id = e.notification_id"
+    " LEFT JOIN event_dag p ON {on}"
+    " WHERE e.originator_id = %(stream)s AND e.originator_version = 1"
+)
+
+
 async def resolve_as_of(
     conn: Conn, tenant_id: str, stream_id: UUID, category: str, as_of: str | None
 ) -> tuple[Stream, StreamPoint | None]:
     """404 unless the tenant owns the stream; the point ``as_of`` names (None: now)."""
-    stream = await find_stream(conn, tenant_id, stream_id, category)
-    if as_of is None:
-        return stream, None
-    return stream, await resolve_point(conn, stream, parse_point(as_of))
+    point = parse_point(as_of) if as_of is not None else None
+    if point is None or point.at is not None:
+        stream = await find_stream(conn, tenant_id, stream_id, category)
+        return stream, await resolve_point(conn, stream, point) if point else None
+    on = _AT_EVENT if point.event_id is not None else _AT_VERSION
+    params = {"stream": stream_id, "event": point.event_id, "version": point.version}
+    cur = await conn.execute(_STREAM_AND_POINT.format(on=on), params, prepare=True)
+    row = await cur.fetchone()
+    if row is None or row["tenant_id"] != tenant_id or not row["kind"].startswith(category + "."):
+        raise NotFound(f"{category} {stream_id} not found")
+    stream = Stream(stream_id, row["tenant_id"], row["correlation_id"], category)
+    if row["event_id"] is None:  # not an event of the stream: telemetry, or the errors' wording
+        return stream, await resolve_point(conn, stream, point)
+    return stream, _point(row)
 
 
 # -- replay: the execution's replay set between two points ------------------------------------

@@ -80,10 +80,13 @@ class StateCache:
         if not aggregate.version:
             return
         key = (aggregate.id, aggregate.version)
-        template = copy_state(aggregate)
         with self._lock:
             if key in self._lru:
                 self._lru.move_to_end(key)
+                return
+        template = copy_state(aggregate)  # outside the lock: large states take a while
+        with self._lock:
+            if key in self._lru:
                 return
             self._lru[key] = template
             versions = self._versions.setdefault(aggregate.id, [])
