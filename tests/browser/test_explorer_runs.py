@@ -134,7 +134,15 @@ def test_an_api_error_is_shown_as_the_problems_title_and_detail(browser: Browser
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
+        page.goto(f"{base_url}/ui/executions")
+        page.get_by_label("API key").fill("qk_not-a-key")
+        page.get_by_test_id("signin").click()
+        refused = page.get_by_test_id("signin-error")
+        expect(refused.get_by_test_id("problem-title")).to_have_text("401 Unauthorized")
+        expect(refused.get_by_test_id("problem-detail")).to_contain_text("unknown or revoked")
+        assert page.evaluate("sessionStorage.getItem('quipu.apiKey')") is None
         sign_in(page, base_url, api_key)
+        expect(refused).to_be_empty()
         missing = uuid.uuid4()
         page.goto(f"{base_url}/ui/executions/{missing}")
         expect(page.get_by_test_id("problem-title")).to_have_text("404 Not Found")

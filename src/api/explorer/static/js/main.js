@@ -1,7 +1,8 @@
 // Entry point: the sign-in form, then the router. Page modules (js/pages/*.js) are loaded by
 // index.html before this one (the controller lists the files present, so a page not yet written
 // costs no 404) and register their routes on import; module scripts run in document order.
-import { api, apiKey, setApiKey } from './api.js';
+import { api, apiKey, setApiKey, showProblem } from './api.js';
+import { h } from './dom.js';
 import { route, start, navigate } from './router.js';
 
 function showSession() {
@@ -22,20 +23,31 @@ async function describeKey() {
 
 function wireSession() {
   const form = document.getElementById('signin');
-  form.addEventListener('submit', (event) => {
+  const error = h('div', { class: 'signin-error', 'data-testid': 'signin-error', role: 'alert' });
+  form.after(error);
+  form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    error.replaceChildren();
     const input = document.getElementById('api-key');
     const key = input.value.trim();
     if (!key) return;
     setApiKey(key);
+    try {
+      await api('/tenants/current');  // a wrong key is told here, not as every page's 401
+    } catch (err) {
+      setApiKey('');
+      showProblem(error, err);
+      input.focus();
+      return;
+    }
     input.value = '';
     showSession();
     describeKey();
-    document.dispatchEvent(new CustomEvent('quipu:signed-in'));
     navigate(location.pathname === '/ui' || location.pathname === '/ui/' ? '/ui/executions' : location.pathname + location.search);
   });
   document.getElementById('signout').addEventListener('click', () => {
     setApiKey('');
+    error.replaceChildren();
     showSession();
     navigate('/ui/executions');
     document.getElementById('api-key').focus();
