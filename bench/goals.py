@@ -79,7 +79,7 @@ def evaluate(f: Figures) -> list[GoalRow]:
         )  # fmt: skip
     steps = "10,000" if f.get("history_steps") is None else f"{f['history_steps']:,.0f}"
     rows += [
-        _ratio_goal(f, f"state as of the middle of a {steps}-step history, p50", "<= 1.0x LangGraph get_state",
+        _ratio_goal(f, f"state as of an event of a {steps}-step history, p50", "<= 1.0x LangGraph get_state",
                     "state_as_of_p50_ms_10k", "langgraph_get_state_p50_ms_10k", "ms", lambda r: r <= 1.0,
                     "LangGraph get_state: "),
         _ratio_goal(f, "bytes stored per ten-node run (tables + indexes)", "<= 1.2x LangGraph",

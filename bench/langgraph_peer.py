@@ -8,7 +8,7 @@ durable as a finished Quipu run. Each thread has a saver and a connection of its
 separate worker processes would: one saver shared by threads serialises on its lock.
 
 The time-travel history: a one-node graph that loops ``steps`` times (one checkpoint per
-step, the counter changing each time); ``get_state`` at its middle checkpoint is the figure.
+step, the counter changing each time); ``get_state`` at a checkpoint of it is the figure.
 
 langgraph and langgraph-checkpoint-postgres are bench-only (the ``bench`` extra); this
 module imports them when a peer is built, so the rest of the bench runs without them.
@@ -132,7 +132,7 @@ def run_threads(one: Callable[[int], None], n: int, threads: int) -> float:
 
 
 class LangGraphHistory:
-    """One thread of ``steps`` checkpoints; ``get_state`` at the middle one."""
+    """One thread of ``steps`` checkpoints; ``get_state`` at any of them."""
 
     def __init__(self, database_url: str, steps: int) -> None:
         from langgraph.checkpoint.postgres import PostgresSaver
@@ -150,17 +150,18 @@ class LangGraphHistory:
         self.build_s = time.perf_counter() - t0
         self.graph = loop_graph(self.saver, steps)
         listed = self.saver.list({"configurable": {"thread_id": thread}})
-        ids = [t.config["configurable"]["checkpoint_id"] for t in listed]
-        self.checkpoints = len(ids)
-        self.middle = {"configurable": {"thread_id": thread, "checkpoint_id": ids[len(ids) // 2]}}
-        self.middle_count = self.graph.get_state(self.middle).values["count"]
+        self.ids = [t.config["configurable"]["checkpoint_id"] for t in listed][::-1]  # oldest first
+        self.thread = thread
 
-    def get_state_ms(self) -> float:
+    def get_state_ms(self, fraction: float) -> float:
+        """``get_state`` at the checkpoint this far (0..1) into the history."""
+        checkpoint = self.ids[min(int(fraction * len(self.ids)), len(self.ids) - 1)]
+        config = {"configurable": {"thread_id": self.thread, "checkpoint_id": checkpoint}}
         t0 = time.perf_counter()
-        snapshot = self.graph.get_state(self.middle)
+        snapshot = self.graph.get_state(config)
         ms = (time.perf_counter() - t0) * 1000
-        if snapshot.values["count"] != self.middle_count:
-            raise RuntimeError(f"get_state gave {snapshot.values!r}")
+        if snapshot.config["configurable"]["checkpoint_id"] != checkpoint or "count" not in snapshot.values:
+            raise RuntimeError(f"get_state at {checkpoint} gave {snapshot!r}")
         return ms
 
     def close(self) -> None:

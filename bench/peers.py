@@ -14,16 +14,19 @@ rounds; LangGraph's side counts its ``checkpoints``, ``checkpoint_blobs``, ``che
 and ``checkpoint_migrations``, during its rounds. Both are page-granular, so both include
 the same kind of slack (fill factor, the last partly filled page of each relation).
 
-State as of the middle of a long history: Quipu's is the time-travel phase's execution
-(``bench.time_travel``, state as of its middle event: resolve the event id, then load from
-the latest snapshot; built here if that phase did not run); LangGraph's a one-node loop
-graph of as many steps (one checkpoint per step), ``get_state`` at its middle checkpoint.
-The p50 of R repeats each, alternating; the first round warms caches and is not counted.
+State as of an event of a long history: Quipu's is the time-travel phase's execution
+(``bench.time_travel``; state as of an event: resolve the event id, then ``EventStore.load``
+at its version, as the API does; built here if that phase did not run); LangGraph's a
+one-node loop graph of as many steps (one checkpoint per step), ``get_state`` at the
+checkpoint at the same position. The middle first (not counted: it warms the connections),
+then R distinct points drawn at random across the history, the two sides alternating;
+the p50 of each side.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import uuid
 from dataclasses import dataclass
@@ -126,33 +129,38 @@ async def _history(ctx: Context, repeats: int) -> tuple[int, list[float], list[f
 
     t = ctx.shared.get("time_travel")
     if t is not None and t.execution_id is not None:
-        execution_id, middle, steps = t.execution_id, t.middle_event, t.events
+        execution_id = t.execution_id
     else:
         log("  (the time-travel phase left no execution: building one here)")
         execution_id, _ = await asyncio.to_thread(time_travel.build, ctx.store, int(ctx.sizes["tt_events"]))
-        steps, middle = await asyncio.to_thread(time_travel.middle_event, ctx.database_url, execution_id)
-    log(f"  LangGraph: a {steps:,}-step history ...")
-    history = await asyncio.to_thread(LangGraphHistory, ctx.database_url, steps)
+    events = await asyncio.to_thread(time_travel.event_ids, ctx.database_url, execution_id)
+    log(f"  LangGraph: a {len(events):,}-step history ...")
+    history = await asyncio.to_thread(LangGraphHistory, ctx.database_url, len(events))
+    # The middle first (warm-up, not counted), then distinct points drawn across the history:
+    # a point asked twice would measure a cache of that point, not the state as of an event.
+    rng = random.Random(14)
+    points = [len(events) // 2, *rng.sample(range(len(events)), min(repeats, len(events)))]
     quipu_ms, peer_ms = [], []
     try:
         async with await AsyncConnection.connect(ctx.database_url, autocommit=True, row_factory=dict_row) as conn:
 
-            async def quipu() -> float:
-                ms, _ = await time_travel.state_as_of(conn, ctx.store, execution_id, middle, snapshots=True)
+            async def quipu(event: str) -> float:
+                ms, _ = await time_travel.state_as_of(conn, ctx.store, execution_id, event, snapshots=True)
                 return ms
 
-            for i in range(repeats + 1):
+            for i, point in enumerate(points):
+                fraction = point / len(events)
                 if i % 2 == 0:
-                    q, p = await quipu(), history.get_state_ms()
+                    q, p = await quipu(events[point]), history.get_state_ms(fraction)
                 else:
-                    p = history.get_state_ms()
-                    q = await quipu()
+                    p = history.get_state_ms(fraction)
+                    q = await quipu(events[point])
                 if i:
                     quipu_ms.append(q)
                     peer_ms.append(p)
     finally:
         history.close()
-    return steps, quipu_ms, peer_ms, history.build_s
+    return len(events), quipu_ms, peer_ms, history.build_s
 
 
 async def _measure(ctx: Context) -> PeerResult:
@@ -213,9 +221,10 @@ def rows(r: PeerResult) -> list[Row]:
     q50, p50 = statistics.median(r.quipu_as_of_ms), statistics.median(r.langgraph_get_state_ms)
     out.append(
         (
-            f"State as of the middle of a {r.steps:,}-step history, p50 (Quipu: the time-travel execution as of its"
-            f" middle event; peer LangGraph get_state at the middle of {r.steps:,} checkpoints of a one-node loop,"
-            f" built in {r.langgraph_build_s:.0f} s; {len(r.quipu_as_of_ms)} repeats each, alternating)",
+            f"State as of an event of a {r.steps:,}-step history, p50 (Quipu: the time-travel execution as of"
+            f" {len(r.quipu_as_of_ms)} distinct events drawn across it; peer LangGraph get_state at the checkpoints"
+            f" at the same positions of {r.steps:,} checkpoints of a one-node loop, built in"
+            f" {r.langgraph_build_s:.0f} s; alternating)",
             fmt(q50, "ms"),
             fmt(p50, "ms"),
             f"{q50 / p50:.2f}x / goal <= 1.0x {'OK' if q50 <= p50 else 'MISS'}",

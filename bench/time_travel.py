@@ -168,12 +168,11 @@ async def _measure(store: EventStore, database_url: str, execution_id: UUID, rep
     )
 
 
-def middle_event(database_url: str, execution_id: UUID) -> tuple[int, str]:
-    """(events in the execution's stream, the id of its middle event), as ``_measure`` picks it."""
+def event_ids(database_url: str, execution_id: UUID) -> list[str]:
+    """The ids of the execution's events, in stream order."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         ids = conn.execute("SELECT event_id FROM event_dag WHERE stream_id = %s ORDER BY version", (execution_id,))
-        own = [str(row[0]) for row in ids.fetchall()]
-    return len(own), own[len(own) // 2]
+        return [str(row[0]) for row in ids.fetchall()]
 
 
 def measure(store: EventStore, database_url: str, n: int, repeats: int) -> TimeTravelResult:

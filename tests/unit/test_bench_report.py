@@ -112,7 +112,7 @@ def test_goals_compare_quipu_with_the_peer_in_the_direction_each_goal_wants() ->
     assert _row(rows, "runs/s driven directly (no NATS), 1 thread").status == "MISS"
     assert _row(rows, "runs/s driven directly (no NATS), 6 threads").status.startswith("n/a")
     assert _row(rows, "task handoff").status == "MISS"  # p50 at the line, p99 over
-    assert _row(rows, "state as of the middle of a 10,000-step history").status == "OK"
+    assert _row(rows, "state as of an event of a 10,000-step history").status == "OK"
     assert _row(rows, "bytes stored").status == "OK"
     assert _row(rows, "append, 1 writer").status == "OK"
     assert _row(rows, "append, 8 writers").status == "MISS"
