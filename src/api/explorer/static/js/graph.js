@@ -7,6 +7,7 @@ const NODE_H = 46;
 const GAP_X = 24;
 const GAP_Y = 56;
 const SWEEPS = 4;
+const MAX_ROW = 24;
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 function esc(text) {
@@ -119,15 +120,22 @@ export function renderDag(container, { nodes, edges, onSelect, windowed } = {}) 
   const { layers, layerOf } = layout(n, pairs);
   const slot = new Int32Array(n);
   layers.forEach((layer) => layer.forEach((v, i) => { slot[v] = i; }));
-  const widest = layers.reduce((m, l) => Math.max(m, l.length), 0);
+  // A layer wider than MAX_ROW nodes wraps onto several rows, so a wide fan-out (or fan-in)
+  // stays readable and the drawing stays within a few screens' width.
+  const widest = layers.reduce((m, l) => Math.max(m, Math.min(l.length, MAX_ROW)), 0);
   const width = Math.max(widest * (NODE_W + GAP_X), 200);
-  const height = Math.max(layers.length * (NODE_H + GAP_Y), 80);
   const x = new Float64Array(n);
   const y = new Float64Array(n);
-  layers.forEach((layer, li) => {
-    const offset = (width - layer.length * (NODE_W + GAP_X)) / 2 + GAP_X / 2;
-    layer.forEach((v, i) => { x[v] = offset + i * (NODE_W + GAP_X); y[v] = li * (NODE_H + GAP_Y) + GAP_Y / 2; });
-  });
+  let row = 0;
+  for (const layer of layers) {
+    for (let start = 0; start < layer.length; start += MAX_ROW) {
+      const part = layer.slice(start, start + MAX_ROW);
+      const offset = (width - part.length * (NODE_W + GAP_X)) / 2 + GAP_X / 2;
+      part.forEach((v, i) => { x[v] = offset + i * (NODE_W + GAP_X); y[v] = row * (NODE_H + GAP_Y) + GAP_Y / 2; });
+      row += 1;
+    }
+  }
+  const height = Math.max(row * (NODE_H + GAP_Y), 80);
   const states = nodes.map((node) => node.state || 'pending');
   const labels = nodes.map((node) => String(node.label ?? node.id));
   const ids = nodes.map((node) => String(node.id));
@@ -229,13 +237,15 @@ export function renderDag(container, { nodes, edges, onSelect, windowed } = {}) 
   let frame = 0;
   const onScroll = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; draw(); }); };
   if (large) wrap.addEventListener('scroll', onScroll, { passive: true });
+  // Open on the sources: the top rows, horizontally centred on the first of them.
+  if (n && width > wrap.clientWidth) wrap.scrollLeft = Math.max(0, x[layers[0][0]] + NODE_W / 2 - wrap.clientWidth / 2);
   draw();
   return {
     svg,
     positions: { x, y },
     update(id, state) {
       const i = index.get(String(id));
-      if (i === undefined || !state) return;
+      if (i === undefined || !state || states[i] === state) return;
       states[i] = state;
       const g = byIndex.get(i);
       if (!g) return;
