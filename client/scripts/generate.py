@@ -106,6 +106,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "replayExecution": ("time_travel", "ndjson:replay"),
     "blameExecutionState": ("time_travel", "blame"),
     "bisectExecution": ("time_travel", "bisect"),
+    "getEventGraph": ("event_dag", "graph"),
     "getCorrelationDag": ("event_dag", "correlation"),
     "getEvent": ("event_dag", "get"),
     "getAncestors": ("event_dag", "ancestors"),

@@ -30,6 +30,7 @@ from api.context import ApiContext
 from api.delegations import DelegationController
 from api.edges import EdgeController
 from api.event_dag import EventDagController
+from api.event_graph import EventGraphController
 from api.execution_insights import ExecutionInsightsController
 from api.executions import ExecutionController
 from api.explorer.controller import ExplorerController
@@ -132,6 +133,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
             ApprovalController,
             ExecutionApprovalsController,
             EventDagController,
+            EventGraphController,
             ArtifactController,
             NoteController,
             ProvenanceController,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncIterator, Iterator
+from typing import Literal
 from uuid import UUID
 
 from quipu_client.models.common import EventEnvelope
-from quipu_client.models.event_dag import CausalPath, CorrelationGraph, VerificationOut, Walk
+from quipu_client.models.event_dag import CausalPath, CorrelationGraph, EventGraphOut, VerificationOut, Walk
 from quipu_client.models.page import Page
 from quipu_client.resources.base import AsyncResource, SyncResource
 
@@ -135,6 +136,23 @@ class EventDag(SyncResource):
         """``GET /api/v1/event-dag/{event_id}/verify`` (verifyEvent)."""
         return self._t.call("GET", f"/api/v1/event-dag/{event_id}/verify", expect=VerificationOut)
 
+    def graph(
+        self,
+        event_id: UUID | str,
+        *,
+        direction: Literal["ancestors", "descendants"] | None = None,
+        max_depth: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> EventGraphOut:
+        """``GET /api/v1/event-dag/{event_id}/graph`` (getEventGraph)."""
+        return self._t.call(
+            "GET",
+            f"/api/v1/event-dag/{event_id}/graph",
+            params={"direction": direction, "max_depth": max_depth, "limit": limit, "offset": offset},
+            expect=EventGraphOut,
+        )
+
 class AsyncEventDag(AsyncResource):
 
     async def ancestors(
@@ -255,3 +273,20 @@ class AsyncEventDag(AsyncResource):
     async def verify(self, event_id: UUID | str) -> VerificationOut:
         """``GET /api/v1/event-dag/{event_id}/verify`` (verifyEvent)."""
         return await self._t.call("GET", f"/api/v1/event-dag/{event_id}/verify", expect=VerificationOut)
+
+    async def graph(
+        self,
+        event_id: UUID | str,
+        *,
+        direction: Literal["ancestors", "descendants"] | None = None,
+        max_depth: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> EventGraphOut:
+        """``GET /api/v1/event-dag/{event_id}/graph`` (getEventGraph)."""
+        return await self._t.call(
+            "GET",
+            f"/api/v1/event-dag/{event_id}/graph",
+            params={"direction": direction, "max_depth": max_depth, "limit": limit, "offset": offset},
+            expect=EventGraphOut,
+        )

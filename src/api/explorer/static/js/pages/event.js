@@ -8,8 +8,7 @@ import { route, navigate } from '../router.js';
 import { requireKey, shortId } from '../common.js';
 import { renderDag } from '../graph.js';
 
-const PAGE = 1000; // the API's largest page
-const PARALLEL = 3; // pages fetched at once after the first
+const PAGE = 10000; // the graph walk's largest page
 const DEFAULT_DEPTH = 100; // the API's default max_depth
 const MAX_DEPTH = 10000; // and its largest
 
@@ -18,23 +17,16 @@ function depthOf(text) {
   return Number.isFinite(n) ? Math.min(Math.max(n, 1), MAX_DEPTH) : DEFAULT_DEPTH;
 }
 
-// Every event of a walk within maxDepth hops, nearest first: the API pages by offset, and a
-// page shorter than PAGE is the last. Pages after the first are fetched PARALLEL at a time.
+// Every event of a walk within maxDepth hops, nearest first, from the graph walk (ids, kinds
+// and parent links, no payloads): one answer holds 10,000 events, further pages by offset.
 async function walkAll(id, direction, maxDepth) {
-  const get = (offset) => api(`/event-dag/${id}/${direction}`, { query: { max_depth: maxDepth, limit: PAGE, offset } });
+  const get = (offset) => api(`/event-dag/${id}/graph`, { query: { direction, max_depth: maxDepth, limit: PAGE, offset } });
   const first = await get(0);
   const items = first.items.slice();
-  let done = first.items.length < PAGE;
-  let offset = PAGE;
-  while (!done) {
-    const pages = await Promise.all(Array.from({ length: PARALLEL }, (_, i) => get(offset + i * PAGE)));
-    for (const page of pages) {
-      items.push(...page.items);
-      if (page.items.length < PAGE) { done = true; break; }
-    }
-    offset += PARALLEL * PAGE;
-  }
-  return items;
+  const rest = [];
+  for (let offset = PAGE; offset < first.total; offset += PAGE) rest.push(get(offset));
+  for (const page of await Promise.all(rest)) items.push(...page.items);
+  return { items, truncated: first.truncated };
 }
 
 function label(event) {
@@ -71,9 +63,11 @@ function envelopePanel(event) {
     h('h2', {}, 'Payload'), h('pre', { 'data-testid': 'event-payload' }, pretty(event.payload)));
 }
 
-async function verifyBadge(id) {
-  const slot = h('span', { 'data-testid': 'verify-badge', 'data-ok': 'pending', class: 'badge st-pending' }, 'verifying hash chain…');
-  api(`/event-dag/${id}/verify`).then((v) => {
+// The badge at once; the check itself (it rehashes every ancestor) starts when asked, so
+// it does not compete with the walks the graph waits for.
+function verifyBadge(id) {
+  const slot = h('span', { 'data-testid': 'verify-badge', 'data-ok': 'pending', class: 'badge st-pending' }, 'hash chain: checking…');
+  const start = () => api(`/event-dag/${id}/verify`).then((v) => {
     slot.className = `badge st-${v.ok ? 'succeeded' : 'failed'}`;
     slot.dataset.ok = String(v.ok);
     slot.textContent = v.ok
@@ -82,9 +76,9 @@ async function verifyBadge(id) {
   }, (err) => {
     slot.className = 'badge st-unknown';
     slot.dataset.ok = 'error';
-    slot.textContent = `cannot verify: ${err.title || err}`;
+    slot.textContent = `hash chain: cannot verify (${err.title || err})`;
   });
-  return slot;
+  return { slot, start };
 }
 
 function depthForm(id, up, down, withId) {
@@ -164,9 +158,13 @@ async function render(container, params, query) {
   const id = params.id;
   const up = depthOf(query.up);
   const down = depthOf(query.down);
+  // The walks need only the id: they start with the envelope's request, not after it.
+  const walks = Promise.all([walkAll(id, 'ancestors', up), walkAll(id, 'descendants', down)]);
+  walks.catch(() => {}); // shown below once the envelope is in; never an unhandled rejection
   const event = await api(`/event-dag/${id}`);
+  const verify = verifyBadge(id);
   container.append(h('h1', {}, 'Event ', h('span', { class: 'mono' }, label(event))),
-    h('div', { class: 'row' }, await verifyBadge(id)), envelopePanel(event));
+    h('div', { class: 'row' }, verify.slot), envelopePanel(event));
 
   const counts = h('p', { class: 'row', 'data-testid': 'event-counts' }, 'Walking the event graph…');
   const graphBox = h('section', { class: 'panel', 'data-testid': 'event-graph', 'data-ready': 'false', 'aria-label': 'ancestors and descendants' });
@@ -179,22 +177,23 @@ async function render(container, params, query) {
     secondEventForm(id, graph, query.with));
 
   let left = false;
-  const [ancestors, descendants] = await Promise.all([walkAll(id, 'ancestors', up), walkAll(id, 'descendants', down)]);
-  if (left) return undefined;
+  const [ancestors, descendants] = await walks.catch((err) => { clear(counts); showProblem(counts, err); return [null, null]; });
+  if (left || !ancestors) { verify.start(); return undefined; }
+  const cut = (walk) => (walk.truncated ? ' (the walk stopped at its limit)' : '');
   clear(counts).append(
-    h('span', { 'data-testid': 'ancestor-count', 'data-count': ancestors.length }, `${ancestors.length} ancestors within ${up} hops`),
-    h('span', { 'data-testid': 'descendant-count', 'data-count': descendants.length }, `${descendants.length} descendants within ${down} hops`));
-  const all = [{ distance: 0, event }, ...ancestors, ...descendants];
-  const inGraph = new Set(all.map((r) => r.event.event_id));
-  all.forEach((r, i) => graph.base.set(r.event.event_id, i === 0 ? 'this' : i <= ancestors.length ? 'ancestor' : 'descendant'));
-  const nodes = all.map((r) => ({
-    id: r.event.event_id,
-    label: label(r.event),
-    state: graph.marks.get(r.event.event_id) || graph.base.get(r.event.event_id),
-    title: `${r.event.kind} ${r.event.event_id} (${r.distance} hops) ${r.event.occurred_at}`,
+    h('span', { 'data-testid': 'ancestor-count', 'data-count': ancestors.items.length }, `${ancestors.items.length} ancestors within ${up} hops${cut(ancestors)}`),
+    h('span', { 'data-testid': 'descendant-count', 'data-count': descendants.items.length }, `${descendants.items.length} descendants within ${down} hops${cut(descendants)}`));
+  const all = [{ ...event, distance: 0 }, ...ancestors.items, ...descendants.items];
+  const inGraph = new Set(all.map((e) => e.event_id));
+  all.forEach((e, i) => graph.base.set(e.event_id, i === 0 ? 'this' : i <= ancestors.items.length ? 'ancestor' : 'descendant'));
+  const nodes = all.map((e) => ({
+    id: e.event_id,
+    label: label(e),
+    state: graph.marks.get(e.event_id) || graph.base.get(e.event_id),
+    title: `${e.kind} ${e.event_id} (${e.distance} hops) ${e.occurred_at}`,
   }));
   const edges = [];
-  for (const r of all) for (const p of r.event.parent_ids) if (inGraph.has(p)) edges.push([p, r.event.event_id]);
+  for (const e of all) for (const p of e.parent_ids) if (inGraph.has(p)) edges.push([p, e.event_id]);
   graph.dag = renderDag(graphBox, {
     nodes,
     edges,
@@ -204,6 +203,7 @@ async function render(container, params, query) {
     },
   });
   graphBox.dataset.ready = 'true';
+  verify.start();
   return () => { left = true; if (graph.dag) graph.dag.destroy(); };
 }
 
