@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,6 +75,18 @@ def test_the_kubernetes_nats_configuration_is_valid(tmp_path: Path) -> None:
         env = {**os.environ, "NATS_SERVER_NAME": "nats-0"}
         result = subprocess.run([str(nats_server_binary()), "-t", "-c", str(conf)], env=env, capture_output=True)
         assert result.returncode == 0, (name, result.stderr.decode())
+
+
+def test_the_deployed_nats_is_the_version_tested_here() -> None:
+    """compose and Kubernetes run the nats-server minor version these tests start."""
+    version = subprocess.run([str(nats_server_binary()), "--version"], capture_output=True, text=True, check=True)
+    major, minor = re.search(r" v(\d+)\.(\d+)\.", version.stdout).groups()  # type: ignore[union-attr]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    (statefulset,) = [
+        d for d in yaml.safe_load_all((DEPLOY / "k8s" / "nats.yaml").read_text()) if d["kind"] == "StatefulSet"
+    ]
+    images = {compose["x-nats"]["image"], statefulset["spec"]["template"]["spec"]["containers"][0]["image"]}
+    assert images == {f"nats:{major}.{minor}-alpine"}
 
 
 @pytest.fixture
