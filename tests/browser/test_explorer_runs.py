@@ -153,3 +153,20 @@ def test_an_api_error_is_shown_as_the_problems_title_and_detail(browser: Browser
     finally:
         context.close()
     assert not errors
+
+
+def test_the_list_updates_a_runs_status_live(
+    signed_in_page: Page, base_url: str, api: httpx.Client, run_workflow: Run
+) -> None:
+    page = signed_in_page
+    run = run_workflow(chain(echo("slow", delay=4)), wait=False, name="live list")
+
+    def listed_running() -> bool:
+        found = api.get("/executions", params={"limit": 50}).json()["items"]
+        return any(item["id"] == run["id"] and item["status"] == "running" for item in found)
+
+    wait_for(listed_running, "the running run in the list's read model")
+    page.goto(f"{base_url}/ui/executions")
+    status = page.locator(f'[data-testid=execution-row][data-execution-id="{run["id"]}"] [data-col=status]')
+    expect(status).to_have_text("running")
+    expect(status).to_have_text("succeeded", timeout=90_000)  # no reload: the page re-reads the list
