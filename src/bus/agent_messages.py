@@ -26,7 +26,7 @@ from nats.js.errors import Error as JetStreamError
 
 from bus.publishing import headers_for
 from bus.stream_sync import sync_stream
-from bus.streams import DUPLICATE_WINDOW_SECONDS, StreamSettings
+from bus.streams import DUPLICATE_WINDOW_SECONDS, StreamSettings, process_stream_settings
 from bus.subjects import Subjects
 from domain.envelope import EventEnvelope
 
@@ -46,7 +46,7 @@ async def ensure_agent_messages_stream(js: Any, subjects: Subjects, settings: St
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
-        num_replicas=settings.replicas if settings else 1,
+        num_replicas=(settings or process_stream_settings()).replicas,
     )
     await sync_stream(js, config, update=settings is not None)
 

@@ -3,8 +3,10 @@
 
 :class:`StreamSettings` carries what the deployment configures (``QUIPU_NATS_REPLICAS``,
 ``QUIPU_NATS_EVENTS_MAX_BYTES``, ``QUIPU_NATS_EVENTS_MAX_AGE``). Every role may create the
-event stream when it is missing; only the relay (one leader at a time) passes its settings
-with ``update=True`` and so brings an existing stream to them (see :mod:`bus.stream_sync`).
+event stream when it is missing, with the process's settings (:func:`use_stream_settings`,
+called by the wiring), so a cluster's stream has its replicas from the start; only the relay
+(one leader at a time) passes its settings explicitly and so brings an existing stream to them
+(see :mod:`bus.stream_sync`).
 Limits on the event stream are safe because the log in Postgres is the source of truth:
 consumers that fall behind the retained messages catch up from the log.
 """
@@ -29,6 +31,8 @@ __all__ = [
     "ensure_work_streams",
     "event_stream_config",
     "last_message_id",
+    "process_stream_settings",
+    "use_stream_settings",
 ]
 
 #: JetStream's largest replication factor.
@@ -61,6 +65,25 @@ class StreamSettings:
             )
 
 
+_process_settings = StreamSettings()
+
+
+def use_stream_settings(settings: StreamSettings) -> None:
+    """The settings a stream of this process is created with when none are passed.
+
+    Why not one replica and let the relay scale it up: JetStream followers that joined a stream
+    by a scale-up refuse the relay's next ``Nats-Expected-Last-Msg-Id`` message ("last msgid
+    mismatch", a critical write error), and the stream then has no quorum to fail over with.
+    """
+    global _process_settings
+    _process_settings = settings
+
+
+def process_stream_settings() -> StreamSettings:
+    """What :func:`use_stream_settings` set (one replica, no limits, by default)."""
+    return _process_settings
+
+
 def event_stream_config(subjects: Subjects, settings: StreamSettings) -> StreamConfig:
     """One file-backed stream for all events; the dedup window covers relay retries."""
     return StreamConfig(
@@ -77,7 +100,8 @@ def event_stream_config(subjects: Subjects, settings: StreamSettings) -> StreamC
 
 async def ensure_event_stream(js: Any, subjects: Subjects, settings: StreamSettings | None = None) -> None:
     """Create the event stream if it is missing; with ``settings``, also update it to them."""
-    await sync_stream(js, event_stream_config(subjects, settings or StreamSettings()), update=settings is not None)
+    config = event_stream_config(subjects, settings or _process_settings)
+    await sync_stream(js, config, update=settings is not None)
 
 
 async def last_message_id(js: Any, stream: str) -> str | None:

@@ -27,7 +27,7 @@ from bus.nats_auth import NatsAuthority, Permissions
 from bus.relay import Relay
 from bus.reports import ReportResponder
 from bus.runtime import RETRYABLE, NatsEndpoint, connect_nats, endpoint
-from bus.streams import StreamSettings
+from bus.streams import StreamSettings, use_stream_settings
 from bus.subjects import Subjects
 from bus.summarizer import Summarizer
 from bus.timers import TimerRunner
@@ -120,6 +120,8 @@ class Wiring:
             if not settings.nats_account:
                 raise ValueError("QUIPU_NATS_SIGNING_KEY_FILE needs QUIPU_NATS_ACCOUNT (the account's public key)")
             nats_authority = NatsAuthority.from_files(settings.nats_account, settings.nats_signing_key_file)
+        streams = StreamSettings(settings.nats_replicas, settings.nats_events_max_bytes, settings.nats_events_max_age)
+        use_stream_settings(streams)  # every role of this process creates streams with them
         if isinstance(nats_url, str) and settings.nats_creds is not None:
             nats_url = NatsEndpoint(nats_url, settings.nats_creds.read_text())
         return cls(
@@ -141,9 +143,7 @@ class Wiring:
                 timeout_seconds=settings.callback_timeout,
                 base_seconds=settings.callback_retry_base,
             ),
-            streams=StreamSettings(
-                settings.nats_replicas, settings.nats_events_max_bytes, settings.nats_events_max_age
-            ),
+            streams=streams,
         )
 
     @contextlib.asynccontextmanager
