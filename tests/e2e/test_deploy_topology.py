@@ -25,7 +25,7 @@ import yaml
 
 from bus.runtime import NatsEndpoint, connect_nats
 from bus.subjects import Subjects
-from quipu.embedded import EmbeddedPostgres, free_port, nats_server_binary
+from quipu.embedded import EmbeddedPostgres, free_port, nats_server_binary, postgres_bin_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -87,6 +87,17 @@ def test_the_deployed_nats_is_the_version_tested_here() -> None:
     ]
     images = {compose["x-nats"]["image"], statefulset["spec"]["template"]["spec"]["containers"][0]["image"]}
     assert images == {f"nats:{major}.{minor}-alpine"}
+
+
+def test_the_deployed_postgres_is_the_major_version_tested_here() -> None:
+    version = subprocess.run([str(postgres_bin_dir() / "postgres"), "--version"], capture_output=True, text=True)
+    major = re.search(r"\) (\d+)\.", version.stdout).group(1)  # type: ignore[union-attr]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert compose["services"]["postgres"]["image"] == f"pgvector/pgvector:pg{major}"
+    (cnpg,) = yaml.safe_load_all((DEPLOY / "k8s" / "postgres.yaml").read_text())
+    assert cnpg["spec"]["imageName"].split(":")[1].startswith(f"{major}-")
+    (pgvector,) = cnpg["spec"]["postgresql"]["extensions"]
+    assert f"-{major}-" in pgvector["image"]["reference"]
 
 
 @pytest.fixture
