@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -31,6 +33,8 @@ class _Header(msgspec.Struct):
 
 
 _decode_header = msgspec.json.Decoder(_Header).decode
+KNOWN_EVENTS = 4096  # committed events whose tenant, depth and hash are remembered
+Known = tuple[str, int, str]  # tenant, depth, hash of a committed event
 
 
 class CausalLinkError(IntegrityError):
@@ -50,6 +54,13 @@ class DagRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = datastore.schema or "public"
         self._schema = schema
+        # A new event's parents are nearly always events this process appended a moment
+        # ago (the stream's previous event, the completions a node waited for). Committed
+        # rows never change (invariant 3), so remembering them spares the parents' query
+        # inside the table lock; only rows of committed transactions are remembered.
+        self._known: OrderedDict[UUID, Known] = OrderedDict()
+        self._known_lock = threading.Lock()
+        self._indexed = threading.local()
         self._select_parents = _sql(
             f"SELECT event_id, tenant_id, depth, hash FROM {schema}.event_dag WHERE event_id = ANY(%s)"
         )
@@ -71,6 +82,17 @@ class DagRecorder(PostgresApplicationRecorder):
         # migrations run under the DDL lock (docs/decisions/0009-write-side-migrations.md).
         migrations.lock(curs)
         migrations.apply(curs, self._schema)
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        self._indexed.rows = []
+        notification_ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        rows: list[tuple[UUID, Known]] = self._indexed.rows  # committed by now
+        with self._known_lock:
+            for event_id, known in rows:
+                self._known[event_id] = known
+            while len(self._known) > KNOWN_EVENTS:
+                self._known.popitem(last=False)
+        return notification_ids
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -104,9 +126,14 @@ class DagRecorder(PostgresApplicationRecorder):
         headers = [_decode_header(e.state) for e in stored_events]
         in_batch = {h.event_id for h in headers}
         outside = list({p for h in headers for p in h.parent_ids if p not in in_batch})
-        known: dict[UUID, tuple[str, int, str]] = {}
-        if outside:
-            curs.execute(self._select_parents, (outside,), prepare=True)
+        known: dict[UUID, Known] = {}
+        with self._known_lock:
+            for parent_id in outside:
+                if (remembered := self._known.get(parent_id)) is not None:
+                    known[parent_id] = remembered
+        unknown = [p for p in outside if p not in known]
+        if unknown:
+            curs.execute(self._select_parents, (unknown,), prepare=True)
             for row in curs.fetchall():
                 known[row["event_id"]] = (row["tenant_id"], row["depth"], row["hash"].strip())
         columns: dict[str, list[Any]] = {
@@ -140,6 +167,7 @@ class DagRecorder(PostgresApplicationRecorder):
             ):
                 columns[key].append(value)
         curs.execute(self._insert_index, columns, prepare=True)
+        self._indexed.rows = [(h.event_id, known[h.event_id]) for h in headers]
 
 
 def _sql(text: str) -> SQL:
