@@ -7,6 +7,14 @@ with the server's reason, and Quipu goes on with the stream as it is: stopping t
 stop every projector and the dispatcher too, while the stream still works (with fewer replicas,
 or other limits, than asked for). The log in Postgres stays the source of truth either way.
 A stream that cannot be *created* at all raises :class:`StreamRefused`.
+
+One change Quipu refuses by itself: more replicas for a *chained* stream (the event stream,
+whose relay sends ``Nats-Expected-Last-Msg-Id``). Followers added by a scale-up do not know
+the stream's last message id, so nats-server (2.15) fails them on the next chained message
+("last msgid mismatch", a critical write error) and the stream loses its quorum: publishes
+time out. Such a stream is created with its replicas from the start (every role creates it
+with the configured ones), and scaling an existing one is an operator's step (docs/architecture.md,
+Processes).
 """
 
 from __future__ import annotations
@@ -25,6 +33,12 @@ log = structlog.get_logger(__name__)
 
 #: The fields Quipu decides; anything else an operator set on the stream is kept as it is.
 MANAGED_FIELDS: Final = ("subjects", "retention", "storage", "num_replicas", "max_bytes", "max_age", "duplicate_window")
+#: Why a chained stream is not scaled up (see the module docstring).
+SCALE_UP_REFUSED: Final = (
+    "more replicas for a stream published with Nats-Expected-Last-Msg-Id: the new followers would fail "
+    "('last msgid mismatch') and the stream lose its quorum; scale it up by hand with the relay stopped, "
+    "then restart each nats-server once"
+)
 #: JetStream's "stream name already in use" (another process created it first).
 _NAME_IN_USE: Final = 10058
 
@@ -63,8 +77,11 @@ def differences(current: StreamConfig, desired: StreamConfig) -> dict[str, tuple
     return out
 
 
-async def sync_stream(js: Any, desired: StreamConfig, *, update: bool) -> dict[str, tuple[Any, Any]]:
+async def sync_stream(
+    js: Any, desired: StreamConfig, *, update: bool, chained: bool = False
+) -> dict[str, tuple[Any, Any]]:
     """Create ``desired`` if it is missing; with ``update``, bring an existing stream to it.
+    ``chained``: messages carry ``Nats-Expected-Last-Msg-Id``, so no scale-up (see above).
 
     Returns the changes that were needed but not applied (empty when the stream matches, was
     created, was updated, or ``update`` is false).
@@ -85,19 +102,28 @@ async def sync_stream(js: Any, desired: StreamConfig, *, update: bool) -> dict[s
     if not update:
         return {}
     changes = differences(info.config, desired)
+    refused: dict[str, tuple[Any, Any]] = {}
+    replicas = changes.get("num_replicas")
+    if chained and replicas is not None and replicas[1] > replicas[0]:
+        refused["num_replicas"] = changes.pop("num_replicas")
+        _log_refused(desired.name, SCALE_UP_REFUSED, None, refused)
     if not changes:
-        return {}
+        return refused
     wanted = {name: getattr(desired, name) for name in changes}
     try:
         await js.update_stream(dataclasses.replace(info.config, **wanted))
     except APIError as error:
-        log.error(
-            "stream_update_refused",
-            stream=desired.name,
-            reason=error.description,
-            err_code=error.err_code,
-            changes={name: {"current": have, "configured": want} for name, (have, want) in changes.items()},
-        )
-        return changes
+        _log_refused(desired.name, str(error.description), error.err_code, changes)
+        return refused | changes
     log.info("stream_updated", stream=desired.name, changes={name: want for name, (_, want) in changes.items()})
-    return {}
+    return refused
+
+
+def _log_refused(stream: str, reason: str, err_code: int | None, changes: dict[str, tuple[Any, Any]]) -> None:
+    log.error(
+        "stream_update_refused",
+        stream=stream,
+        reason=reason,
+        err_code=err_code,
+        changes={name: {"current": have, "configured": want} for name, (have, want) in changes.items()},
+    )

@@ -101,7 +101,7 @@ def event_stream_config(subjects: Subjects, settings: StreamSettings) -> StreamC
 async def ensure_event_stream(js: Any, subjects: Subjects, settings: StreamSettings | None = None) -> None:
     """Create the event stream if it is missing; with ``settings``, also update it to them."""
     config = event_stream_config(subjects, settings or _process_settings)
-    await sync_stream(js, config, update=settings is not None)
+    await sync_stream(js, config, update=settings is not None, chained=True)  # the relay's chain
 
 
 async def last_message_id(js: Any, stream: str) -> str | None:

@@ -17,6 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bus import permissions
+from bus.agent_messages import ensure_agent_messages_stream
 from bus.runtime import NatsEndpoint, connect_nats
 from bus.streams import StreamSettings, ensure_event_stream
 from bus.subjects import Subjects
@@ -59,26 +60,53 @@ async def test_a_minted_user_works_on_every_node_and_streams_get_three_replicas(
     for url in cluster.urls:  # the accounts are preloaded on each node, not fetched from one
         nc = await connect_nats(NatsEndpoint(url, relay_user), allow_reconnect=False)
         js = nc.jetstream(timeout=10)
-        await ensure_event_stream(js, subjects)  # as any role: one replica
+        await ensure_agent_messages_stream(js, subjects)  # as any role: one replica here
         await nc.close()
     nc = await connect_nats(NatsEndpoint(cluster.url, relay_user))
     try:
         js = nc.jetstream(timeout=10)
-        assert (await js.stream_info(subjects.events_stream)).config.num_replicas == 1
-        with capture_logs() as logs:
-            await ensure_event_stream(js, subjects, StreamSettings(replicas=3))
-        assert any(entry["event"] == "stream_updated" for entry in logs)
-        info = await js.stream_info(subjects.events_stream)
-        assert info.config.num_replicas == 3
+        three = StreamSettings(replicas=3)
+        # A missing event stream is created with its replicas; the relay's chain works on it.
+        await ensure_event_stream(js, subjects, three)
+        assert (await js.stream_info(subjects.events_stream)).config.num_replicas == 3
         assert await _leader(js, subjects.events_stream) in {"n1", "n2", "n3"}
-        # More replicas than servers: refused with JetStream's reason, the stream unchanged.
+        first = await js.publish(subjects.event("t", "x.a"), b"{}", headers={"Nats-Msg-Id": "e1"})
+        chained = {"Nats-Msg-Id": "e2", "Nats-Expected-Last-Msg-Id": "e1"}
+        assert (await js.publish(subjects.event("t", "x.b"), b"{}", headers=chained)).seq == first.seq + 1
+        # An existing stream without the chain is scaled up...
+        assert (await js.stream_info(subjects.agent_messages_stream)).config.num_replicas == 1
         with capture_logs() as logs:
-            await ensure_event_stream(js, subjects, StreamSettings(replicas=5))
+            await ensure_agent_messages_stream(js, subjects, three)
+        assert any(entry["event"] == "stream_updated" for entry in logs)
+        assert (await js.stream_info(subjects.agent_messages_stream)).config.num_replicas == 3
+        # ...and more replicas than servers are refused with JetStream's reason, the stream unchanged.
+        with capture_logs() as logs:
+            await ensure_agent_messages_stream(js, subjects, StreamSettings(replicas=5))
         refused = [entry for entry in logs if entry["event"] == "stream_update_refused"]
         assert refused and refused[0]["changes"] == {"num_replicas": {"current": 3, "configured": 5}}
-        assert (await js.stream_info(subjects.events_stream)).config.num_replicas == 3
-        ack = await js.publish(subjects.event("t", "x.happened"), b"{}")
-        assert ack.stream == subjects.events_stream
+        assert (await js.stream_info(subjects.agent_messages_stream)).config.num_replicas == 3
+    finally:
+        await nc.close()
+
+
+async def test_the_event_stream_is_not_scaled_up_under_the_relays_chain(cluster: EmbeddedNatsCluster) -> None:
+    """nats-server fails followers added by a scale-up on the next Nats-Expected-Last-Msg-Id
+    message; Quipu leaves the replicas as they are and says why."""
+    subjects = Subjects("scaled")
+    nc = await connect_nats(cluster.endpoint)
+    try:
+        js = nc.jetstream(timeout=10)
+        await ensure_event_stream(js, subjects, StreamSettings(replicas=1))
+        await js.publish(subjects.event("t", "x.a"), b"{}", headers={"Nats-Msg-Id": "e1"})
+        with capture_logs() as logs:
+            await ensure_event_stream(js, subjects, StreamSettings(replicas=3, events_max_age=86400.0))
+        refused = [entry for entry in logs if entry["event"] == "stream_update_refused"]
+        assert refused and "Nats-Expected-Last-Msg-Id" in refused[0]["reason"]
+        assert refused[0]["changes"] == {"num_replicas": {"current": 1, "configured": 3}}
+        config = (await js.stream_info(subjects.events_stream)).config
+        assert (config.num_replicas, config.max_age) == (1, 86400.0)  # the other change applied
+        chained = {"Nats-Msg-Id": "e2", "Nats-Expected-Last-Msg-Id": "e1"}
+        assert (await js.publish(subjects.event("t", "x.b"), b"{}", headers=chained)).seq == 2
     finally:
         await nc.close()
 
