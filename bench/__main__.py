@@ -18,6 +18,7 @@ from bench import report
 from bench.common import log
 from bench.core_phases import append_phase, dag_phase, lag_phase, locks_phase, time_travel_phase
 from bench.infra import infra
+from bench.nats_failover import nats_failover_phase
 from bench.orchestration_phase import orchestration_phase
 from bench.peers import peer_phase
 from bench.phase import Context, Outcome, Phase, PhaseResult, error_text, run_phases
@@ -57,6 +58,11 @@ PHASES = [
     Phase("memory search through the API (Cranfield, then N notes)", memory_search_phase, SEARCH_KEYS),
     Phase("stemmed BM25 baseline (Cranfield)", bm25_phase, ("ndcg10_bm25",)),
     Phase("lock round trips", locks_phase, ("lock_round_trips_per_s",)),
+    Phase(
+        "NATS leader loss on a 3-node cluster",
+        nats_failover_phase,
+        ("nats_leader_loss_lag_pause_ms", "nats_leader_loss_lag_before_ms", "nats_leader_election_ms"),
+    ),
 ]
 # The figures `--json` always holds (a number, or null when a phase failed).
 REQUIRED_KEYS = frozenset(
