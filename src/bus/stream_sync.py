@@ -13,8 +13,8 @@ whose relay sends ``Nats-Expected-Last-Msg-Id``). Followers added by a scale-up 
 the stream's last message id, so nats-server (2.15) fails them on the next chained message
 ("last msgid mismatch", a critical write error) and the stream loses its quorum: publishes
 time out. Such a stream is created with its replicas from the start (every role creates it
-with the configured ones), and scaling an existing one is an operator's step (docs/architecture.md,
-Processes).
+with the configured ones), and scaling an existing one is an operator's step
+(docs/architecture.md, Clustered NATS).
 """
 
 from __future__ import annotations
