@@ -58,7 +58,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[embedded,bench]'
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) chromium
 	$(BIN)/python -m bench
 
 # schemathesis over the whole API with many more examples per operation than `make test` runs

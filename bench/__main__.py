@@ -17,6 +17,7 @@ import structlog
 from bench import report
 from bench.common import log
 from bench.core_phases import append_phase, dag_phase, lag_phase, locks_phase, time_travel_phase
+from bench.explorer import phase as explorer_phase
 from bench.infra import infra
 from bench.nats_failover import nats_failover_phase
 from bench.orchestration_phase import orchestration_phase
@@ -62,6 +63,11 @@ PHASES = [
         "NATS leader loss on a 3-node cluster",
         nats_failover_phase,
         ("nats_leader_loss_lag_pause_ms", "nats_leader_loss_lag_before_ms", "nats_leader_election_ms"),
+    ),
+    Phase(
+        "web explorer in Chromium: time to an interactive graph",
+        explorer_phase,
+        ("ui_graph_500_tti_ms", "ui_event_5000_ancestors_tti_ms"),
     ),
 ]
 # The figures `--json` always holds (a number, or null when a phase failed).
