@@ -21,7 +21,8 @@ from nats.js.errors import NotFoundError
 
 from bus.stream_sync import StreamRefused, sync_stream
 from bus.subjects import Subjects
-from quipu_client.streams import DUPLICATE_WINDOW_SECONDS, ensure_work_streams
+from quipu_client.streams import DUPLICATE_WINDOW_SECONDS
+from quipu_client.streams import ensure_work_streams as _ensure_work_streams
 
 __all__ = [
     "DUPLICATE_WINDOW_SECONDS",
@@ -102,6 +103,12 @@ async def ensure_event_stream(js: Any, subjects: Subjects, settings: StreamSetti
     """Create the event stream if it is missing; with ``settings``, also update it to them."""
     config = event_stream_config(subjects, settings or _process_settings)
     await sync_stream(js, config, update=settings is not None, chained=True)  # the relay's chain
+
+
+async def ensure_work_streams(js: Any, subjects: Subjects) -> None:
+    """The work streams as a worker makes them, created with this process's replicas when missing
+    (no update of existing ones: a worker that started first may have made them with one)."""
+    await _ensure_work_streams(js, subjects, replicas=_process_settings.replicas)
 
 
 async def last_message_id(js: Any, stream: str) -> str | None:

@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 from bus import permissions
 from bus.agent_messages import ensure_agent_messages_stream
 from bus.runtime import NatsEndpoint, connect_nats
-from bus.streams import StreamSettings, ensure_event_stream
+from bus.streams import StreamSettings, ensure_event_stream, ensure_work_streams, use_stream_settings
 from bus.subjects import Subjects
 from quipu.embedded import EmbeddedNatsCluster
 
@@ -114,3 +114,20 @@ async def test_the_event_stream_is_not_scaled_up_under_the_relays_chain(cluster:
 def test_a_restart_keeps_the_same_urls(cluster: EmbeddedNatsCluster, tmp_path: Path) -> None:
     again = EmbeddedNatsCluster(cluster.data_dir, size=3)
     assert [node.port for node in again.nodes] == [node.port for node in cluster.nodes]
+
+
+async def test_every_role_creates_streams_with_the_configured_replicas(cluster: EmbeddedNatsCluster) -> None:
+    subjects = Subjects("created")
+    use_stream_settings(StreamSettings(replicas=3))  # as the wiring does from QUIPU_NATS_REPLICAS
+    try:
+        nc = await connect_nats(cluster.endpoint)
+        js = nc.jetstream(timeout=10)
+        await ensure_event_stream(js, subjects)  # as a projector: no settings of its own
+        await ensure_work_streams(js, subjects)  # as the dispatcher
+        await ensure_agent_messages_stream(js, subjects)
+        for stream in (subjects.events_stream, subjects.tasks_stream, subjects.notices_stream):
+            assert (await js.stream_info(stream)).config.num_replicas == 3, stream
+        assert (await js.stream_info(subjects.agent_messages_stream)).config.num_replicas == 3
+        await nc.close()
+    finally:
+        use_stream_settings(StreamSettings())

@@ -13,8 +13,9 @@ from quipu_client.subjects import Subjects
 DUPLICATE_WINDOW_SECONDS = 300.0
 
 
-async def ensure_work_streams(js: Any, subjects: Subjects) -> None:
-    """The task work-queue (a message leaves once a worker acks it) and the notices stream."""
+async def ensure_work_streams(js: Any, subjects: Subjects, *, replicas: int = 1) -> None:
+    """The task work-queue (a message leaves once a worker acks it) and the notices stream,
+    created with ``replicas`` when missing (Quipu passes its configured count)."""
     streams = [
         StreamConfig(
             name=subjects.tasks_stream,
@@ -22,6 +23,7 @@ async def ensure_work_streams(js: Any, subjects: Subjects) -> None:
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=replicas,
         ),
         StreamConfig(
             name=subjects.notices_stream,
@@ -30,6 +32,7 @@ async def ensure_work_streams(js: Any, subjects: Subjects) -> None:
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
             max_age=7 * 24 * 3600.0,
+            num_replicas=replicas,
         ),
     ]
     for config in streams:
