@@ -17,11 +17,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -274,15 +276,20 @@ def _read_model(database_url: str) -> list[tuple[Any, ...]]:
     )
 
 
+def _with_db(url: str, name: str) -> str:
+    """The same server's database ``name`` (a URL: Quipu's roles parse QUIPU_DATABASE_URL as one)."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
 def nats_failover_phase(ctx: Context) -> Outcome:
     """The bench phase: one run on a fresh database of the bench's Postgres."""
     name = f"quipu_failover_{os.getpid()}"
-    admin = psycopg.conninfo.make_conninfo(ctx.database_url, dbname="postgres")
+    admin = _with_db(ctx.database_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
         conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-    work = Path(ctx.shared.get("work_dir") or f"/tmp/quipu-bench-failover-{os.getpid()}")
-    run = run_leader_loss(psycopg.conninfo.make_conninfo(ctx.database_url, dbname=name), work)
+    with tempfile.TemporaryDirectory(prefix="quipu-bench-failover-") as work:
+        run = run_leader_loss(_with_db(ctx.database_url, name), Path(work))
     elections = ", ".join(f"{k['election_ms']:.0f}" for k in run.kills)
     note = (
         f"{run.sent} commands at 20/s, {len(run.acknowledged)} acknowledged, {run.in_stream} in the stream"
