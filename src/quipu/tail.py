@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import sys
 
+import structlog
 from nats.js.api import DeliverPolicy
 
 from bus.runtime import NatsEndpoint, connect_nats
 from bus.streams import ensure_event_stream
 from bus.subjects import Subjects
+
+log = structlog.get_logger(__name__)
 
 
 async def tail(
@@ -26,6 +29,9 @@ async def tail(
     else:
         subject = subjects.all_events
     sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
+    # Only events published from here on are printed (DeliverPolicy.NEW): saying so on stderr lets
+    # a script start the tail, wait for this line, and then cause the events it wants to see.
+    log.info("events_tail_subscribed", subject=subject)
     seen = 0
     try:
         async for msg in sub.messages:

@@ -110,9 +110,14 @@ def test_up_prints_urls_serves_and_keeps_data_across_restarts(data_dir: Path) ->
             tail = subprocess.Popen(
                 [*QUIPU, "--data-dir", str(data_dir), "events", "tail", "--limit", "1"],
                 stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
             )
-            time.sleep(1.5)  # let the tail subscribe before the event is published
+            # The tail prints only events published after it subscribed: wait for it to say so.
+            assert tail.stderr is not None
+            for line in tail.stderr:
+                if "events_tail_subscribed" in line:
+                    break
             created = httpx.post(
                 f"{base}/workflows",
                 headers=headers,
