@@ -34,7 +34,7 @@ def test_a_runs_nodes_turn_succeeded_live_on_its_page(
     signed_in_page: Page, base_url: str, api: httpx.Client, run_workflow: Run
 ) -> None:
     page = signed_in_page
-    flow = chain(echo("first", delay=2, output={"a": 1}), echo("second", delay=2, output={"b": 2}))
+    flow = chain(echo("first", delay=4, output={"a": 1}), echo("second", delay=4, output={"b": 2}))
     run = run_workflow(flow, wait=False, name="live")
     page.goto(f"{base_url}/ui/executions/{run['id']}")
     nodes = page.get_by_test_id("dag-node")
@@ -120,6 +120,7 @@ def test_every_page_of_a_run_opens_without_a_console_error(
     page.get_by_test_id("tab-timeline").click()
     page.get_by_test_id("timeline-type-node_completed").check()
     page.get_by_test_id("timeline-apply").click()
+    expect(page.get_by_test_id("timeline-summary")).to_contain_text("match")  # the filtered answer is in
     types = page.get_by_test_id("timeline-row").evaluate_all("els => els.map(e => e.dataset.eventType)")
     assert types and set(types) == {"node_completed"}
     page.get_by_test_id("nav-executions").click()

@@ -36,6 +36,16 @@ export function start(container) {
   dispatch();
 }
 
+// The tab's title follows the page's heading; the nav link of the current section is marked.
+function markPage(path) {
+  const heading = outlet.querySelector('h1');
+  document.title = heading ? `${heading.textContent.trim()} · Quipu` : 'Quipu explorer';
+  for (const a of document.querySelectorAll('nav a[href]')) {
+    if (path.startsWith(a.getAttribute('href'))) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
 export async function dispatch() {
   if (cleanup) { try { cleanup(); } catch (err) { console.warn(err); } cleanup = null; }
   const path = location.pathname.replace(/\/$/, '') || '/ui';
@@ -53,6 +63,7 @@ export async function dispatch() {
       const { showProblem } = await import('./api.js');
       showProblem(outlet, err);
     }
+    markPage(path);
     document.dispatchEvent(new CustomEvent('quipu:routed', { detail: { path } }));
     return;
   }

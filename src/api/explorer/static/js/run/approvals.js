@@ -3,7 +3,7 @@
 import { api, showProblem } from '../api.js';
 import { h, clear, pretty, fmtTime, badge } from '../dom.js';
 
-function answerForm(approval, shown, onAnswered) {
+function answerForm(approval, shown, notice, onAnswered) {
   const id = `feedback-${approval.approval_id}`;
   const feedback = h('textarea', { id, rows: 3, 'data-testid': 'approval-feedback' });
   const result = h('div', { 'aria-live': 'polite' });
@@ -14,7 +14,9 @@ function answerForm(approval, shown, onAnswered) {
         method: 'POST',
         body: { action, feedback: feedback.value, state_hash: shown.hash },
       });
-      result.append(h('p', { 'data-testid': 'approval-answered' }, `${action === 'approve' ? 'Approved' : 'Rejected'}.`));
+      // Told outside the form, which the reload that follows replaces.
+      clear(notice).append(h('p', { 'data-testid': 'approval-answered' },
+        `${action === 'approve' ? 'Approved' : 'Rejected'}: ${approval.prompt || approval.node_id}.`));
       onAnswered();
     } catch (err) { showProblem(result, err); }
   };
@@ -32,7 +34,8 @@ function answerForm(approval, shown, onAnswered) {
 
 export function approvalsPanel(container, executionId, { onAnswered }) {
   const out = h('div', { 'data-testid': 'approvals' });
-  container.append(out);
+  const notice = h('div', { 'aria-live': 'polite' });
+  container.append(notice, out);
   async function load() {
     let list; let run;
     try {
@@ -42,7 +45,7 @@ export function approvalsPanel(container, executionId, { onAnswered }) {
     if (!list.items.length) { out.append(h('p', { class: 'muted' }, 'This run has asked for no approval.')); return; }
     const shown = { hash: list.current_state_hash, state: run.state };
     for (const a of list.items.filter((i) => i.status === 'pending')) {
-      out.append(answerForm(a, shown, () => { load(); onAnswered(); }));
+      out.append(answerForm(a, shown, notice, () => { load(); onAnswered(); }));
     }
     out.append(h('table', {},
       h('thead', {}, h('tr', {}, ['Node', 'Prompt', 'Status', 'Requested', 'Answered by', 'Feedback'].map((t) => h('th', { scope: 'col' }, t)))),
