@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application, Repository
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 from eventsourcing.persistence import EventStore as LibraryEventStore
-from eventsourcing.persistence import IntegrityError, Mapper
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import get_topic
 from prometheus_client import Counter, Histogram
@@ -21,6 +20,7 @@ from commands.group_commit import GroupCommitter
 from commands.limits import DEFAULT_MAX_EVENT_BYTES
 from commands.limits import ENV_KEY as LIMIT_KEY
 from commands.mapper import MsgspecMapper
+from commands.pg_url import EXTRA_PARAMS_KEY, extra_params, split_url
 from commands.recorder import CausalLinkError, DagRecorder
 from commands.snapshots import (
     DEFAULT_INTERVAL,
@@ -44,15 +44,17 @@ log = structlog.get_logger(__name__)
 
 
 def postgres_env(database_url: str, *, pool_size: int = 5, schema: str = "public") -> dict[str, str]:
-    """Translate a ``postgresql://`` URL into the settings eventsourcing reads."""
-    url = urlparse(database_url)
+    """Translate a ``postgresql://`` URL (multi-host too, ``commands.pg_url``) into the
+    settings eventsourcing reads."""
+    url, others = split_url(database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": (url.path or "/postgres").lstrip("/") or "postgres",
-        "POSTGRES_HOST": url.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(url.port or 5432),
-        "POSTGRES_USER": unquote(url.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(url.password or ""),
+        "POSTGRES_DBNAME": url.get("dbname") or "postgres",
+        "POSTGRES_HOST": url.get("host") or "127.0.0.1",
+        "POSTGRES_PORT": url.get("port") or "5432",
+        "POSTGRES_USER": url.get("user") or "postgres",
+        "POSTGRES_PASSWORD": url.get("password") or "",
+        EXTRA_PARAMS_KEY: others,
         "POSTGRES_POOL_SIZE": str(pool_size),
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
         "POSTGRES_SCHEMA": schema,
@@ -84,6 +86,16 @@ class EventStore(Application[UUID]):
         self.states: StateCache | None = StateCache(entries) if entries > 0 else None
         # Loads that must not use snapshots (to compare, or after a stale one).
         self.plain_repository: Repository[UUID] = Repository(event_store=self.events)
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        # The URL's other libpq parameters (target_session_attrs=read-write, to find the
+        # primary after a fail-over) go on the library's pool before its first connection.
+        others = extra_params(self.env.get(EXTRA_PARAMS_KEY) or "")
+        if others and isinstance(self.factory, PostgresFactory):
+            pool = self.factory.datastore.pool
+            assert isinstance(pool.kwargs, dict)  # the library always passes a dict
+            pool.kwargs.update(others)
+        return super().construct_recorder()
 
     def construct_repository(self) -> Repository[UUID]:
         # Called by the library's __init__ once the event store exists.
