@@ -123,26 +123,30 @@ def _tables(schema: str) -> dict[str, sql.Composable]:
 
 
 def query_terms(schema: str) -> sql.Composable:
-    """The query's lexemes with their idf: a subquery over ``%(q_text)s`` and ``%(f_tenant)s``."""
+    """The query's lexemes with their BM25 constants (``idf``; ``a`` and ``c`` in the length
+    norm ``a + c * dl``): a subquery over ``%(q_text)s`` and ``%(f_tenant)s``, computed once
+    per term (``OFFSET 0`` keeps the planner from repeating it for every posting)."""
     t = _tables(schema)
     return sql.SQL(
-        "(SELECT tm.lexeme, ln(1 + (c.docs - tm.df + 0.5) / (tm.df + 0.5)) AS idf, c.length / c.docs AS avgdl"
+        "(SELECT tm.lexeme, ln(1 + (c.docs - tm.df + 0.5)::float8 / (tm.df + 0.5)) AS idf,"
+        " {a}::float8 AS a, {kb}::float8 * c.docs / c.length AS c"
         " FROM {terms} tm JOIN {corpus} c ON c.tenant_id = tm.tenant_id"
-        " WHERE tm.tenant_id = %(f_tenant)s AND tm.df > 0 AND c.docs > 0"
-        " AND tm.lexeme = ANY(tsvector_to_array(to_tsvector('english', %(q_text)s))))"
-    ).format(**t)
+        " WHERE tm.tenant_id = %(f_tenant)s AND tm.df > 0 AND c.docs > 0 AND c.length > 0"
+        " AND tm.lexeme = ANY(tsvector_to_array(to_tsvector('english', %(q_text)s))) OFFSET 0)"
+    ).format(a=sql.Literal(K1 * (1 - B)), kb=sql.Literal(K1 * B), **t)
 
 
 def _term_score(tf: str, dl: str) -> str:
-    return f"qt.idf * {tf} / ({tf} + {K1} * (1 - {B} + {B} * {dl} / qt.avgdl))"
+    return f"qt.idf * {tf} / ({tf} + qt.a + qt.c * {dl})"
 
 
 def scored_current(schema: str) -> sql.Composable:
     """(entity_type, entity_id, score) of every current document holding a query lexeme."""
     t = _tables(schema)
     return sql.SQL(
-        "(SELECT p.entity_type, p.entity_id, sum({s}) AS score FROM {postings} p JOIN {qt} qt"
-        " ON p.lexeme = qt.lexeme WHERE p.tenant_id = %(f_tenant)s GROUP BY p.entity_type, p.entity_id)"
+        # Rounded: two documents with the same terms must tie whatever order their terms were summed in.
+        "(SELECT p.entity_type, p.entity_id, round(sum({s})::numeric, 9)::float8 AS score FROM {postings} p"
+        " JOIN {qt} qt ON p.lexeme = qt.lexeme WHERE p.tenant_id = %(f_tenant)s GROUP BY p.entity_type, p.entity_id)"
     ).format(s=sql.SQL(_term_score("p.tf", "p.dl")), qt=query_terms(schema), **t)
 
 

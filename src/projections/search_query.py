@@ -32,6 +32,8 @@ from projections.search_index import SCHEMA, VectorSearchUnavailable
 Fusion = Literal["rrf", "weighted"]
 #: How deep each list goes before hybrid search fuses them (RRF over the top 100 of each).
 HYBRID_DEPTH: Final = 100
+#: Keyword search first looks up the rows of this many times a page's depth of best scores.
+CANDIDATES_PER_RESULT: Final = 4
 #: A query token: an optionally negated quoted phrase (closing quote optional), or a word.
 _TOKEN: Final = re.compile(r'(-?)"([^"]*)"?|(-?)(\S+)')
 #: Quoted phrases and exclusions honoured per query (more are ignored), bounding the SQL's size.
@@ -190,24 +192,46 @@ async def _keyword(
 ) -> list[dict[str, Any]]:
     where, params = _where(tenant_id, f)
     tsquery, query_params = _tsquery(query)
+    values = {**params, **query_params, "q_text": positive_text(query), "limit": limit, "offset": offset}
     table = sql.Identifier(schema, "documents")
     if f.as_of is None:
-        # Current versions: the postings hold their statistics; filters and the match (phrases,
-        # exclusions) are checked on the document rows the scores join.
-        source: sql.Composable = sql.SQL(
-            "{scored} s JOIN {t} d ON d.tenant_id = %(f_tenant)s AND d.entity_type = s.entity_type"
-            " AND d.entity_id = s.entity_id AND d.valid_to IS NULL"
-        ).format(scored=scored_current(schema), t=table)
-        score: sql.Composable = sql.SQL("s.score")
-    else:
-        source, score = sql.SQL("{t} d").format(t=table), score_of_version(schema)
+        # Current versions: the postings hold their statistics. Each scored item's row is then
+        # looked up (filters, and the match: phrases and exclusions ask for more than holding a
+        # query word) among the best CANDIDATES_PER_RESULT x (limit + offset) scores first, all
+        # of them only when those do not fill the page.
+        cut = (limit + offset) * CANDIDATES_PER_RESULT
+        for candidates in (cut, None):
+            stmt = sql.SQL(
+                "WITH s AS MATERIALIZED {scored}, cut AS (SELECT {floor} AS score)"
+                " SELECT {cols}, s.score FROM s, cut, (SELECT {tsq} AS q) q"
+                " CROSS JOIN LATERAL (SELECT * FROM {t} d WHERE d.tenant_id = %(f_tenant)s"
+                " AND d.entity_type = s.entity_type AND d.entity_id = s.entity_id AND {w} AND d.tsv @@ q.q) d"
+                " WHERE s.score >= cut.score ORDER BY s.score DESC, {tie} LIMIT %(limit)s OFFSET %(offset)s"
+            ).format(
+                scored=scored_current(schema),
+                floor=sql.SQL(
+                    "coalesce((SELECT score FROM s ORDER BY score DESC OFFSET %(cut)s - 1 LIMIT 1), 0)"
+                    if candidates
+                    else "0"
+                ),
+                cols=columns,
+                tsq=tsquery,
+                t=table,
+                w=where,
+                tie=_TIE_BREAK,
+            )
+            rows = await _fetch(conn, stmt, {**values, "cut": candidates})
+            if candidates is None or len(rows) == limit:
+                return rows
     stmt = sql.SQL(
-        # Rounded: two documents with the same terms must tie whatever order their terms were summed in.
         "SELECT * FROM (SELECT {cols}, round(({score})::numeric, 9)::float8 AS score"
-        " FROM {source}, (SELECT {tsq} AS q) q WHERE {w} AND d.tsv @@ q.q) ranked"
+        " FROM {t} d, (SELECT {tsq} AS q) q WHERE {w} AND d.tsv @@ q.q) ranked"
         " ORDER BY score DESC, {tie} LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(cols=columns, score=score, source=source, tsq=tsquery, w=where, tie=_TIE_BREAK)
-    values = {**params, **query_params, "q_text": positive_text(query), "limit": limit, "offset": offset}
+    ).format(cols=columns, score=score_of_version(schema), t=table, tsq=tsquery, w=where, tie=_TIE_BREAK)
+    return await _fetch(conn, stmt, values)
+
+
+async def _fetch(conn: AsyncConnection[Any], stmt: sql.Composed, values: dict[str, Any]) -> list[dict[str, Any]]:
     async with conn.cursor(row_factory=dict_row) as cur:
         # Never prepared: a generic plan cannot see the query's terms and is far slower at 100k notes.
         await cur.execute(stmt, values, prepare=False)
