@@ -45,9 +45,18 @@ async function render(container, params, query) {
   if (!requireKey(container)) return undefined;
   const id = params.id;
   const execution = await api(`/executions/${id}`);
-  const workflow = await api(`/workflows/${execution.workflow_id}`, { query: { version: execution.workflow_version } });
-  const head = header(execution, workflow.name || await workflowName(execution.workflow_id));
+  let workflow;
+  let unreadable = null;
+  try {
+    workflow = await api(`/workflows/${execution.workflow_id}`, { query: { version: execution.workflow_version } });
+  } catch (err) {
+    // The run stays explorable without its workflow (say, deleted): its nodes, without edges.
+    unreadable = err;
+    workflow = { name: await workflowName(execution.workflow_id), definition: { nodes: Object.keys(execution.nodes).map((nodeId) => ({ id: nodeId })), edges: [] } };
+  }
+  const head = header(execution, workflow.name || execution.workflow_id);
   container.append(head.el);
+  if (unreadable) showProblem(head.el, unreadable);
 
   const tabList = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'run views' });
   const sections = {};
