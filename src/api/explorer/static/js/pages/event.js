@@ -12,6 +12,23 @@ const PAGE = 10000; // the graph walk's largest page
 const DEFAULT_DEPTH = 100; // the API's default max_depth
 const MAX_DEPTH = 10000; // and its largest
 
+// The states this page gives the graph's nodes (always written in the node too, never told
+// by colour alone): the event itself, its causes and effects, and a comparison's marks.
+const STYLE = `
+[data-testid=event-graph] .dag-node.st-this rect { stroke: #1d4ed8; stroke-width: 3px; fill: #dbeafe; }
+[data-testid=event-graph] .dag-node.st-descendant rect { fill: #f5f3ff; }
+[data-testid=event-graph] .dag-node.st-on_path rect { stroke: #b45309; stroke-width: 2px; fill: #fef3c7; }
+[data-testid=event-graph] .dag-node.st-common rect { stroke: #047857; stroke-width: 2px; fill: #d1fae5; }`;
+
+// A constructed style sheet: the explorer's Content-Security-Policy refuses inline <style>.
+let sheet = null;
+function ensureStyle() {
+  if (sheet) return;
+  sheet = new CSSStyleSheet();
+  sheet.replaceSync(STYLE);
+  document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+}
+
 function depthOf(text) {
   const n = Number.parseInt(text, 10);
   return Number.isFinite(n) ? Math.min(Math.max(n, 1), MAX_DEPTH) : DEFAULT_DEPTH;
@@ -155,6 +172,7 @@ function secondEventForm(id, graph, initial) {
 
 async function render(container, params, query) {
   if (!requireKey(container)) return undefined;
+  ensureStyle();
   const id = params.id;
   const up = depthOf(query.up);
   const down = depthOf(query.down);
