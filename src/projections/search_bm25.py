@@ -83,7 +83,9 @@ BM25_DDL: Final = [
     " tenant_id text NOT NULL, entity_type text NOT NULL, entity_id uuid NOT NULL, lexeme text NOT NULL,"
     " tf float8 NOT NULL, dl float8 NOT NULL,"
     " PRIMARY KEY (tenant_id, entity_type, entity_id, lexeme))",
-    "CREATE INDEX IF NOT EXISTS postings_lexeme ON postings (tenant_id, lexeme)",
+    # Covering: keyword search reads a query term's postings from the index alone.
+    "CREATE INDEX IF NOT EXISTS postings_by_lexeme ON postings (tenant_id, lexeme)"
+    " INCLUDE (entity_type, entity_id, tf, dl)",
     "CREATE TABLE IF NOT EXISTS terms ("
     " tenant_id text NOT NULL, lexeme text NOT NULL, df integer NOT NULL, PRIMARY KEY (tenant_id, lexeme))",
     "CREATE TABLE IF NOT EXISTS corpus (tenant_id text PRIMARY KEY, docs bigint NOT NULL, length float8 NOT NULL)",
@@ -145,7 +147,7 @@ def scored_current(schema: str) -> sql.Composable:
     t = _tables(schema)
     return sql.SQL(
         # Rounded: two documents with the same terms must tie whatever order their terms were summed in.
-        "(SELECT p.entity_type, p.entity_id, round(sum({s})::numeric, 9)::float8 AS score FROM {postings} p"
+        "(SELECT p.entity_type, p.entity_id, round(sum({s}) * 1e9) / 1e9 AS score FROM {postings} p"
         " JOIN {qt} qt ON p.lexeme = qt.lexeme WHERE p.tenant_id = %(f_tenant)s GROUP BY p.entity_type, p.entity_id)"
     ).format(s=sql.SQL(_term_score("p.tf", "p.dl")), qt=query_terms(schema), **t)
 

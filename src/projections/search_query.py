@@ -33,7 +33,7 @@ Fusion = Literal["rrf", "weighted"]
 #: How deep each list goes before hybrid search fuses them (RRF over the top 100 of each).
 HYBRID_DEPTH: Final = 100
 #: Keyword search first looks up the rows of this many times a page's depth of best scores.
-CANDIDATES_PER_RESULT: Final = 4
+CANDIDATES_PER_RESULT: Final = 2
 #: A query token: an optionally negated quoted phrase (closing quote optional), or a word.
 _TOKEN: Final = re.compile(r'(-?)"([^"]*)"?|(-?)(\S+)')
 #: Quoted phrases and exclusions honoured per query (more are ignored), bounding the SQL's size.
@@ -224,7 +224,7 @@ async def _keyword(
             if candidates is None or len(rows) == limit:
                 return rows
     stmt = sql.SQL(
-        "SELECT * FROM (SELECT {cols}, round(({score})::numeric, 9)::float8 AS score"
+        "SELECT * FROM (SELECT {cols}, round(({score}) * 1e9) / 1e9 AS score"
         " FROM {t} d, (SELECT {tsq} AS q) q WHERE {w} AND d.tsv @@ q.q) ranked"
         " ORDER BY score DESC, {tie} LIMIT %(limit)s OFFSET %(offset)s"
     ).format(cols=columns, score=score_of_version(schema), t=table, tsq=tsquery, w=where, tie=_TIE_BREAK)
