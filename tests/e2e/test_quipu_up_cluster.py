@@ -31,8 +31,7 @@ def _wait_runtime(proc: subprocess.Popen[str], data_dir: Path, timeout: float = 
     raise AssertionError("quipu up --nats-cluster 3 not ready")
 
 
-async def _events_stream(runtime: dict[str, Any]) -> Any:
-    creds = Path(runtime["nats_credentials"]).read_text()
+async def _events_stream(runtime: dict[str, Any], creds: str) -> Any:
     nc = await connect_nats(NatsEndpoint(runtime["nats_url"], creds))
     try:
         js = nc.jetstream(timeout=10)
@@ -73,7 +72,7 @@ def test_up_with_a_nats_cluster_of_three(tmp_path: Path) -> None:
             timeout=30,
         )
         assert created.status_code == 201, created.text
-        info = asyncio.run(_events_stream(runtime))
+        info = asyncio.run(_events_stream(runtime, Path(runtime["nats_credentials"]).read_text()))
         assert {peer.name for peer in info.cluster.replicas} | {info.cluster.leader} == {"n1", "n2", "n3"}
     finally:
         proc.send_signal(signal.SIGINT)
