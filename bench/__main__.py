@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -156,6 +157,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
+    # SIGTERM (a CI timeout, `kill`) stops the bench as Ctrl-C does: what was measured is still written.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.perf_counter()
     tune_gc()  # the same process tuning `quipu up` / `quipu api` apply
     results = measure(phases, args.quick, sizes)

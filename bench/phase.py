@@ -77,10 +77,23 @@ def run_phase(phase: Phase, ctx: Context) -> PhaseResult:
 
 
 def run_phases(phases: list[Phase], ctx: Context) -> list[PhaseResult]:
-    results = []
+    """Every phase in order. An interrupt (Ctrl-C, or SIGTERM as ``python -m bench`` maps it)
+    stops the bench there: that phase and the ones after it report it, the earlier ones keep
+    their figures, and the caller still prints and writes what was measured."""
+    results: list[PhaseResult] = []
     for i, phase in enumerate(phases, 1):
         log(f"{i}/{len(phases)} {phase.name}")
-        results.append(run_phase(phase, ctx))
+        try:
+            results.append(run_phase(phase, ctx))
+        except KeyboardInterrupt:
+            log(f"  interrupted during {phase.name}: the phases after it do not run")
+            for rest, why in [(phase, "interrupted"), *((p, "not run (interrupted before it)") for p in phases[i:])]:
+                outcome = Outcome(rows=[(f"{rest.name} ({why})", f"error: {why}", "-", "-")])
+                outcome.figures = dict.fromkeys(rest.keys)
+                results.append(PhaseResult(rest, outcome, 0.0, why))
+            return results
+        for row in results[-1].outcome.rows:
+            log("  | " + " | ".join(row) + " |")
         if ctx.between is not None and i < len(phases):
             try:
                 ctx.between()

@@ -8,7 +8,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from bench import goals, report
 from bench.__main__ import PHASES, REQUIRED_KEYS, all_keys
 from bench.phase import Context, Outcome, Phase, run_phases
@@ -80,12 +79,25 @@ def test_a_failing_phase_reports_its_error_in_its_rows_and_the_others_still_prin
     assert len(doc["rows"]) == 3 and len(doc["goals"]) == len(goals.evaluate({}))
 
 
-def test_an_exception_that_is_not_an_error_still_stops_the_bench() -> None:
+def test_an_interrupt_stops_the_bench_and_what_was_measured_is_still_reported(tmp_path: Path) -> None:
     def interrupted(ctx: Context) -> Outcome:
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        run_phases([Phase("interrupted", interrupted)], Context("", ""))
+    phases = [
+        Phase("ok", _ok, ("walk_p99_ms", "walk_events")),
+        Phase("interrupted", interrupted, ("ndcg10_keyword",)),
+        Phase("never", _nan, ("ndcg10_bm25",)),
+    ]
+    results = run_phases(phases, Context("", ""))
+    assert [r.error for r in results] == [None, "interrupted", "not run (interrupted before it)"]
+    assert results[0].outcome.figures == {"walk_p99_ms": 4.0, "walk_events": 1e6}
+    assert results[2].outcome.rows == [
+        ("never (not run (interrupted before it))", "error: not run (interrupted before it)", "-", "-")
+    ]
+    path = tmp_path / "bench.json"
+    report.write(path, results, mode="full", total_s=2.0, keys=all_keys())
+    doc = json.loads(path.read_text())
+    assert doc["walk_p99_ms"] == 4.0 and doc["ndcg10_bm25"] is None and doc["ndcg10_keyword"] is None
 
 
 def _row(rows: list[goals.GoalRow], start: str) -> goals.GoalRow:
