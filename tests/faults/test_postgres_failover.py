@@ -13,6 +13,7 @@ promotion) are printed as one JSON line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import tempfile
 import time
@@ -97,6 +98,23 @@ async def _fail_over(pair: PgPair, load: Load, done: asyncio.Event) -> None:
     done.set()
 
 
+async def _read_model_caught_up(url: str, timeout: float = 120.0) -> bool:
+    """Whether the workflows read model comes to hold exactly the log's workflows."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(psycopg.Error):
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                cur = await conn.execute(
+                    "SELECT (SELECT array_agg(originator_id ORDER BY originator_id) FROM quipu_events"
+                    "  WHERE topic = 'workflow.created')"
+                    " IS NOT DISTINCT FROM (SELECT array_agg(workflow_id ORDER BY workflow_id) FROM rm_workflows.workflows)"
+                )
+                if (await cur.fetchone()) == (True,):
+                    return True
+        await asyncio.sleep(0.5)
+    return False
+
+
 @pytest.mark.timeout(600)
 async def test_primary_loss_loses_nothing_acknowledged(
     pair: PgPair, nats_url: str, subjects: Subjects, monkeypatch: pytest.MonkeyPatch
@@ -105,8 +123,10 @@ async def test_primary_loss_loses_nothing_acknowledged(
     url = pair.url()
     load = Load()
     done = asyncio.Event()
-    async with running_quipu(url, nats_url, subjects, background=False) as quipu:
+    async with running_quipu(url, nats_url, subjects) as quipu:
         await asyncio.gather(_fail_over(pair, load, done), *[_client(quipu, load, n, done) for n in range(CLIENTS)])
+        # The relay and the projectors, never restarted either, carry on from their positions.
+        caught_up = await _read_model_caught_up(url)
     with psycopg.connect(url, autocommit=True) as conn:  # the new primary: the URL finds it
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
         rows = conn.execute("SELECT originator_id FROM quipu_events WHERE topic = 'workflow.created'").fetchall()
@@ -130,6 +150,7 @@ async def test_primary_loss_loses_nothing_acknowledged(
         "duplicated": (names or 0) - (distinct_names or 0),
         "unindexed_events": unindexed,
         "pause_s": round(min(after) - max(before), 3) if before and after else None,
+        "read_model_caught_up": caught_up,
     }
     print("postgres_failover", json.dumps(summary))
     assert before and after, summary  # load ran on both sides of the fail-over, without a restart
@@ -137,3 +158,4 @@ async def test_primary_loss_loses_nothing_acknowledged(
     assert load.statuses.get(503, 0) > 0 and load.missing_retry_after == 0, summary
     assert set(load.acknowledged) <= present, summary  # every acknowledged command survived
     assert summary["duplicated"] == 0 and unindexed == 0, summary
+    assert caught_up, summary
