@@ -6,8 +6,10 @@ SIGKILLed and the standby promoted; Quipu is not restarted. Commands in flight o
 while there is no primary must answer 503 with ``Retry-After`` (never another error), every
 acknowledged command must be on the new primary, nothing may be half-written (every event has
 its DAG row) or duplicated, and commands must succeed again once the standby is promoted.
-The counts and the pause (last acknowledgement before the kill to the first after the
-promotion) are printed as one JSON line.
+The relay and the projectors run too (against NATS) and are not restarted either: the
+workflows read model must come to hold exactly the log's workflows. The counts and the pause
+(last acknowledgement before the kill to the first after the promotion) are printed as one
+JSON line.
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ async def _read_model_caught_up(url: str, timeout: float = 120.0) -> bool:
                 cur = await conn.execute(
                     "SELECT (SELECT array_agg(originator_id ORDER BY originator_id) FROM quipu_events"
                     "  WHERE topic = 'workflow.created')"
-                    " IS NOT DISTINCT FROM (SELECT array_agg(workflow_id ORDER BY workflow_id) FROM rm_workflows.workflows)"
+                    " IS NOT DISTINCT FROM"
+                    " (SELECT array_agg(workflow_id ORDER BY workflow_id) FROM rm_workflows.workflows)"
                 )
                 if (await cur.fetchone()) == (True,):
                     return True
