@@ -27,8 +27,11 @@ from uuid import UUID
 from domain.aggregate import Aggregate
 
 _A = TypeVar("_A", bound=Aggregate)
-DEFAULT_ENTRIES = 512
-PER_STREAM = 8  # versions kept per stream: the head plus a few points of its past
+DEFAULT_ENTRIES = 4096  # enough for every run in flight of a busy process
+PER_STREAM = 4  # versions kept per stream: the head plus a few points of its past
+# A state's size grows with its history, so entries are also bounded by the sum of their
+# versions: a few long streams cannot fill the memory that thousands of short ones need.
+VERSION_BUDGET = 1_000_000
 
 
 def cacheable(cls: type[Aggregate]) -> bool:
@@ -54,6 +57,7 @@ class StateCache:
         self._entries = entries
         self._lru: OrderedDict[tuple[UUID, int], Aggregate] = OrderedDict()
         self._versions: dict[UUID, list[int]] = {}  # per stream, sorted
+        self._weight = 0  # the sum of the cached versions
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -89,6 +93,7 @@ class StateCache:
             if key in self._lru:
                 return
             self._lru[key] = template
+            self._weight += aggregate.version
             versions = self._versions.setdefault(aggregate.id, [])
             versions.append(aggregate.version)
             versions.sort()
@@ -96,11 +101,12 @@ class StateCache:
                 # Keep the newest (the head, where commands work) and the most recently added.
                 drop = versions[0] if versions[0] != aggregate.version else versions[1]
                 self._forget((aggregate.id, drop))
-            while len(self._lru) > self._entries:
+            while len(self._lru) > self._entries or (self._weight > VERSION_BUDGET and len(self._lru) > 1):
                 self._forget(next(iter(self._lru)))
 
     def _forget(self, key: tuple[UUID, int]) -> None:
-        self._lru.pop(key, None)
+        if self._lru.pop(key, None) is not None:
+            self._weight -= key[1]
         versions = self._versions.get(key[0])
         if versions is not None:
             versions.remove(key[1])
@@ -111,6 +117,7 @@ class StateCache:
         with self._lock:
             self._lru.clear()
             self._versions.clear()
+            self._weight = 0
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
