@@ -7,6 +7,7 @@ above one need a cluster: tests/faults/test_nats_leader_loss.py runs on three no
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from nats.js.api import StorageType, StreamConfig
 from structlog.testing import capture_logs
 
 from bus.agent_messages import ensure_agent_messages_stream
+from bus.relay import Relay
 from bus.streams import DUPLICATE_WINDOW_SECONDS, StreamRefused, StreamSettings, ensure_event_stream
 from bus.subjects import Subjects
 from quipu.config import Settings
@@ -113,3 +115,12 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_settings_jetstream_would_refuse_are_rejected_at_start(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         StreamSettings(**kwargs)
+
+
+async def test_a_relay_whose_stream_cannot_be_created_stops_with_the_reason(
+    database_url: str, nats_url: str, subjects: Subjects
+) -> None:
+    """Three replicas on one server: not a retry loop, the relay (and so its process) stops."""
+    relay = Relay(database_url, nats_url, subjects, streams=StreamSettings(replicas=3))
+    with pytest.raises(StreamRefused, match="not supported in non-clustered mode"):
+        await asyncio.wait_for(relay.run(asyncio.Event()), 60)
