@@ -16,7 +16,14 @@ from structlog.testing import capture_logs
 
 from bus.agent_messages import ensure_agent_messages_stream
 from bus.relay import Relay
-from bus.streams import DUPLICATE_WINDOW_SECONDS, StreamRefused, StreamSettings, ensure_event_stream
+from bus.streams import (
+    DUPLICATE_WINDOW_SECONDS,
+    StreamRefused,
+    StreamSettings,
+    ensure_event_stream,
+    process_stream_settings,
+    use_stream_settings,
+)
 from bus.subjects import Subjects
 from quipu.config import Settings
 from quipu.wiring import Wiring
@@ -95,8 +102,12 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("QUIPU_NATS_REPLICAS", "3")
     monkeypatch.setenv("QUIPU_NATS_EVENTS_MAX_BYTES", str(10 << 30))
     monkeypatch.setenv("QUIPU_NATS_EVENTS_MAX_AGE", "604800")
-    wiring = Wiring.from_settings(Settings(), "postgresql://unused", "nats://unused")
-    assert wiring.streams == StreamSettings(3, 10 << 30, 604800.0)
+    try:
+        wiring = Wiring.from_settings(Settings(), "postgresql://unused", "nats://unused")
+        assert wiring.streams == StreamSettings(3, 10 << 30, 604800.0)
+        assert process_stream_settings() == wiring.streams  # what this process's roles create with
+    finally:
+        use_stream_settings(StreamSettings())  # the rest of the session runs on one server
     monkeypatch.delenv("QUIPU_NATS_REPLICAS")
     monkeypatch.delenv("QUIPU_NATS_EVENTS_MAX_BYTES")
     monkeypatch.delenv("QUIPU_NATS_EVENTS_MAX_AGE")
