@@ -25,11 +25,15 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect, sync_playwright
 
 from quipu.embedded import free_port
 
 CHROMIUM = os.environ.get("QUIPU_TEST_CHROMIUM", "/usr/bin/chromium")
+# A loaded CI machine is slow: waits (and expect's retries) get 30 s instead of Playwright's 5 s.
+# They only bound how long a test waits for what it checks; no test asserts a duration.
+WAIT_MS = 30_000
+expect.set_options(timeout=WAIT_MS)
 WORKER = Path(__file__).with_name("worker_process.py")
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 Run = Callable[..., dict[str, Any]]
@@ -184,6 +188,7 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh browser context and page; fails the test on a console error or page error,
     and saves a screenshot named after the test when it is done."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT_MS)
     opened = context.new_page()
     errors: list[str] = []
 
