@@ -40,6 +40,7 @@ from api.inbox import InboxController
 from api.input_limits import check_request
 from api.live_controller import LiveController
 from api.locks import LockController
+from api.log_position_header import LogPositionHeader
 from api.messages import MessageController
 from api.node_reports import NodeReportController
 from api.notes import NoteController
@@ -164,6 +165,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
         before_request=check_request,  # 415, 413, NUL characters and JSON depth (api.input_limits)
         middleware=[
             DefineMiddleware(RequestContextMiddleware),
+            DefineMiddleware(LogPositionHeader),  # Quipu-Log-Position on command responses
             DefineMiddleware(RateLimiter, per_minute=ctx.rate_limit_per_minute),
             DefineMiddleware(OptionsAllow),
         ],

@@ -15,6 +15,7 @@ from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import get_topic
 from prometheus_client import Counter, Histogram
 
+from commands import log_position
 from commands.errors import CausesRejected, ConcurrencyConflict
 from commands.group_commit import GroupCommitter
 from commands.limits import DEFAULT_MAX_EVENT_BYTES
@@ -185,6 +186,7 @@ class EventStore(Application[UUID]):
             raise ConcurrencyConflict("the resource was changed concurrently; reload and retry") from error
         APPEND_SECONDS.observe(time.perf_counter() - started)
         APPENDS.inc(len(ids))
+        log_position.reached(ids)  # the request's Quipu-Log-Position (api.log_position_header)
         self._snapshot_saved(events)
         return ids
 
