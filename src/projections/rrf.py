@@ -2,7 +2,7 @@
 
 Each ranked list gives an item ``1 / (k + rank)`` (ranks start at 1) and an item's fused score is
 the sum over the lists it appears in. RRF needs no score calibration between keyword scores
-(``ts_rank_cd``) and cosine similarities, which live on unrelated scales; k = 60 is the paper's
+(BM25) and cosine similarities, which live on unrelated scales; k = 60 is the paper's
 value and damps the influence of the very first ranks.
 """
 

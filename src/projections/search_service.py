@@ -9,6 +9,7 @@ package does not import.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -35,7 +36,8 @@ from projections.search_query import (
 
 SearchMode = Literal["keyword", "vector", "hybrid"]
 Conn = AsyncConnection[DictRow]
-#: How long a hybrid search waits for a second pooled connection before running its halves in turn.
+#: How long a search waits for a second pooled connection (for its other half, or its count)
+#: before running the two one after the other.
 SPARE_WAIT_SECONDS: Final = 0.001
 #: The deepest result a page can reach (offset + limit); totals are counted up to it.
 MAX_DEPTH: Final = 1000
@@ -107,14 +109,9 @@ class MemorySearch:
                 filters = filters and replace(filters, as_of=position, now=at)
             if filters is None:
                 return SearchPage([], 0, mode)
-            async with _spare(self._pool) if mode == "hybrid" else _none() as spare:
+            async with _spare(self._pool) as spare:
                 hits, total = await _ranked(conn, spare, tenant_id, ask.query, mode, filters, ask.limit, ask.offset)
         return SearchPage(hits, total, mode)
-
-
-@asynccontextmanager
-async def _none() -> AsyncIterator[None]:
-    yield None
 
 
 @asynccontextmanager
@@ -144,15 +141,20 @@ async def _ranked(
     offset: int,
 ) -> tuple[list[SearchHit], int]:
     """One page of hits and the total, in ``mode``."""
-    if mode == "keyword":
-        hits = await keyword_search(conn, tenant_id, query, filters=filters, limit=limit, offset=offset, schema=SCHEMA)
-        return hits, await count_matches(conn, tenant_id, query, filters, vector=False, cap=MAX_DEPTH)
-    if mode == "vector":
-        vector = await _query_vector(query, mode)
-        hits = await vector_search(
-            conn, tenant_id, query, query_vector=vector, filters=filters, limit=limit, offset=offset, schema=SCHEMA
-        )
-        return hits, await count_matches(conn, tenant_id, query, filters, vector=True, cap=MAX_DEPTH)
+    if mode != "hybrid":
+        # The page and its total, at once when there is a spare connection for the count.
+        if mode == "keyword":
+            page = keyword_search(conn, tenant_id, query, filters=filters, limit=limit, offset=offset, schema=SCHEMA)
+        else:
+            vector = await _query_vector(query, mode)
+            page = vector_search(
+                conn, tenant_id, query, query_vector=vector, filters=filters, limit=limit, offset=offset, schema=SCHEMA
+            )
+        count = count_matches(spare or conn, tenant_id, query, filters, vector=mode == "vector", cap=MAX_DEPTH)
+        if spare is None:
+            return await page, await count
+        hits, total = await asyncio.gather(page, count)
+        return hits, total
     # Hybrid fuses the top HYBRID_DEPTH of each list by weighted scores (projections.search_fusion):
     # fuse them all once, count them, then page. The keyword half runs on the spare connection
     # (if any) while the query is embedded and the vector half runs on this one.
