@@ -89,19 +89,16 @@ async def walk(
     (each page walks again from the start: an event's ancestors never change, so their
     pages are stable; descendants recorded between two pages may shift the order).
     """
-    await _require(conn, tenant_id, start)
     # Without a kind filter the walk can stop once it has `offset + limit` nodes; with one
     # it must look further because some of what it finds is filtered out.
     budget = min(limit + offset, WALK_HARD_LIMIT) if not kinds else WALK_HARD_LIMIT
-    # One round trip: walk, order and cut in SQL, and read stored state only for the
-    # rows returned.
+    # One round trip: walk (each reached DAG row read once), order and cut in SQL, and read
+    # stored state only for the rows returned.
     cur = await conn.execute(
         "WITH picked AS ("
-        " SELECT d.event_id, w.distance, d.notification_id, d.kind, d.depth, d.hash, d.stream_id, d.version"
-        " FROM quipu_walk(%(start)s, %(tenant)s, %(upward)s, %(max_depth)s, %(budget)s) w"
-        " JOIN event_dag d ON d.event_id = w.event_id"
-        " WHERE d.tenant_id = %(tenant)s AND (cardinality(%(kinds)s::text[]) = 0 OR d.kind = ANY(%(kinds)s::text[]))"
-        " ORDER BY w.distance, d.notification_id LIMIT %(limit)s OFFSET %(offset)s)"
+        " SELECT w.* FROM quipu_walk_rows(%(start)s, %(tenant)s, %(upward)s, %(max_depth)s, %(budget)s) w"
+        " WHERE cardinality(%(kinds)s::text[]) = 0 OR w.kind = ANY(%(kinds)s::text[])"
+        " ORDER BY w.distance, w.notification_id LIMIT %(limit)s OFFSET %(offset)s)"
         f" SELECT p.*, e.state FROM picked p JOIN {EVENTS_TABLE} e"
         " ON e.originator_id = p.stream_id AND e.originator_version = p.version"
         " ORDER BY p.distance, p.notification_id",
@@ -117,7 +114,12 @@ async def walk(
         },
         prepare=True,
     )
-    return [Related(_envelope(r), r["distance"]) for r in await cur.fetchall()]
+    rows = await cur.fetchall()
+    if not rows:
+        # Only an empty answer needs telling apart from an unknown start (one round trip
+        # fewer for every walk that finds something).
+        await _require(conn, tenant_id, start)
+    return [Related(_envelope(r), r["distance"]) for r in rows]
 
 
 async def siblings(

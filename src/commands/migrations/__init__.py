@@ -24,7 +24,7 @@ from psycopg import Connection, Cursor
 from psycopg.rows import TupleRow, tuple_row
 from psycopg.sql import SQL
 
-from commands.migrations import m0001_initial
+from commands.migrations import m0001_initial, m0002_walk_rows
 
 TABLE = "quipu_schema_migrations"
 DDL_LOCK = "quipu-ddl"
@@ -42,7 +42,10 @@ class Migration:
         return hashlib.sha256("\n;\n".join(self.statements("public")).encode()).hexdigest()
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, m0001_initial.NAME, m0001_initial.statements),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, m0001_initial.NAME, m0001_initial.statements),
+    Migration(2, m0002_walk_rows.NAME, m0002_walk_rows.statements),
+)
 
 
 @dataclass(frozen=True)
