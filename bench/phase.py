@@ -83,6 +83,7 @@ def run_phases(phases: list[Phase], ctx: Context) -> list[PhaseResult]:
     results: list[PhaseResult] = []
     for i, phase in enumerate(phases, 1):
         log(f"{i}/{len(phases)} {phase.name}")
+        t0 = time.perf_counter()
         try:
             results.append(run_phase(phase, ctx))
         except KeyboardInterrupt:
@@ -90,7 +91,7 @@ def run_phases(phases: list[Phase], ctx: Context) -> list[PhaseResult]:
             for rest, why in [(phase, "interrupted"), *((p, "not run (interrupted before it)") for p in phases[i:])]:
                 outcome = Outcome(rows=[(f"{rest.name} ({why})", f"error: {why}", "-", "-")])
                 outcome.figures = dict.fromkeys(rest.keys)
-                results.append(PhaseResult(rest, outcome, 0.0, why))
+                results.append(PhaseResult(rest, outcome, time.perf_counter() - t0 if rest is phase else 0.0, why))
             return results
         for row in results[-1].outcome.rows:
             log("  | " + " | ".join(row) + " |")
