@@ -81,6 +81,7 @@ SAMPLES: dict[str, tuple[str, object, str, object]] = {
     "host": ("0.0.0.0", "0.0.0.0", "127.0.0.2", "127.0.0.2"),
     "port": ("8123", 8123, "7001", 7001),
     "health_port": ("9123", 9123, "7002", 7002),
+    "nats_cluster": ("3", 3, "5", 5),
 }
 
 
@@ -94,7 +95,8 @@ def test_the_variable_a_help_names_is_the_one_read_and_the_flag_wins(
     monkeypatch.setenv(ENV[dest], from_env)
     assert getattr(settings(_parse(command)), dest) == env_value
     assert getattr(settings(_parse([*command, flag, from_flag])), dest) == flag_value
-    if dest not in ("host", "port", "health_port"):  # the options every command has, also before the command
+    # The options every command has are also accepted before the command; these belong to one.
+    if dest not in ("host", "port", "health_port", "nats_cluster"):
         assert getattr(settings(_parse([flag, from_flag, *command])), dest) == flag_value
 
 
