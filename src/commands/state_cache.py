@@ -27,7 +27,7 @@ from uuid import UUID
 from domain.aggregate import Aggregate
 
 _A = TypeVar("_A", bound=Aggregate)
-DEFAULT_ENTRIES = 4096  # enough for every run in flight of a busy process
+DEFAULT_ENTRIES = 1024  # a few versions of each of some hundreds of runs in flight
 PER_STREAM = 4  # versions kept per stream: the head plus a few points of its past
 # A state's size grows with its history, so entries are also bounded by the sum of their
 # versions: a few long streams cannot fill the memory that thousands of short ones need.

@@ -75,7 +75,7 @@ class EventStore(Application[UUID]):
     ``snapshot_interval`` events of a stream (``QUIPU_SNAPSHOT_INTERVAL``, default 100;
     0 turns them off); every load starts from the latest one at or below its version.
     Loads of aggregates that opt in start from a cached state when one is near enough
-    (``commands.state_cache``; ``QUIPU_STATE_CACHE_ENTRIES``, default 4096, 0 turns it off).
+    (``commands.state_cache``; ``QUIPU_STATE_CACHE_ENTRIES``, default 1024, 0 turns it off).
     """
 
     name = "Quipu"  # tables are named quipu_events, quipu_snapshots
