@@ -24,7 +24,7 @@ from psycopg import Connection, Cursor
 from psycopg.rows import TupleRow, tuple_row
 from psycopg.sql import SQL
 
-from commands.migrations import m0001_initial, m0002_walk_rows
+from commands.migrations import m0001_initial, m0002_walk_rows, m0003_dense_ascending_indexes
 
 TABLE = "quipu_schema_migrations"
 DDL_LOCK = "quipu-ddl"
@@ -45,6 +45,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, m0001_initial.NAME, m0001_initial.statements),
     Migration(2, m0002_walk_rows.NAME, m0002_walk_rows.statements),
+    Migration(3, m0003_dense_ascending_indexes.NAME, m0003_dense_ascending_indexes.statements),
 )
 
 
