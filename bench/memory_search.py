@@ -20,6 +20,7 @@ connection to the same read model, no HTTP.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -42,8 +43,10 @@ from projections.memory_search import SCHEMA
 from projections.search_query import SearchFilters, hybrid_search, keyword_search, vector_search
 from quipu.wiring import Wiring
 
+# The hybrid fusion the API serves (search_service.py), not the engine's RRF default.
+SERVED_HYBRID = functools.partial(hybrid_search, fusion="weighted")
 MODES = ("keyword", "vector", "hybrid")
-ENGINE = {"keyword": keyword_search, "vector": vector_search, "hybrid": hybrid_search}
+ENGINE = {"keyword": keyword_search, "vector": vector_search, "hybrid": SERVED_HYBRID}
 CRANFIELD_TENANT, SYNTHETIC_TENANT = "cranfield", "benchnotes"
 CONCURRENCY = 8
 # The projector commits a batch (up to 256 notes) after embedding all of it: on a busy
