@@ -39,7 +39,7 @@ class AgentTypeController(Controller):
         """Every agent type named by the configured registry, a live workflow's node, a
         registered agent or a scheduled task, sorted by name, with how often each names it.
         Agent Studio's list of type names is ``[t.agent_type for t in items]``."""
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_agent_types(
                 conn, principal.tenant_id, configured=ctx.workflows.agent_types, limit=limit, offset=offset
             )

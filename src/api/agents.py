@@ -153,7 +153,7 @@ class AgentController(Controller):
     ) -> AgentPage:
         """Registered agents, oldest first, from the ``coordination`` read model; ``active_only``
         leaves out offline ones."""
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_agents(
                 conn,
                 principal.tenant_id,

@@ -50,6 +50,7 @@ from api.options_allow import OptionsAllow
 from api.problems import handle_exception
 from api.provenance import ProvenanceController
 from api.rate_limit import RateLimiter
+from api.read_freshness import wait_for_min_position
 from api.run_forensics import RunForensicsController
 from api.scopes import ScopeController
 from api.search import SearchController
@@ -114,6 +115,10 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
     def _exc(request: Request[Any, Any, State], exc: Exception) -> Any:
         return handle_exception(request, exc)
 
+    async def before_request(request: Request[Any, Any, State]) -> Any:
+        await check_request(request)
+        return await wait_for_min_position(request, ctx)  # ?min_position (api.read_freshness)
+
     app = Litestar(
         route_handlers=[
             WorkflowController,
@@ -162,7 +167,7 @@ def create_app(ctx: ApiContext, *, debug: bool = False) -> Litestar:
         dependencies={"ctx": Provide(provide_ctx), "principal": Provide(provide_principal)},
         guards=[authentication_guard(ctx)],  # 401/403 before any parameter or body is parsed
         exception_handlers={Exception: _exc},
-        before_request=check_request,  # 415, 413, NUL characters and JSON depth (api.input_limits)
+        before_request=before_request,  # 415, 413, NUL, JSON depth (api.input_limits), then ?min_position
         middleware=[
             DefineMiddleware(RequestContextMiddleware),
             DefineMiddleware(LogPositionHeader),  # Quipu-Log-Position on command responses

@@ -215,7 +215,7 @@ class ArtifactController(Controller):
         """List live artifacts (the ``knowledge`` read model), newest first. Expired and
         superseded ones only when asked for."""
         w = window(created_after, created_before, include_expired, include_superseded, order, limit, offset)
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_artifacts(
                 conn,
                 principal.tenant_id,

@@ -144,7 +144,7 @@ class CallbackController(Controller):
         status: FromQuery[CallbackStatus | None] = None,
     ) -> Page[CallbackOut]:
         """The tenant's callbacks by id, with their URLs and status (ACTIVE, DEREGISTERED)."""
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_callbacks(conn, principal.tenant_id, status=status, limit=limit, offset=offset)
         return rows_page(rows, total, CallbackOut, limit, offset)
 
@@ -175,7 +175,7 @@ class CallbackController(Controller):
         error and the next retry; ``delivery_status`` is where its delivery stands now. 404 for
         an id never registered."""
         await anyio.to_thread.run_sync(lambda: _callbacks(ctx).get(principal.tenant_id, callback_id))
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_attempts(
                 conn, principal.tenant_id, callback_id, execution_id=execution_id, limit=limit, offset=offset
             )

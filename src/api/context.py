@@ -67,6 +67,15 @@ class ApiContext:
     agents: AgentService | None = None  # set by the composition root (quipu.wiring)
     locks: LockService | None = None
     callbacks: CallbackService | None = None  # the callback registry (quipu.wiring sets it)
+    # Read connections of the list queries (QUIPU_READ_DATABASE_URL, e.g. a hot standby);
+    # None: ``pool``. See docs/architecture.md, Postgres fail-over.
+    reads: ReadPool | None = None
+    min_position_wait_ms: int = 5000  # how long a query with ?min_position waits (api.read_freshness)
+
+    @property
+    def read_models(self) -> ReadPool:
+        """Where list queries read their read models: the replica when one is configured."""
+        return self.reads if self.reads is not None else self.pool
 
     @property
     def tenants(self) -> TenantService:

@@ -189,7 +189,7 @@ class EdgeController(Controller):
             except msgspec.ValidationError as error:
                 raise ValidationFailed([FieldProblem("role", str(error), "invalid")]) from None
         w = window(created_after, created_before, False, False, order, limit, offset)
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_edges(
                 conn,
                 principal.tenant_id,
@@ -214,7 +214,7 @@ class EdgeController(Controller):
     ) -> Page[EdgeOut]:
         """The CELLSTATE reference's form of ``GET /api/v1/edges?participant=``."""
         w = window(None, None, False, False, "desc", limit, offset)
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_edges(conn, principal.tenant_id, w, participant=entity_id)
             items = await edges_from_rows(conn, principal.tenant_id, rows)
         return Page(items=items, total=total, limit=limit, offset=offset)
@@ -237,7 +237,7 @@ class EdgeController(Controller):
         if origin is None or (start and start_id and start != start_id):
             raise ValidationFailed([FieldProblem("start", "give the entity id to start from, once", "required")])
         relations = _relations([*(relation or []), *(rel_types or [])])
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             found = await traverse(
                 conn, principal.tenant_id, origin, max_depth=max_depth, relations=relations, limit=limit
             )

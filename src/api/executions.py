@@ -206,7 +206,7 @@ class ExecutionController(Controller):
     ) -> Page[ExecutionSummary]:
         """The task-manager view, from the ``executions`` read model: filter, sort, page.
         ``?style=jsondag`` names the statuses as jsondagapi does."""
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_executions(
                 conn,
                 principal.tenant_id,

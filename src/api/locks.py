@@ -162,7 +162,7 @@ class LockController(Controller):
         resource_id: FromQuery[UUID | None] = None,
     ) -> LockPage:
         """Grants that hold now, oldest first, from the ``coordination`` read model."""
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_locks(
                 conn,
                 principal.tenant_id,

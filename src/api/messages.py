@@ -172,7 +172,7 @@ class MessageController(Controller):
     ) -> MessagePage:
         """Messages, newest first, from the ``messages`` read model. With ``to_agent_id``, the
         undelivered and unacknowledged filters mean "to that agent"."""
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_messages(
                 conn,
                 principal.tenant_id,

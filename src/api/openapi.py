@@ -35,6 +35,7 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import ParameterKwarg
 from litestar.routes import HTTPRoute
 
+from api import read_freshness
 from api.openapi_docs_ui import DOCS_PATH, OfflineSwagger
 from api.openapi_examples import REQUEST_EXAMPLES
 from api.openapi_problems import OperationTraits, problem_components, problem_reference, statuses_for
@@ -138,6 +139,7 @@ def _describe_operation(path: str, op: Operation, handler: HTTPRouteHandler) -> 
     protected = "principal" in signature
     if protected:
         op.security = [{SECURITY_SCHEME: []}]
+    read_freshness.document(op)  # ?min_position on read-model queries
     parameters = [p for p in op.parameters or [] if isinstance(p, Parameter)]
     for parameter in parameters:
         if parameter.param_in == "header" and parameter.name in OPTIONAL_HEADERS:

@@ -146,7 +146,7 @@ class ScopeController(Controller):
         is_active: FromQuery[bool | None] = None,
     ) -> Page[ScopeOut]:
         """Live scopes, oldest first, from the ``memory_sessions`` read model."""
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_scopes(
                 conn,
                 principal.tenant_id,
@@ -169,7 +169,7 @@ class ScopeController(Controller):
     ) -> Page[ScopeOut]:
         """The scopes opened in a trajectory, oldest first (404 for an unknown or deleted one)."""
         await session_item(ctx, principal, Trajectory, trajectory_id)
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_scopes(
                 conn, principal.tenant_id, trajectory_id=trajectory_id, limit=limit, offset=offset
             )

@@ -229,7 +229,7 @@ class SummarizationPolicyController(Controller):
     ) -> PolicyPage:
         """The live policies of a trajectory, oldest first (404 for an unknown or deleted one)."""
         await session_item(ctx, principal, Trajectory, trajectory_id)
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_policies(
                 conn, principal.tenant_id, trajectory_id=trajectory_id, limit=limit, offset=offset
             )
@@ -282,7 +282,7 @@ class SummarizationRequestController(Controller):
     ) -> RequestPage:
         """Requests, newest first, filtered by status, scope, policy or trajectory, from the
         ``summarization`` read model."""
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_requests(
                 conn,
                 principal.tenant_id,

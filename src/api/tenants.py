@@ -96,7 +96,7 @@ class TenantController(Controller):
         """The tenants this key may see: its own, or (``operator`` scope) every tenant the log
         knows, by id, from the ``tenants`` read model."""
         if principal.operator:
-            async with ctx.pool.connection() as conn:
+            async with ctx.read_models.connection() as conn:
                 rows, total = await list_tenants(conn, status=status, limit=limit, offset=offset)
             items = [msgspec.convert(dict(r), TenantOut) for r in rows]
             return TenantPage(tenants=items, total=total, limit=limit, offset=offset)

@@ -136,7 +136,7 @@ class TrajectoryController(Controller):
     ) -> Page[TrajectoryOut]:
         """Live trajectories, newest first, from the ``memory_sessions`` read model, with the
         CELLSTATE reference's filters."""
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_trajectories(
                 conn,
                 principal.tenant_id,
@@ -233,7 +233,7 @@ class TrajectoryController(Controller):
     ) -> Page[TrajectoryOut]:
         """The direct sub-tasks of a trajectory (404 for an unknown or deleted one)."""
         await session_item(ctx, principal, Trajectory, trajectory_id)
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_trajectories(
                 conn, principal.tenant_id, parent_trajectory_id=trajectory_id, limit=limit, offset=offset
             )

@@ -148,7 +148,7 @@ class TurnController(Controller):
         execution_id: FromQuery[UUID | None] = None,
     ) -> Page[TurnOut]:
         """Live turns from the ``memory_sessions`` read model: by sequence within a scope, else oldest first."""
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_turns(
                 conn,
                 principal.tenant_id,
@@ -173,7 +173,7 @@ class TurnController(Controller):
     ) -> Page[TurnOut]:
         """A scope's turns in sequence order (404 for an unknown or deleted scope)."""
         await session_item(ctx, principal, Scope, scope_id)
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_turns(
                 conn, principal.tenant_id, scope_id=scope_id, role=role, limit=limit, offset=offset
             )

@@ -153,7 +153,7 @@ class WorkflowController(Controller):
         order: FromQuery[Literal["asc", "desc"]] = "desc",
     ) -> Page[WorkflowSummary]:
         """List live workflows (from the ``workflows`` read model) with filters, sort and paging."""
-        async with ctx.pool.connection() as conn:
+        async with ctx.read_models.connection() as conn:
             rows, total = await list_workflows(
                 conn,
                 principal.tenant_id,

@@ -78,6 +78,18 @@ def build_store(
     return EventStore(env={**postgres_env(database_url, pool_size=pool_size), LIMIT_KEY: str(max_event_bytes)})
 
 
+def read_pool(url: str, size: int) -> AsyncConnectionPool[AsyncConnection[DictRow]]:
+    """An API pool of autocommit read connections with rows as dicts (opened by the caller)."""
+    return AsyncConnectionPool(
+        url,
+        connection_class=AsyncConnection[DictRow],
+        min_size=1,
+        max_size=size,
+        open=False,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+    )
+
+
 @dataclass
 class Wiring:
     database_url: str
@@ -99,6 +111,8 @@ class Wiring:
     secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     callback_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     streams: StreamSettings = field(default_factory=StreamSettings)  # replicas and event stream limits
+    read_database_url: str | None = None  # the list queries' read models (None: database_url)
+    min_position_wait_ms: int = 5000
 
     def nats_as(self, rights: Permissions, name: str) -> NatsEndpoint:
         """The endpoint a role connects to: its own minted user when a signing key is
@@ -144,6 +158,8 @@ class Wiring:
                 base_seconds=settings.callback_retry_base,
             ),
             streams=streams,
+            read_database_url=settings.read_database_url,
+            min_position_wait_ms=settings.min_position_wait_ms,
         )
 
     @contextlib.asynccontextmanager
@@ -151,15 +167,11 @@ class Wiring:
         store = await asyncio.to_thread(
             lambda: build_store(self.database_url, self.pool_size, max_event_bytes=self.max_event_bytes)
         )
-        pool = AsyncConnectionPool(
-            self.database_url,
-            connection_class=AsyncConnection[DictRow],
-            min_size=1,
-            max_size=self.pool_size,
-            open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-        )
+        pool = read_pool(self.database_url, self.pool_size)
         await pool.open(wait=True, timeout=30)
+        reads = None if self.read_database_url is None else read_pool(self.read_database_url, self.pool_size)
+        if reads is not None:
+            await reads.open(wait=True, timeout=30)
         async with pool.connection() as conn:
             # Read models exist before the first query, even if no projector ran yet.
             for name in sorted(PROJECTIONS):
@@ -214,12 +226,16 @@ class Wiring:
                 agents=agents,
                 locks=locks,
                 callbacks=callbacks,
+                reads=reads,
+                min_position_wait_ms=self.min_position_wait_ms,
             )
         finally:
             for client in clients:
                 with contextlib.suppress(Exception):
                     await client.close()
             await pool.close()
+            if reads is not None:
+                await reads.close()
             await asyncio.to_thread(store.close)
 
     @contextlib.asynccontextmanager

@@ -47,6 +47,7 @@ class Agents(SyncResource):
         status: Literal["idle", "active", "blocked", "failed", "offline"] | None = None,
         trajectory_id: UUID | str | None = None,
         active_only: bool | None = None,
+        min_position: int | None = None,
     ) -> AgentPage:
         """``GET /api/v1/agents`` (listAgents)."""
         return self._t.call(
@@ -59,6 +60,7 @@ class Agents(SyncResource):
                 "status": status,
                 "trajectory_id": trajectory_id,
                 "active_only": active_only,
+                "min_position": min_position,
             },
             expect=AgentPage,
         )
@@ -73,18 +75,24 @@ class Agents(SyncResource):
             expect=AgentOut,
         )
 
-    def types(self, *, limit: int | None = None, offset: int | None = None) -> Page[AgentTypeOut]:
+    def types(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+        min_position: int | None = None,
+    ) -> Page[AgentTypeOut]:
         """``GET /api/v1/agent-types`` (listAgentTypes)."""
         return self._t.call(
             "GET",
             "/api/v1/agent-types",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=Page[AgentTypeOut],
         )
 
-    def iter_types(self, *, page_size: int = 100) -> Iterator[AgentTypeOut]:
+    def iter_types(self, *, min_position: int | None = None, page_size: int = 100) -> Iterator[AgentTypeOut]:
         """Every item of ``GET /api/v1/agent-types``, a page at a time."""
-        return self._t.pages(lambda offset: self.types(limit=page_size, offset=offset))
+        return self._t.pages(lambda offset: self.types(min_position=min_position, limit=page_size, offset=offset))
 
     def inbox(self, agent_id: UUID | str, *, last_event_id: UUID | str | None = None) -> Iterator[ServerEvent]:
         """``GET /api/v1/agents/{agent_id}/inbox`` (streamAgentInbox)."""
@@ -123,6 +131,7 @@ class AsyncAgents(AsyncResource):
         status: Literal["idle", "active", "blocked", "failed", "offline"] | None = None,
         trajectory_id: UUID | str | None = None,
         active_only: bool | None = None,
+        min_position: int | None = None,
     ) -> AgentPage:
         """``GET /api/v1/agents`` (listAgents)."""
         return await self._t.call(
@@ -135,6 +144,7 @@ class AsyncAgents(AsyncResource):
                 "status": status,
                 "trajectory_id": trajectory_id,
                 "active_only": active_only,
+                "min_position": min_position,
             },
             expect=AgentPage,
         )
@@ -154,18 +164,24 @@ class AsyncAgents(AsyncResource):
             expect=AgentOut,
         )
 
-    async def types(self, *, limit: int | None = None, offset: int | None = None) -> Page[AgentTypeOut]:
+    async def types(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+        min_position: int | None = None,
+    ) -> Page[AgentTypeOut]:
         """``GET /api/v1/agent-types`` (listAgentTypes)."""
         return await self._t.call(
             "GET",
             "/api/v1/agent-types",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=Page[AgentTypeOut],
         )
 
-    def iter_types(self, *, page_size: int = 100) -> AsyncIterator[AgentTypeOut]:
+    def iter_types(self, *, min_position: int | None = None, page_size: int = 100) -> AsyncIterator[AgentTypeOut]:
         """Every item of ``GET /api/v1/agent-types``, a page at a time."""
-        return self._t.pages(lambda offset: self.types(limit=page_size, offset=offset))
+        return self._t.pages(lambda offset: self.types(min_position=min_position, limit=page_size, offset=offset))
 
     def inbox(self, agent_id: UUID | str, *, last_event_id: UUID | str | None = None) -> AsyncIterator[ServerEvent]:
         """``GET /api/v1/agents/{agent_id}/inbox`` (streamAgentInbox)."""

@@ -33,6 +33,7 @@ class Artifacts(SyncResource):
         include_expired: bool | None = None,
         include_superseded: bool | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
     ) -> Page[ArtifactOut]:
         """``GET /api/v1/artifacts`` (listArtifacts)."""
         return self._t.call(
@@ -51,6 +52,7 @@ class Artifacts(SyncResource):
                 "include_expired": include_expired,
                 "include_superseded": include_superseded,
                 "order": order,
+                "min_position": min_position,
             },
             expect=Page[ArtifactOut],
         )
@@ -68,6 +70,7 @@ class Artifacts(SyncResource):
         include_expired: bool | None = None,
         include_superseded: bool | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[ArtifactOut]:
         """Every item of ``GET /api/v1/artifacts``, a page at a time."""
@@ -83,6 +86,7 @@ class Artifacts(SyncResource):
                 include_expired=include_expired,
                 include_superseded=include_superseded,
                 order=order,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -158,12 +162,13 @@ class Artifacts(SyncResource):
         body: ArtifactSearchRequest | Mapping[str, Any],
         *,
         as_of: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> SearchResponse:
         """``POST /api/v1/artifacts/search`` (searchArtifacts)."""
         return self._t.call(
             "POST",
             "/api/v1/artifacts/search",
-            params={"as_of": as_of},
+            params={"as_of": as_of, "min_position": min_position},
             body=body,
             expect=SearchResponse,
         )
@@ -185,6 +190,7 @@ class AsyncArtifacts(AsyncResource):
         include_expired: bool | None = None,
         include_superseded: bool | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
     ) -> Page[ArtifactOut]:
         """``GET /api/v1/artifacts`` (listArtifacts)."""
         return await self._t.call(
@@ -203,6 +209,7 @@ class AsyncArtifacts(AsyncResource):
                 "include_expired": include_expired,
                 "include_superseded": include_superseded,
                 "order": order,
+                "min_position": min_position,
             },
             expect=Page[ArtifactOut],
         )
@@ -220,6 +227,7 @@ class AsyncArtifacts(AsyncResource):
         include_expired: bool | None = None,
         include_superseded: bool | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[ArtifactOut]:
         """Every item of ``GET /api/v1/artifacts``, a page at a time."""
@@ -235,6 +243,7 @@ class AsyncArtifacts(AsyncResource):
                 include_expired=include_expired,
                 include_superseded=include_superseded,
                 order=order,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -315,12 +324,13 @@ class AsyncArtifacts(AsyncResource):
         body: ArtifactSearchRequest | Mapping[str, Any],
         *,
         as_of: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> SearchResponse:
         """``POST /api/v1/artifacts/search`` (searchArtifacts)."""
         return await self._t.call(
             "POST",
             "/api/v1/artifacts/search",
-            params={"as_of": as_of},
+            params={"as_of": as_of, "min_position": min_position},
             body=body,
             expect=SearchResponse,
         )

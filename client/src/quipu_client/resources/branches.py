@@ -64,9 +64,14 @@ class Branches(SyncResource):
             expect=BranchComparison,
         )
 
-    def tree(self, execution_id: UUID | str) -> BranchTree:
+    def tree(self, execution_id: UUID | str, *, min_position: int | None = None) -> BranchTree:
         """``GET /api/v1/executions/{execution_id}/branches`` (getBranchTree)."""
-        return self._t.call("GET", f"/api/v1/executions/{execution_id}/branches", expect=BranchTree)
+        return self._t.call(
+            "GET",
+            f"/api/v1/executions/{execution_id}/branches",
+            params={"min_position": min_position},
+            expect=BranchTree,
+        )
 
 class AsyncBranches(AsyncResource):
 
@@ -130,6 +135,11 @@ class AsyncBranches(AsyncResource):
             expect=BranchComparison,
         )
 
-    async def tree(self, execution_id: UUID | str) -> BranchTree:
+    async def tree(self, execution_id: UUID | str, *, min_position: int | None = None) -> BranchTree:
         """``GET /api/v1/executions/{execution_id}/branches`` (getBranchTree)."""
-        return await self._t.call("GET", f"/api/v1/executions/{execution_id}/branches", expect=BranchTree)
+        return await self._t.call(
+            "GET",
+            f"/api/v1/executions/{execution_id}/branches",
+            params={"min_position": min_position},
+            expect=BranchTree,
+        )

@@ -27,12 +27,13 @@ class Callbacks(SyncResource):
         limit: int | None = None,
         offset: int | None = None,
         execution_id: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> Page[DeliveryAttemptOut]:
         """``GET /api/v1/callbacks/{callback_id}/deliveries`` (listCallbackDeliveries)."""
         return self._t.call(
             "GET",
             f"/api/v1/callbacks/{callback_id}/deliveries",
-            params={"limit": limit, "offset": offset, "execution_id": execution_id},
+            params={"limit": limit, "offset": offset, "execution_id": execution_id, "min_position": min_position},
             expect=Page[DeliveryAttemptOut],
         )
 
@@ -41,11 +42,18 @@ class Callbacks(SyncResource):
         callback_id: str,
         *,
         execution_id: UUID | str | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[DeliveryAttemptOut]:
         """Every item of ``GET /api/v1/callbacks/{callback_id}/deliveries``, a page at a time."""
         return self._t.pages(
-            lambda offset: self.deliveries(callback_id, execution_id=execution_id, limit=page_size, offset=offset),
+            lambda offset: self.deliveries(
+                callback_id,
+                execution_id=execution_id,
+                min_position=min_position,
+                limit=page_size,
+                offset=offset,
+            ),
         )
 
     def deregister(self, callback_id: str) -> CallbackOut:
@@ -58,12 +66,13 @@ class Callbacks(SyncResource):
         limit: int | None = None,
         offset: int | None = None,
         status: Literal["ACTIVE", "DEREGISTERED"] | None = None,
+        min_position: int | None = None,
     ) -> Page[CallbackOut]:
         """``GET /api/v1/callbacks`` (listCallbacks)."""
         return self._t.call(
             "GET",
             "/api/v1/callbacks",
-            params={"limit": limit, "offset": offset, "status": status},
+            params={"limit": limit, "offset": offset, "status": status, "min_position": min_position},
             expect=Page[CallbackOut],
         )
 
@@ -71,10 +80,13 @@ class Callbacks(SyncResource):
         self,
         *,
         status: Literal["ACTIVE", "DEREGISTERED"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[CallbackOut]:
         """Every item of ``GET /api/v1/callbacks``, a page at a time."""
-        return self._t.pages(lambda offset: self.list(status=status, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.list(status=status, min_position=min_position, limit=page_size, offset=offset),
+        )
 
     def register(self, body: CallbackRegistrationIn | Mapping[str, Any]) -> CallbackRegistrationOut:
         """``POST /api/v1/callbacks/register`` (registerCallbacks)."""
@@ -89,12 +101,13 @@ class AsyncCallbacks(AsyncResource):
         limit: int | None = None,
         offset: int | None = None,
         execution_id: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> Page[DeliveryAttemptOut]:
         """``GET /api/v1/callbacks/{callback_id}/deliveries`` (listCallbackDeliveries)."""
         return await self._t.call(
             "GET",
             f"/api/v1/callbacks/{callback_id}/deliveries",
-            params={"limit": limit, "offset": offset, "execution_id": execution_id},
+            params={"limit": limit, "offset": offset, "execution_id": execution_id, "min_position": min_position},
             expect=Page[DeliveryAttemptOut],
         )
 
@@ -103,11 +116,18 @@ class AsyncCallbacks(AsyncResource):
         callback_id: str,
         *,
         execution_id: UUID | str | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[DeliveryAttemptOut]:
         """Every item of ``GET /api/v1/callbacks/{callback_id}/deliveries``, a page at a time."""
         return self._t.pages(
-            lambda offset: self.deliveries(callback_id, execution_id=execution_id, limit=page_size, offset=offset),
+            lambda offset: self.deliveries(
+                callback_id,
+                execution_id=execution_id,
+                min_position=min_position,
+                limit=page_size,
+                offset=offset,
+            ),
         )
 
     async def deregister(self, callback_id: str) -> CallbackOut:
@@ -120,12 +140,13 @@ class AsyncCallbacks(AsyncResource):
         limit: int | None = None,
         offset: int | None = None,
         status: Literal["ACTIVE", "DEREGISTERED"] | None = None,
+        min_position: int | None = None,
     ) -> Page[CallbackOut]:
         """``GET /api/v1/callbacks`` (listCallbacks)."""
         return await self._t.call(
             "GET",
             "/api/v1/callbacks",
-            params={"limit": limit, "offset": offset, "status": status},
+            params={"limit": limit, "offset": offset, "status": status, "min_position": min_position},
             expect=Page[CallbackOut],
         )
 
@@ -133,10 +154,13 @@ class AsyncCallbacks(AsyncResource):
         self,
         *,
         status: Literal["ACTIVE", "DEREGISTERED"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[CallbackOut]:
         """Every item of ``GET /api/v1/callbacks``, a page at a time."""
-        return self._t.pages(lambda offset: self.list(status=status, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.list(status=status, min_position=min_position, limit=page_size, offset=offset),
+        )
 
     async def register(self, body: CallbackRegistrationIn | Mapping[str, Any]) -> CallbackRegistrationOut:
         """``POST /api/v1/callbacks/register`` (registerCallbacks)."""

@@ -29,12 +29,13 @@ class Checkpoints(SyncResource):
         limit: int | None = None,
         offset: int | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
     ) -> Page[CheckpointSummary]:
         """``GET /api/v1/executions/{execution_id}/checkpoints`` (listCheckpoints)."""
         return self._t.call(
             "GET",
             f"/api/v1/executions/{execution_id}/checkpoints",
-            params={"limit": limit, "offset": offset, "order": order},
+            params={"limit": limit, "offset": offset, "order": order, "min_position": min_position},
             expect=Page[CheckpointSummary],
         )
 
@@ -43,10 +44,19 @@ class Checkpoints(SyncResource):
         execution_id: UUID | str,
         *,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[CheckpointSummary]:
         """Every item of ``GET /api/v1/executions/{execution_id}/checkpoints``, a page at a time."""
-        return self._t.pages(lambda offset: self.list(execution_id, order=order, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.list(
+                execution_id,
+                order=order,
+                min_position=min_position,
+                limit=page_size,
+                offset=offset,
+            ),
+        )
 
     def create(
         self,
@@ -87,12 +97,13 @@ class AsyncCheckpoints(AsyncResource):
         limit: int | None = None,
         offset: int | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
     ) -> Page[CheckpointSummary]:
         """``GET /api/v1/executions/{execution_id}/checkpoints`` (listCheckpoints)."""
         return await self._t.call(
             "GET",
             f"/api/v1/executions/{execution_id}/checkpoints",
-            params={"limit": limit, "offset": offset, "order": order},
+            params={"limit": limit, "offset": offset, "order": order, "min_position": min_position},
             expect=Page[CheckpointSummary],
         )
 
@@ -101,10 +112,19 @@ class AsyncCheckpoints(AsyncResource):
         execution_id: UUID | str,
         *,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[CheckpointSummary]:
         """Every item of ``GET /api/v1/executions/{execution_id}/checkpoints``, a page at a time."""
-        return self._t.pages(lambda offset: self.list(execution_id, order=order, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.list(
+                execution_id,
+                order=order,
+                min_position=min_position,
+                limit=page_size,
+                offset=offset,
+            ),
+        )
 
     async def create(
         self,

@@ -24,18 +24,27 @@ class Edges(SyncResource):
         *,
         limit: int | None = None,
         offset: int | None = None,
+        min_position: int | None = None,
     ) -> Page[EdgeOut]:
         """``GET /api/v1/edges/by-participant/{entity_id}`` (listEdgesByParticipant)."""
         return self._t.call(
             "GET",
             f"/api/v1/edges/by-participant/{entity_id}",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=Page[EdgeOut],
         )
 
-    def iter_by_participant(self, entity_id: UUID | str, *, page_size: int = 100) -> Iterator[EdgeOut]:
+    def iter_by_participant(
+        self,
+        entity_id: UUID | str,
+        *,
+        min_position: int | None = None,
+        page_size: int = 100,
+    ) -> Iterator[EdgeOut]:
         """Every item of ``GET /api/v1/edges/by-participant/{entity_id}``, a page at a time."""
-        return self._t.pages(lambda offset: self.by_participant(entity_id, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.by_participant(entity_id, min_position=min_position, limit=page_size, offset=offset),
+        )
 
     def list(
         self,
@@ -50,6 +59,7 @@ class Edges(SyncResource):
         created_after: datetime | float | None = None,
         created_before: datetime | float | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
     ) -> Page[EdgeOut]:
         """``GET /api/v1/edges`` (listEdges)."""
         return self._t.call(
@@ -66,6 +76,7 @@ class Edges(SyncResource):
                 "created_after": created_after,
                 "created_before": created_before,
                 "order": order,
+                "min_position": min_position,
             },
             expect=Page[EdgeOut],
         )
@@ -81,6 +92,7 @@ class Edges(SyncResource):
         created_after: datetime | float | None = None,
         created_before: datetime | float | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[EdgeOut]:
         """Every item of ``GET /api/v1/edges``, a page at a time."""
@@ -94,6 +106,7 @@ class Edges(SyncResource):
                 created_after=created_after,
                 created_before=created_before,
                 order=order,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -146,6 +159,7 @@ class Edges(SyncResource):
         relation: builtins.list[str] | None = None,
         rel_types: builtins.list[str] | None = None,
         limit: int | None = None,
+        min_position: int | None = None,
     ) -> TraversalOut:
         """``GET /api/v1/edges/traverse`` (traverseEdges)."""
         return self._t.call(
@@ -158,6 +172,7 @@ class Edges(SyncResource):
                 "relation": relation,
                 "rel_types": rel_types,
                 "limit": limit,
+                "min_position": min_position,
             },
             expect=TraversalOut,
         )
@@ -170,18 +185,27 @@ class AsyncEdges(AsyncResource):
         *,
         limit: int | None = None,
         offset: int | None = None,
+        min_position: int | None = None,
     ) -> Page[EdgeOut]:
         """``GET /api/v1/edges/by-participant/{entity_id}`` (listEdgesByParticipant)."""
         return await self._t.call(
             "GET",
             f"/api/v1/edges/by-participant/{entity_id}",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=Page[EdgeOut],
         )
 
-    def iter_by_participant(self, entity_id: UUID | str, *, page_size: int = 100) -> AsyncIterator[EdgeOut]:
+    def iter_by_participant(
+        self,
+        entity_id: UUID | str,
+        *,
+        min_position: int | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[EdgeOut]:
         """Every item of ``GET /api/v1/edges/by-participant/{entity_id}``, a page at a time."""
-        return self._t.pages(lambda offset: self.by_participant(entity_id, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.by_participant(entity_id, min_position=min_position, limit=page_size, offset=offset),
+        )
 
     async def list(
         self,
@@ -196,6 +220,7 @@ class AsyncEdges(AsyncResource):
         created_after: datetime | float | None = None,
         created_before: datetime | float | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
     ) -> Page[EdgeOut]:
         """``GET /api/v1/edges`` (listEdges)."""
         return await self._t.call(
@@ -212,6 +237,7 @@ class AsyncEdges(AsyncResource):
                 "created_after": created_after,
                 "created_before": created_before,
                 "order": order,
+                "min_position": min_position,
             },
             expect=Page[EdgeOut],
         )
@@ -227,6 +253,7 @@ class AsyncEdges(AsyncResource):
         created_after: datetime | float | None = None,
         created_before: datetime | float | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[EdgeOut]:
         """Every item of ``GET /api/v1/edges``, a page at a time."""
@@ -240,6 +267,7 @@ class AsyncEdges(AsyncResource):
                 created_after=created_after,
                 created_before=created_before,
                 order=order,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -292,6 +320,7 @@ class AsyncEdges(AsyncResource):
         relation: builtins.list[str] | None = None,
         rel_types: builtins.list[str] | None = None,
         limit: int | None = None,
+        min_position: int | None = None,
     ) -> TraversalOut:
         """``GET /api/v1/edges/traverse`` (traverseEdges)."""
         return await self._t.call(
@@ -304,6 +333,7 @@ class AsyncEdges(AsyncResource):
                 "relation": relation,
                 "rel_types": rel_types,
                 "limit": limit,
+                "min_position": min_position,
             },
             expect=TraversalOut,
         )

@@ -69,6 +69,7 @@ class Executions(SyncResource):
         sort: Literal["created_at", "updated_at", "status"] | None = None,
         order: Literal["asc", "desc"] | None = None,
         style: Literal["quipu", "jsondag"] | None = None,
+        min_position: int | None = None,
     ) -> Page[ExecutionSummary]:
         """``GET /api/v1/executions`` (listExecutions)."""
         return self._t.call(
@@ -84,6 +85,7 @@ class Executions(SyncResource):
                 "sort": sort,
                 "order": order,
                 "style": style,
+                "min_position": min_position,
             },
             expect=Page[ExecutionSummary],
         )
@@ -98,6 +100,7 @@ class Executions(SyncResource):
         sort: Literal["created_at", "updated_at", "status"] | None = None,
         order: Literal["asc", "desc"] | None = None,
         style: Literal["quipu", "jsondag"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[ExecutionSummary]:
         """Every item of ``GET /api/v1/executions``, a page at a time."""
@@ -110,6 +113,7 @@ class Executions(SyncResource):
                 sort=sort,
                 order=order,
                 style=style,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -209,9 +213,14 @@ class Executions(SyncResource):
             last_event_id=last_event_id,
         )
 
-    def metrics(self, execution_id: UUID | str) -> MetricsOut:
+    def metrics(self, execution_id: UUID | str, *, min_position: int | None = None) -> MetricsOut:
         """``GET /api/v1/executions/{execution_id}/metrics`` (getExecutionMetrics)."""
-        return self._t.call("GET", f"/api/v1/executions/{execution_id}/metrics", expect=MetricsOut)
+        return self._t.call(
+            "GET",
+            f"/api/v1/executions/{execution_id}/metrics",
+            params={"min_position": min_position},
+            expect=MetricsOut,
+        )
 
     def timeline(
         self,
@@ -225,6 +234,7 @@ class Executions(SyncResource):
         limit: int | None = None,
         offset: int | None = None,
         as_of: str | None = None,
+        min_position: int | None = None,
     ) -> TimelineOut:
         """``GET /api/v1/executions/{execution_id}/timeline`` (getExecutionTimeline)."""
         return self._t.call(
@@ -239,22 +249,38 @@ class Executions(SyncResource):
                 "limit": limit,
                 "offset": offset,
                 "as_of": as_of,
+                "min_position": min_position,
             },
             expect=TimelineOut,
         )
 
-    def steps(self, execution_id: UUID | str, *, limit: int | None = None, offset: int | None = None) -> Page[StepOut]:
+    def steps(
+        self,
+        execution_id: UUID | str,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+        min_position: int | None = None,
+    ) -> Page[StepOut]:
         """``GET /api/v1/executions/{execution_id}/steps`` (listExecutionSteps)."""
         return self._t.call(
             "GET",
             f"/api/v1/executions/{execution_id}/steps",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=Page[StepOut],
         )
 
-    def iter_steps(self, execution_id: UUID | str, *, page_size: int = 100) -> Iterator[StepOut]:
+    def iter_steps(
+        self,
+        execution_id: UUID | str,
+        *,
+        min_position: int | None = None,
+        page_size: int = 100,
+    ) -> Iterator[StepOut]:
         """Every item of ``GET /api/v1/executions/{execution_id}/steps``, a page at a time."""
-        return self._t.pages(lambda offset: self.steps(execution_id, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.steps(execution_id, min_position=min_position, limit=page_size, offset=offset),
+        )
 
 class AsyncExecutions(AsyncResource):
 
@@ -292,6 +318,7 @@ class AsyncExecutions(AsyncResource):
         sort: Literal["created_at", "updated_at", "status"] | None = None,
         order: Literal["asc", "desc"] | None = None,
         style: Literal["quipu", "jsondag"] | None = None,
+        min_position: int | None = None,
     ) -> Page[ExecutionSummary]:
         """``GET /api/v1/executions`` (listExecutions)."""
         return await self._t.call(
@@ -307,6 +334,7 @@ class AsyncExecutions(AsyncResource):
                 "sort": sort,
                 "order": order,
                 "style": style,
+                "min_position": min_position,
             },
             expect=Page[ExecutionSummary],
         )
@@ -321,6 +349,7 @@ class AsyncExecutions(AsyncResource):
         sort: Literal["created_at", "updated_at", "status"] | None = None,
         order: Literal["asc", "desc"] | None = None,
         style: Literal["quipu", "jsondag"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[ExecutionSummary]:
         """Every item of ``GET /api/v1/executions``, a page at a time."""
@@ -333,6 +362,7 @@ class AsyncExecutions(AsyncResource):
                 sort=sort,
                 order=order,
                 style=style,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -446,9 +476,14 @@ class AsyncExecutions(AsyncResource):
             last_event_id=last_event_id,
         )
 
-    async def metrics(self, execution_id: UUID | str) -> MetricsOut:
+    async def metrics(self, execution_id: UUID | str, *, min_position: int | None = None) -> MetricsOut:
         """``GET /api/v1/executions/{execution_id}/metrics`` (getExecutionMetrics)."""
-        return await self._t.call("GET", f"/api/v1/executions/{execution_id}/metrics", expect=MetricsOut)
+        return await self._t.call(
+            "GET",
+            f"/api/v1/executions/{execution_id}/metrics",
+            params={"min_position": min_position},
+            expect=MetricsOut,
+        )
 
     async def timeline(
         self,
@@ -462,6 +497,7 @@ class AsyncExecutions(AsyncResource):
         limit: int | None = None,
         offset: int | None = None,
         as_of: str | None = None,
+        min_position: int | None = None,
     ) -> TimelineOut:
         """``GET /api/v1/executions/{execution_id}/timeline`` (getExecutionTimeline)."""
         return await self._t.call(
@@ -476,6 +512,7 @@ class AsyncExecutions(AsyncResource):
                 "limit": limit,
                 "offset": offset,
                 "as_of": as_of,
+                "min_position": min_position,
             },
             expect=TimelineOut,
         )
@@ -486,15 +523,24 @@ class AsyncExecutions(AsyncResource):
         *,
         limit: int | None = None,
         offset: int | None = None,
+        min_position: int | None = None,
     ) -> Page[StepOut]:
         """``GET /api/v1/executions/{execution_id}/steps`` (listExecutionSteps)."""
         return await self._t.call(
             "GET",
             f"/api/v1/executions/{execution_id}/steps",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=Page[StepOut],
         )
 
-    def iter_steps(self, execution_id: UUID | str, *, page_size: int = 100) -> AsyncIterator[StepOut]:
+    def iter_steps(
+        self,
+        execution_id: UUID | str,
+        *,
+        min_position: int | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[StepOut]:
         """Every item of ``GET /api/v1/executions/{execution_id}/steps``, a page at a time."""
-        return self._t.pages(lambda offset: self.steps(execution_id, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.steps(execution_id, min_position=min_position, limit=page_size, offset=offset),
+        )

@@ -34,6 +34,7 @@ class Locks(SyncResource):
         holder_agent_id: UUID | str | None = None,
         resource_type: Literal["trajectory", "scope", "artifact", "note", "agent"] | None = None,
         resource_id: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> LockPage:
         """``GET /api/v1/locks`` (listLocks)."""
         return self._t.call(
@@ -45,6 +46,7 @@ class Locks(SyncResource):
                 "holder_agent_id": holder_agent_id,
                 "resource_type": resource_type,
                 "resource_id": resource_id,
+                "min_position": min_position,
             },
             expect=LockPage,
         )
@@ -75,6 +77,7 @@ class AsyncLocks(AsyncResource):
         holder_agent_id: UUID | str | None = None,
         resource_type: Literal["trajectory", "scope", "artifact", "note", "agent"] | None = None,
         resource_id: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> LockPage:
         """``GET /api/v1/locks`` (listLocks)."""
         return await self._t.call(
@@ -86,6 +89,7 @@ class AsyncLocks(AsyncResource):
                 "holder_agent_id": holder_agent_id,
                 "resource_type": resource_type,
                 "resource_id": resource_id,
+                "min_position": min_position,
             },
             expect=LockPage,
         )

@@ -36,6 +36,7 @@ class Messages(SyncResource):
         priority: Literal["low", "normal", "high", "critical"] | None = None,
         undelivered_only: bool | None = None,
         unacknowledged_only: bool | None = None,
+        min_position: int | None = None,
     ) -> MessagePage:
         """``GET /api/v1/messages`` (listMessages)."""
         return self._t.call(
@@ -52,6 +53,7 @@ class Messages(SyncResource):
                 "priority": priority,
                 "undelivered_only": undelivered_only,
                 "unacknowledged_only": unacknowledged_only,
+                "min_position": min_position,
             },
             expect=MessagePage,
         )
@@ -89,6 +91,7 @@ class AsyncMessages(AsyncResource):
         priority: Literal["low", "normal", "high", "critical"] | None = None,
         undelivered_only: bool | None = None,
         unacknowledged_only: bool | None = None,
+        min_position: int | None = None,
     ) -> MessagePage:
         """``GET /api/v1/messages`` (listMessages)."""
         return await self._t.call(
@@ -105,6 +108,7 @@ class AsyncMessages(AsyncResource):
                 "priority": priority,
                 "undelivered_only": undelivered_only,
                 "unacknowledged_only": unacknowledged_only,
+                "min_position": min_position,
             },
             expect=MessagePage,
         )

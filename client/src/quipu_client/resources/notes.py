@@ -34,6 +34,7 @@ class Notes(SyncResource):
         include_expired: bool | None = None,
         include_superseded: bool | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
     ) -> Page[NoteOut]:
         """``GET /api/v1/notes`` (listNotes)."""
         return self._t.call(
@@ -53,6 +54,7 @@ class Notes(SyncResource):
                 "include_expired": include_expired,
                 "include_superseded": include_superseded,
                 "order": order,
+                "min_position": min_position,
             },
             expect=Page[NoteOut],
         )
@@ -71,6 +73,7 @@ class Notes(SyncResource):
         include_expired: bool | None = None,
         include_superseded: bool | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[NoteOut]:
         """Every item of ``GET /api/v1/notes``, a page at a time."""
@@ -87,6 +90,7 @@ class Notes(SyncResource):
                 include_expired=include_expired,
                 include_superseded=include_superseded,
                 order=order,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -151,9 +155,21 @@ class Notes(SyncResource):
             expect=ItemProvenance,
         )
 
-    def search(self, body: NoteSearchRequest | Mapping[str, Any], *, as_of: UUID | str | None = None) -> SearchResponse:
+    def search(
+        self,
+        body: NoteSearchRequest | Mapping[str, Any],
+        *,
+        as_of: UUID | str | None = None,
+        min_position: int | None = None,
+    ) -> SearchResponse:
         """``POST /api/v1/notes/search`` (searchNotes)."""
-        return self._t.call("POST", "/api/v1/notes/search", params={"as_of": as_of}, body=body, expect=SearchResponse)
+        return self._t.call(
+            "POST",
+            "/api/v1/notes/search",
+            params={"as_of": as_of, "min_position": min_position},
+            body=body,
+            expect=SearchResponse,
+        )
 
 class AsyncNotes(AsyncResource):
 
@@ -173,6 +189,7 @@ class AsyncNotes(AsyncResource):
         include_expired: bool | None = None,
         include_superseded: bool | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
     ) -> Page[NoteOut]:
         """``GET /api/v1/notes`` (listNotes)."""
         return await self._t.call(
@@ -192,6 +209,7 @@ class AsyncNotes(AsyncResource):
                 "include_expired": include_expired,
                 "include_superseded": include_superseded,
                 "order": order,
+                "min_position": min_position,
             },
             expect=Page[NoteOut],
         )
@@ -210,6 +228,7 @@ class AsyncNotes(AsyncResource):
         include_expired: bool | None = None,
         include_superseded: bool | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[NoteOut]:
         """Every item of ``GET /api/v1/notes``, a page at a time."""
@@ -226,6 +245,7 @@ class AsyncNotes(AsyncResource):
                 include_expired=include_expired,
                 include_superseded=include_superseded,
                 order=order,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -295,12 +315,13 @@ class AsyncNotes(AsyncResource):
         body: NoteSearchRequest | Mapping[str, Any],
         *,
         as_of: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> SearchResponse:
         """``POST /api/v1/notes/search`` (searchNotes)."""
         return await self._t.call(
             "POST",
             "/api/v1/notes/search",
-            params={"as_of": as_of},
+            params={"as_of": as_of, "min_position": min_position},
             body=body,
             expect=SearchResponse,
         )

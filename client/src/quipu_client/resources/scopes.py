@@ -32,6 +32,7 @@ class Scopes(SyncResource):
         trajectory_id: UUID | str | None = None,
         parent_scope_id: UUID | str | None = None,
         is_active: bool | None = None,
+        min_position: int | None = None,
     ) -> Page[ScopeOut]:
         """``GET /api/v1/scopes`` (listScopes)."""
         return self._t.call(
@@ -43,6 +44,7 @@ class Scopes(SyncResource):
                 "trajectory_id": trajectory_id,
                 "parent_scope_id": parent_scope_id,
                 "is_active": is_active,
+                "min_position": min_position,
             },
             expect=Page[ScopeOut],
         )
@@ -53,6 +55,7 @@ class Scopes(SyncResource):
         trajectory_id: UUID | str | None = None,
         parent_scope_id: UUID | str | None = None,
         is_active: bool | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[ScopeOut]:
         """Every item of ``GET /api/v1/scopes``, a page at a time."""
@@ -61,6 +64,7 @@ class Scopes(SyncResource):
                 trajectory_id=trajectory_id,
                 parent_scope_id=parent_scope_id,
                 is_active=is_active,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -101,12 +105,13 @@ class Scopes(SyncResource):
         limit: int | None = None,
         offset: int | None = None,
         role: Literal["user", "assistant", "system", "tool"] | None = None,
+        min_position: int | None = None,
     ) -> Page[TurnOut]:
         """``GET /api/v1/scopes/{scope_id}/turns`` (listScopeTurns)."""
         return self._t.call(
             "GET",
             f"/api/v1/scopes/{scope_id}/turns",
-            params={"limit": limit, "offset": offset, "role": role},
+            params={"limit": limit, "offset": offset, "role": role, "min_position": min_position},
             expect=Page[TurnOut],
         )
 
@@ -115,10 +120,13 @@ class Scopes(SyncResource):
         scope_id: UUID | str,
         *,
         role: Literal["user", "assistant", "system", "tool"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[TurnOut]:
         """Every item of ``GET /api/v1/scopes/{scope_id}/turns``, a page at a time."""
-        return self._t.pages(lambda offset: self.turns(scope_id, role=role, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.turns(scope_id, role=role, min_position=min_position, limit=page_size, offset=offset),
+        )
 
 class AsyncScopes(AsyncResource):
 
@@ -138,6 +146,7 @@ class AsyncScopes(AsyncResource):
         trajectory_id: UUID | str | None = None,
         parent_scope_id: UUID | str | None = None,
         is_active: bool | None = None,
+        min_position: int | None = None,
     ) -> Page[ScopeOut]:
         """``GET /api/v1/scopes`` (listScopes)."""
         return await self._t.call(
@@ -149,6 +158,7 @@ class AsyncScopes(AsyncResource):
                 "trajectory_id": trajectory_id,
                 "parent_scope_id": parent_scope_id,
                 "is_active": is_active,
+                "min_position": min_position,
             },
             expect=Page[ScopeOut],
         )
@@ -159,6 +169,7 @@ class AsyncScopes(AsyncResource):
         trajectory_id: UUID | str | None = None,
         parent_scope_id: UUID | str | None = None,
         is_active: bool | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[ScopeOut]:
         """Every item of ``GET /api/v1/scopes``, a page at a time."""
@@ -167,6 +178,7 @@ class AsyncScopes(AsyncResource):
                 trajectory_id=trajectory_id,
                 parent_scope_id=parent_scope_id,
                 is_active=is_active,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -207,12 +219,13 @@ class AsyncScopes(AsyncResource):
         limit: int | None = None,
         offset: int | None = None,
         role: Literal["user", "assistant", "system", "tool"] | None = None,
+        min_position: int | None = None,
     ) -> Page[TurnOut]:
         """``GET /api/v1/scopes/{scope_id}/turns`` (listScopeTurns)."""
         return await self._t.call(
             "GET",
             f"/api/v1/scopes/{scope_id}/turns",
-            params={"limit": limit, "offset": offset, "role": role},
+            params={"limit": limit, "offset": offset, "role": role, "min_position": min_position},
             expect=Page[TurnOut],
         )
 
@@ -221,7 +234,10 @@ class AsyncScopes(AsyncResource):
         scope_id: UUID | str,
         *,
         role: Literal["user", "assistant", "system", "tool"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[TurnOut]:
         """Every item of ``GET /api/v1/scopes/{scope_id}/turns``, a page at a time."""
-        return self._t.pages(lambda offset: self.turns(scope_id, role=role, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.turns(scope_id, role=role, min_position=min_position, limit=page_size, offset=offset),
+        )

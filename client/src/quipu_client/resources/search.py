@@ -15,9 +15,21 @@ from quipu_client.resources.base import AsyncResource, SyncResource
 
 class Search(SyncResource):
 
-    def query(self, body: SearchRequest | Mapping[str, Any], *, as_of: UUID | str | None = None) -> SearchResponse:
+    def query(
+        self,
+        body: SearchRequest | Mapping[str, Any],
+        *,
+        as_of: UUID | str | None = None,
+        min_position: int | None = None,
+    ) -> SearchResponse:
         """``POST /api/v1/search`` (searchMemory)."""
-        return self._t.call("POST", "/api/v1/search", params={"as_of": as_of}, body=body, expect=SearchResponse)
+        return self._t.call(
+            "POST",
+            "/api/v1/search",
+            params={"as_of": as_of, "min_position": min_position},
+            body=body,
+            expect=SearchResponse,
+        )
 
 class AsyncSearch(AsyncResource):
 
@@ -26,6 +38,13 @@ class AsyncSearch(AsyncResource):
         body: SearchRequest | Mapping[str, Any],
         *,
         as_of: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> SearchResponse:
         """``POST /api/v1/search`` (searchMemory)."""
-        return await self._t.call("POST", "/api/v1/search", params={"as_of": as_of}, body=body, expect=SearchResponse)
+        return await self._t.call(
+            "POST",
+            "/api/v1/search",
+            params={"as_of": as_of, "min_position": min_position},
+            body=body,
+            expect=SearchResponse,
+        )

@@ -40,12 +40,13 @@ class Summarization(SyncResource):
         *,
         limit: int | None = None,
         offset: int | None = None,
+        min_position: int | None = None,
     ) -> PolicyPage:
         """``GET /api/v1/trajectories/{trajectory_id}/summarization-policies`` (listTrajectorySummarizationPolicies)."""
         return self._t.call(
             "GET",
             f"/api/v1/trajectories/{trajectory_id}/summarization-policies",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=PolicyPage,
         )
 
@@ -71,6 +72,7 @@ class Summarization(SyncResource):
         scope_id: UUID | str | None = None,
         summarization_policy_id: UUID | str | None = None,
         trajectory_id: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> RequestPage:
         """``GET /api/v1/summarization-requests`` (listSummarizationRequests)."""
         return self._t.call(
@@ -83,6 +85,7 @@ class Summarization(SyncResource):
                 "scope_id": scope_id,
                 "summarization_policy_id": summarization_policy_id,
                 "trajectory_id": trajectory_id,
+                "min_position": min_position,
             },
             expect=RequestPage,
         )
@@ -116,12 +119,13 @@ class AsyncSummarization(AsyncResource):
         *,
         limit: int | None = None,
         offset: int | None = None,
+        min_position: int | None = None,
     ) -> PolicyPage:
         """``GET /api/v1/trajectories/{trajectory_id}/summarization-policies`` (listTrajectorySummarizationPolicies)."""
         return await self._t.call(
             "GET",
             f"/api/v1/trajectories/{trajectory_id}/summarization-policies",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=PolicyPage,
         )
 
@@ -147,6 +151,7 @@ class AsyncSummarization(AsyncResource):
         scope_id: UUID | str | None = None,
         summarization_policy_id: UUID | str | None = None,
         trajectory_id: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> RequestPage:
         """``GET /api/v1/summarization-requests`` (listSummarizationRequests)."""
         return await self._t.call(
@@ -159,6 +164,7 @@ class AsyncSummarization(AsyncResource):
                 "scope_id": scope_id,
                 "summarization_policy_id": summarization_policy_id,
                 "trajectory_id": trajectory_id,
+                "min_position": min_position,
             },
             expect=RequestPage,
         )

@@ -27,12 +27,13 @@ class Tenants(SyncResource):
         limit: int | None = None,
         offset: int | None = None,
         status: Literal["active", "suspended", "archived"] | None = None,
+        min_position: int | None = None,
     ) -> TenantPage:
         """``GET /api/v1/tenants`` (listTenants)."""
         return self._t.call(
             "GET",
             "/api/v1/tenants",
-            params={"limit": limit, "offset": offset, "status": status},
+            params={"limit": limit, "offset": offset, "status": status, "min_position": min_position},
             expect=TenantPage,
         )
 
@@ -52,11 +53,12 @@ class AsyncTenants(AsyncResource):
         limit: int | None = None,
         offset: int | None = None,
         status: Literal["active", "suspended", "archived"] | None = None,
+        min_position: int | None = None,
     ) -> TenantPage:
         """``GET /api/v1/tenants`` (listTenants)."""
         return await self._t.call(
             "GET",
             "/api/v1/tenants",
-            params={"limit": limit, "offset": offset, "status": status},
+            params={"limit": limit, "offset": offset, "status": status, "min_position": min_position},
             expect=TenantPage,
         )

@@ -22,18 +22,27 @@ class Trajectories(SyncResource):
         *,
         limit: int | None = None,
         offset: int | None = None,
+        min_position: int | None = None,
     ) -> Page[TrajectoryOut]:
         """``GET /api/v1/trajectories/{trajectory_id}/children`` (listTrajectoryChildren)."""
         return self._t.call(
             "GET",
             f"/api/v1/trajectories/{trajectory_id}/children",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=Page[TrajectoryOut],
         )
 
-    def iter_children(self, trajectory_id: UUID | str, *, page_size: int = 100) -> Iterator[TrajectoryOut]:
+    def iter_children(
+        self,
+        trajectory_id: UUID | str,
+        *,
+        min_position: int | None = None,
+        page_size: int = 100,
+    ) -> Iterator[TrajectoryOut]:
         """Every item of ``GET /api/v1/trajectories/{trajectory_id}/children``, a page at a time."""
-        return self._t.pages(lambda offset: self.children(trajectory_id, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.children(trajectory_id, min_position=min_position, limit=page_size, offset=offset),
+        )
 
     def complete(
         self,
@@ -52,6 +61,7 @@ class Trajectories(SyncResource):
         agent_id: UUID | str | None = None,
         parent_trajectory_id: UUID | str | None = None,
         root_trajectory_id: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> Page[TrajectoryOut]:
         """``GET /api/v1/trajectories`` (listTrajectories)."""
         return self._t.call(
@@ -64,6 +74,7 @@ class Trajectories(SyncResource):
                 "agent_id": agent_id,
                 "parent_trajectory_id": parent_trajectory_id,
                 "root_trajectory_id": root_trajectory_id,
+                "min_position": min_position,
             },
             expect=Page[TrajectoryOut],
         )
@@ -75,6 +86,7 @@ class Trajectories(SyncResource):
         agent_id: UUID | str | None = None,
         parent_trajectory_id: UUID | str | None = None,
         root_trajectory_id: UUID | str | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[TrajectoryOut]:
         """Every item of ``GET /api/v1/trajectories``, a page at a time."""
@@ -84,6 +96,7 @@ class Trajectories(SyncResource):
                 agent_id=agent_id,
                 parent_trajectory_id=parent_trajectory_id,
                 root_trajectory_id=root_trajectory_id,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -142,18 +155,27 @@ class Trajectories(SyncResource):
         *,
         limit: int | None = None,
         offset: int | None = None,
+        min_position: int | None = None,
     ) -> Page[ScopeOut]:
         """``GET /api/v1/trajectories/{trajectory_id}/scopes`` (listTrajectoryScopes)."""
         return self._t.call(
             "GET",
             f"/api/v1/trajectories/{trajectory_id}/scopes",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=Page[ScopeOut],
         )
 
-    def iter_scopes(self, trajectory_id: UUID | str, *, page_size: int = 100) -> Iterator[ScopeOut]:
+    def iter_scopes(
+        self,
+        trajectory_id: UUID | str,
+        *,
+        min_position: int | None = None,
+        page_size: int = 100,
+    ) -> Iterator[ScopeOut]:
         """Every item of ``GET /api/v1/trajectories/{trajectory_id}/scopes``, a page at a time."""
-        return self._t.pages(lambda offset: self.scopes(trajectory_id, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.scopes(trajectory_id, min_position=min_position, limit=page_size, offset=offset),
+        )
 
 class AsyncTrajectories(AsyncResource):
 
@@ -163,18 +185,27 @@ class AsyncTrajectories(AsyncResource):
         *,
         limit: int | None = None,
         offset: int | None = None,
+        min_position: int | None = None,
     ) -> Page[TrajectoryOut]:
         """``GET /api/v1/trajectories/{trajectory_id}/children`` (listTrajectoryChildren)."""
         return await self._t.call(
             "GET",
             f"/api/v1/trajectories/{trajectory_id}/children",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=Page[TrajectoryOut],
         )
 
-    def iter_children(self, trajectory_id: UUID | str, *, page_size: int = 100) -> AsyncIterator[TrajectoryOut]:
+    def iter_children(
+        self,
+        trajectory_id: UUID | str,
+        *,
+        min_position: int | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[TrajectoryOut]:
         """Every item of ``GET /api/v1/trajectories/{trajectory_id}/children``, a page at a time."""
-        return self._t.pages(lambda offset: self.children(trajectory_id, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.children(trajectory_id, min_position=min_position, limit=page_size, offset=offset),
+        )
 
     async def complete(
         self,
@@ -198,6 +229,7 @@ class AsyncTrajectories(AsyncResource):
         agent_id: UUID | str | None = None,
         parent_trajectory_id: UUID | str | None = None,
         root_trajectory_id: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> Page[TrajectoryOut]:
         """``GET /api/v1/trajectories`` (listTrajectories)."""
         return await self._t.call(
@@ -210,6 +242,7 @@ class AsyncTrajectories(AsyncResource):
                 "agent_id": agent_id,
                 "parent_trajectory_id": parent_trajectory_id,
                 "root_trajectory_id": root_trajectory_id,
+                "min_position": min_position,
             },
             expect=Page[TrajectoryOut],
         )
@@ -221,6 +254,7 @@ class AsyncTrajectories(AsyncResource):
         agent_id: UUID | str | None = None,
         parent_trajectory_id: UUID | str | None = None,
         root_trajectory_id: UUID | str | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[TrajectoryOut]:
         """Every item of ``GET /api/v1/trajectories``, a page at a time."""
@@ -230,6 +264,7 @@ class AsyncTrajectories(AsyncResource):
                 agent_id=agent_id,
                 parent_trajectory_id=parent_trajectory_id,
                 root_trajectory_id=root_trajectory_id,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -288,15 +323,24 @@ class AsyncTrajectories(AsyncResource):
         *,
         limit: int | None = None,
         offset: int | None = None,
+        min_position: int | None = None,
     ) -> Page[ScopeOut]:
         """``GET /api/v1/trajectories/{trajectory_id}/scopes`` (listTrajectoryScopes)."""
         return await self._t.call(
             "GET",
             f"/api/v1/trajectories/{trajectory_id}/scopes",
-            params={"limit": limit, "offset": offset},
+            params={"limit": limit, "offset": offset, "min_position": min_position},
             expect=Page[ScopeOut],
         )
 
-    def iter_scopes(self, trajectory_id: UUID | str, *, page_size: int = 100) -> AsyncIterator[ScopeOut]:
+    def iter_scopes(
+        self,
+        trajectory_id: UUID | str,
+        *,
+        min_position: int | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[ScopeOut]:
         """Every item of ``GET /api/v1/trajectories/{trajectory_id}/scopes``, a page at a time."""
-        return self._t.pages(lambda offset: self.scopes(trajectory_id, limit=page_size, offset=offset))
+        return self._t.pages(
+            lambda offset: self.scopes(trajectory_id, min_position=min_position, limit=page_size, offset=offset),
+        )

@@ -25,6 +25,7 @@ class Turns(SyncResource):
         trajectory_id: UUID | str | None = None,
         role: Literal["user", "assistant", "system", "tool"] | None = None,
         execution_id: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> Page[TurnOut]:
         """``GET /api/v1/turns`` (listTurns)."""
         return self._t.call(
@@ -37,6 +38,7 @@ class Turns(SyncResource):
                 "trajectory_id": trajectory_id,
                 "role": role,
                 "execution_id": execution_id,
+                "min_position": min_position,
             },
             expect=Page[TurnOut],
         )
@@ -48,6 +50,7 @@ class Turns(SyncResource):
         trajectory_id: UUID | str | None = None,
         role: Literal["user", "assistant", "system", "tool"] | None = None,
         execution_id: UUID | str | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[TurnOut]:
         """Every item of ``GET /api/v1/turns``, a page at a time."""
@@ -57,6 +60,7 @@ class Turns(SyncResource):
                 trajectory_id=trajectory_id,
                 role=role,
                 execution_id=execution_id,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -101,6 +105,7 @@ class AsyncTurns(AsyncResource):
         trajectory_id: UUID | str | None = None,
         role: Literal["user", "assistant", "system", "tool"] | None = None,
         execution_id: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> Page[TurnOut]:
         """``GET /api/v1/turns`` (listTurns)."""
         return await self._t.call(
@@ -113,6 +118,7 @@ class AsyncTurns(AsyncResource):
                 "trajectory_id": trajectory_id,
                 "role": role,
                 "execution_id": execution_id,
+                "min_position": min_position,
             },
             expect=Page[TurnOut],
         )
@@ -124,6 +130,7 @@ class AsyncTurns(AsyncResource):
         trajectory_id: UUID | str | None = None,
         role: Literal["user", "assistant", "system", "tool"] | None = None,
         execution_id: UUID | str | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[TurnOut]:
         """Every item of ``GET /api/v1/turns``, a page at a time."""
@@ -133,6 +140,7 @@ class AsyncTurns(AsyncResource):
                 trajectory_id=trajectory_id,
                 role=role,
                 execution_id=execution_id,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),

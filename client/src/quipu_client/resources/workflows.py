@@ -34,6 +34,7 @@ class Workflows(SyncResource):
         created_before: datetime | float | None = None,
         sort: Literal["created_at", "updated_at", "name"] | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
     ) -> Page[WorkflowSummary]:
         """``GET /api/v1/workflows`` (listWorkflows)."""
         return self._t.call(
@@ -47,6 +48,7 @@ class Workflows(SyncResource):
                 "created_before": created_before,
                 "sort": sort,
                 "order": order,
+                "min_position": min_position,
             },
             expect=Page[WorkflowSummary],
         )
@@ -59,6 +61,7 @@ class Workflows(SyncResource):
         created_before: datetime | float | None = None,
         sort: Literal["created_at", "updated_at", "name"] | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> Iterator[WorkflowSummary]:
         """Every item of ``GET /api/v1/workflows``, a page at a time."""
@@ -69,6 +72,7 @@ class Workflows(SyncResource):
                 created_before=created_before,
                 sort=sort,
                 order=order,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),
@@ -197,6 +201,7 @@ class AsyncWorkflows(AsyncResource):
         created_before: datetime | float | None = None,
         sort: Literal["created_at", "updated_at", "name"] | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
     ) -> Page[WorkflowSummary]:
         """``GET /api/v1/workflows`` (listWorkflows)."""
         return await self._t.call(
@@ -210,6 +215,7 @@ class AsyncWorkflows(AsyncResource):
                 "created_before": created_before,
                 "sort": sort,
                 "order": order,
+                "min_position": min_position,
             },
             expect=Page[WorkflowSummary],
         )
@@ -222,6 +228,7 @@ class AsyncWorkflows(AsyncResource):
         created_before: datetime | float | None = None,
         sort: Literal["created_at", "updated_at", "name"] | None = None,
         order: Literal["asc", "desc"] | None = None,
+        min_position: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[WorkflowSummary]:
         """Every item of ``GET /api/v1/workflows``, a page at a time."""
@@ -232,6 +239,7 @@ class AsyncWorkflows(AsyncResource):
                 created_before=created_before,
                 sort=sort,
                 order=order,
+                min_position=min_position,
                 limit=page_size,
                 offset=offset,
             ),

@@ -1,0 +1,99 @@
+"""``?min_position``: a query waits until its read models have applied a command's log position.
+
+The projector is stopped while the command runs and the query is sent, and started only
+after: the query can answer only by waiting, and its answer must hold the write. Without a
+projector for long enough the answer is the documented 503; a bad position is a 422.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from bus.subjects import Subjects
+from tests.integration.conftest import Running, running_quipu
+
+HEADER = "Quipu-Log-Position"
+
+
+@contextlib.asynccontextmanager
+async def _projecting(quipu: Running, names: list[str]) -> AsyncIterator[None]:
+    """The relay and the named projectors, for the duration of the block."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(quipu.wiring.relay().run(stop))]
+    tasks += [asyncio.create_task(p.run(stop)) for p in quipu.wiring.projectors(names)]
+    try:
+        yield
+    finally:
+        stop.set()
+        for task in tasks:
+            await asyncio.wait_for(task, 30)
+
+
+async def _create_workflow(quipu: Running, name: str) -> tuple[str, int]:
+    r = await quipu.client.post(
+        "/api/v1/workflows", json={"name": name, "definition": {"nodes": [{"id": "a"}]}}, headers=quipu.auth()
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["id"], int(r.headers[HEADER])
+
+
+def _listed(response: httpx.Response) -> set[str]:
+    assert response.status_code == 200, response.text
+    return {item["id"] for item in response.json()["items"]}
+
+
+async def test_a_query_with_the_commands_position_waits_for_the_projector_and_sees_the_write(
+    database_url: str, nats_url: str, subjects: Subjects
+) -> None:
+    async with running_quipu(database_url, nats_url, subjects, background=False, min_position_wait_ms=30_000) as quipu:
+        positions = []
+        for i in range(3):
+            workflow_id, position = await _create_workflow(quipu, f"ryw-{i}")
+            positions.append(position)
+            query = asyncio.create_task(
+                quipu.client.get("/api/v1/workflows", params={"min_position": position}, headers=quipu.auth())
+            )
+            await asyncio.sleep(0.3)
+            assert not query.done(), "answered although no projector had applied the write"
+            async with _projecting(quipu, ["workflows"]):
+                assert workflow_id in _listed(await query)
+        assert positions == sorted(positions) and len(set(positions)) == 3
+
+
+async def test_the_wait_is_bounded_and_answers_not_yet_applied(
+    database_url: str, nats_url: str, subjects: Subjects
+) -> None:
+    async with running_quipu(database_url, nats_url, subjects, background=False, min_position_wait_ms=200) as quipu:
+        _, position = await _create_workflow(quipu, "late")
+        r = await quipu.client.get("/api/v1/workflows", params={"min_position": position}, headers=quipu.auth())
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.headers["retry-after"] == "1"
+        problem: dict[str, Any] = r.json()
+        assert problem["type"].endswith("/not_yet_applied")
+        assert str(position) in problem["detail"] and "workflows" in problem["detail"]
+        # A position already applied (0: before any event) answers at once.
+        assert (
+            _listed(await quipu.client.get("/api/v1/workflows", params={"min_position": 0}, headers=quipu.auth()))
+            == set()
+        )
+
+
+async def test_a_position_that_is_not_a_log_position_is_a_422(
+    database_url: str, nats_url: str, subjects: Subjects
+) -> None:
+    async with running_quipu(database_url, nats_url, subjects, background=False) as quipu:
+        for bad in ("abc", "-1", "1.5", str(1 << 63), ""):
+            r = await quipu.client.get("/api/v1/executions", params={"min_position": bad}, headers=quipu.auth())
+            assert r.status_code == 422, (bad, r.text)
+            errors = r.json()["errors"]
+            assert [(e["field"], e["code"]) for e in errors] == [("min_position", "invalid")], bad
+        twice = await quipu.client.get("/api/v1/executions?min_position=1&min_position=2", headers=quipu.auth())
+        assert twice.status_code == 422
+        unauthenticated = await quipu.client.get("/api/v1/executions", params={"min_position": 10**9})
+        assert unauthenticated.status_code == 401  # authentication first: no wait for a stranger
