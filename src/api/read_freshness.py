@@ -5,7 +5,9 @@ operation listed in ``READS``; before the handler runs, the request waits (up to
 ``QUIPU_MIN_POSITION_WAIT_MS``) until every read model that operation reads has applied
 position N, then the handler reads. When the wait runs out the answer is 503 with
 ``Retry-After`` and code ``not_yet_applied`` ("not yet", not "never": the projector is
-behind or stopped). A value that is not a whole number from 0 to 2^63-1 is a 422.
+behind or stopped). A value that is not a whole number from 0 to 2^63-1 is a 422, and so is
+a position the log has not reached (``beyond_head``: no command returned it, and waiting
+for it would only end in the 503).
 
 Why one table here and not a parameter in every handler: the mapping from operation to
 read models is the one fact each operation adds; the parsing, the wait, the problem and the
@@ -24,10 +26,12 @@ from litestar.openapi.spec.enums import OpenAPIType
 
 from api.context import ApiContext
 from api.problems import Problem, problem_response
+from commands.log import head
 from domain.errors import FieldProblem, ValidationFailed
 from projections.freshness import MAX_WAIT_MS, NotYetApplied, wait_until_applied
 
 NAME = "min_position"
+BEYOND = "beyond_head"
 _LARGEST = (1 << 63) - 1  # notification ids are bigint
 
 _KNOWLEDGE = ("knowledge",)
@@ -87,6 +91,13 @@ async def wait_for_min_position(request: Request[Any, Any, State], ctx: ApiConte
     if projections is None:
         return None  # not a read-model query: the parameter is not part of this operation
     position = _parse(values)
+    if position > 0:
+        async with ctx.pool.connection() as conn:  # the primary's log: where every position is made
+            reached = await head(conn)
+        if position > reached:
+            raise ValidationFailed(
+                [FieldProblem(NAME, f"the log has not reached {position} (it is at {reached})", BEYOND)]
+            )
     try:
         await wait_until_applied(ctx.read_models, projections, position, ctx.min_position_wait_ms)
     except NotYetApplied as late:
@@ -109,7 +120,8 @@ _DESCRIPTION = (
 _NOTE = (
     "\n\n`min_position`: wait until the read models this query reads ({models}) have applied a log "
     "position (`Quipu-Log-Position` of a command), then read; 503 `not_yet_applied` with `Retry-After` "
-    "when they have not within the bound."
+    "when they have not within the bound. 422 field error code of `min_position` that the schema cannot "
+    f"state: `{BEYOND}`: the log has not reached this position (no command returned it)."
 )
 
 

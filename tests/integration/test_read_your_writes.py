@@ -93,6 +93,12 @@ async def test_a_position_that_is_not_a_log_position_is_a_422(
             assert r.status_code == 422, (bad, r.text)
             errors = r.json()["errors"]
             assert [(e["field"], e["code"]) for e in errors] == [("min_position", "invalid")], bad
+        _, position = await _create_workflow(quipu, "head")
+        beyond = await quipu.client.get(
+            "/api/v1/workflows", params={"min_position": position + 1000}, headers=quipu.auth()
+        )
+        assert beyond.status_code == 422, beyond.text
+        assert [(e["field"], e["code"]) for e in beyond.json()["errors"]] == [("min_position", "beyond_head")]
         twice = await quipu.client.get("/api/v1/executions?min_position=1&min_position=2", headers=quipu.auth())
         assert twice.status_code == 422
         unauthenticated = await quipu.client.get("/api/v1/executions", params={"min_position": 10**9})
