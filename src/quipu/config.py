@@ -39,7 +39,9 @@ class Settings:
     # primary. Commands, projectors and log reads always use QUIPU_DATABASE_URL.
     read_database_url: str | None = field(default_factory=lambda: os.environ.get("QUIPU_READ_DATABASE_URL") or None)
     # How long a query with ?min_position waits for its read models (bounded by the API).
-    min_position_wait_ms: int = field(default_factory=lambda: _int("QUIPU_MIN_POSITION_WAIT_MS") or 5000)
+    min_position_wait_ms: int = field(
+        default_factory=lambda: int(os.environ.get("QUIPU_MIN_POSITION_WAIT_MS") or "5000")
+    )
     nats_url: str | None = field(default_factory=lambda: os.environ.get("QUIPU_NATS_URL"))
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("QUIPU_DATA_DIR") or default_data_dir()))
     host: str = field(default_factory=lambda: os.environ.get("QUIPU_HOST", "127.0.0.1"))

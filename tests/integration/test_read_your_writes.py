@@ -13,8 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 
 from bus.subjects import Subjects
+from quipu.config import Settings
+from quipu.wiring import Wiring
 from tests.integration.conftest import Running, running_quipu
 
 HEADER = "Quipu-Log-Position"
@@ -103,3 +106,12 @@ async def test_a_position_that_is_not_a_log_position_is_a_422(
         assert twice.status_code == 422
         unauthenticated = await quipu.client.get("/api/v1/executions", params={"min_position": 10**9})
         assert unauthenticated.status_code == 401  # authentication first: no wait for a stranger
+
+
+def test_the_read_database_and_the_wait_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    default = Wiring.from_settings(Settings(), "postgresql://primary/q", "nats://unused")
+    assert (default.read_database_url, default.min_position_wait_ms) == (None, 5000)  # None: the primary
+    monkeypatch.setenv("QUIPU_READ_DATABASE_URL", "postgresql://standby/q")
+    monkeypatch.setenv("QUIPU_MIN_POSITION_WAIT_MS", "0")
+    configured = Wiring.from_settings(Settings(), "postgresql://primary/q", "nats://unused")
+    assert (configured.read_database_url, configured.min_position_wait_ms) == ("postgresql://standby/q", 0)
