@@ -41,6 +41,8 @@ READS: dict[str, tuple[str, ...]] = {
     "listWorkflows": ("workflows",),
     "listExecutions": ("executions",),
     "listCheckpoints": ("checkpoints",),
+    "getCheckpoint": ("checkpoints",),
+    "compareBranches": ("metrics",),  # per-node costs; the rest of a comparison reads the log
     "getBranchTree": ("branches", "metrics"),
     "getExecutionTimeline": ("timeline",),
     "getExecutionMetrics": ("metrics",),

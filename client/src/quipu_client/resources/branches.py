@@ -55,12 +55,13 @@ class Branches(SyncResource):
         b: UUID | str | None = None,
         branch_a: UUID | str | None = None,
         branch_b: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> BranchComparison:
         """``GET /api/v1/branches/compare`` (compareBranches)."""
         return self._t.call(
             "GET",
             "/api/v1/branches/compare",
-            params={"a": a, "b": b, "branch_a": branch_a, "branch_b": branch_b},
+            params={"a": a, "b": b, "branch_a": branch_a, "branch_b": branch_b, "min_position": min_position},
             expect=BranchComparison,
         )
 
@@ -126,12 +127,13 @@ class AsyncBranches(AsyncResource):
         b: UUID | str | None = None,
         branch_a: UUID | str | None = None,
         branch_b: UUID | str | None = None,
+        min_position: int | None = None,
     ) -> BranchComparison:
         """``GET /api/v1/branches/compare`` (compareBranches)."""
         return await self._t.call(
             "GET",
             "/api/v1/branches/compare",
-            params={"a": a, "b": b, "branch_a": branch_a, "branch_b": branch_b},
+            params={"a": a, "b": b, "branch_a": branch_a, "branch_b": branch_b, "min_position": min_position},
             expect=BranchComparison,
         )
 

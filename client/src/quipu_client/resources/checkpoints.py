@@ -71,11 +71,18 @@ class Checkpoints(SyncResource):
             expect=CheckpointCreated,
         )
 
-    def get(self, execution_id: UUID | str, checkpoint_id: UUID | str) -> CheckpointOut:
+    def get(
+        self,
+        execution_id: UUID | str,
+        checkpoint_id: UUID | str,
+        *,
+        min_position: int | None = None,
+    ) -> CheckpointOut:
         """``GET /api/v1/executions/{execution_id}/checkpoints/{checkpoint_id}`` (getCheckpoint)."""
         return self._t.call(
             "GET",
             f"/api/v1/executions/{execution_id}/checkpoints/{checkpoint_id}",
+            params={"min_position": min_position},
             expect=CheckpointOut,
         )
 
@@ -139,11 +146,18 @@ class AsyncCheckpoints(AsyncResource):
             expect=CheckpointCreated,
         )
 
-    async def get(self, execution_id: UUID | str, checkpoint_id: UUID | str) -> CheckpointOut:
+    async def get(
+        self,
+        execution_id: UUID | str,
+        checkpoint_id: UUID | str,
+        *,
+        min_position: int | None = None,
+    ) -> CheckpointOut:
         """``GET /api/v1/executions/{execution_id}/checkpoints/{checkpoint_id}`` (getCheckpoint)."""
         return await self._t.call(
             "GET",
             f"/api/v1/executions/{execution_id}/checkpoints/{checkpoint_id}",
+            params={"min_position": min_position},
             expect=CheckpointOut,
         )
 
