@@ -12,9 +12,6 @@ from typing import Any
 from uuid import UUID
 
 from nats.aio.client import Client as NATS
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from api.context import ApiContext, BusUnavailable, WorkerCredentials, WorkerCredentialsPort
 from bus import permissions
@@ -42,6 +39,7 @@ from commands.limits import DEFAULT_MAX_EVENT_BYTES
 from commands.limits import ENV_KEY as LIMIT_KEY
 from commands.locks import LockService
 from commands.log_queries import ExecutionLog, event_position
+from commands.read_pool import new_read_pool
 from commands.store import EventStore, postgres_env
 from commands.summarization import SummarizationService
 from commands.summarization_firing import TriggerFiring
@@ -76,18 +74,6 @@ def build_store(
 ) -> EventStore:
     """Connects, and creates the write-side tables on first use."""
     return EventStore(env={**postgres_env(database_url, pool_size=pool_size), LIMIT_KEY: str(max_event_bytes)})
-
-
-def read_pool(url: str, size: int) -> AsyncConnectionPool[AsyncConnection[DictRow]]:
-    """An API pool of autocommit read connections with rows as dicts (opened by the caller)."""
-    return AsyncConnectionPool(
-        url,
-        connection_class=AsyncConnection[DictRow],
-        min_size=1,
-        max_size=size,
-        open=False,
-        kwargs={"autocommit": True, "row_factory": dict_row},
-    )
 
 
 @dataclass
@@ -167,9 +153,9 @@ class Wiring:
         store = await asyncio.to_thread(
             lambda: build_store(self.database_url, self.pool_size, max_event_bytes=self.max_event_bytes)
         )
-        pool = read_pool(self.database_url, self.pool_size)
+        pool = new_read_pool(self.database_url, self.pool_size)
         await pool.open(wait=True, timeout=30)
-        reads = None if self.read_database_url is None else read_pool(self.read_database_url, self.pool_size)
+        reads = None if self.read_database_url is None else new_read_pool(self.read_database_url, self.pool_size)
         if reads is not None:
             await reads.open(wait=True, timeout=30)
         async with pool.connection() as conn:
