@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from api.read_freshness import READS
 from bus.subjects import Subjects
+from projections.registry import PROJECTIONS
 from quipu.config import Settings
 from quipu.wiring import Wiring
 from tests.integration.conftest import Running, running_quipu
@@ -115,3 +117,18 @@ def test_the_read_database_and_the_wait_come_from_the_environment(monkeypatch: p
     monkeypatch.setenv("QUIPU_MIN_POSITION_WAIT_MS", "0")
     configured = Wiring.from_settings(Settings(), "postgresql://primary/q", "nats://unused")
     assert (configured.read_database_url, configured.min_position_wait_ms) == ("postgresql://standby/q", 0)
+
+
+async def test_every_listed_operation_exists_and_documents_the_parameter(
+    database_url: str, nats_url: str, subjects: Subjects
+) -> None:
+    async with running_quipu(database_url, nats_url, subjects, background=False) as quipu:
+        document = (await quipu.client.get("/docs/openapi.json")).json()
+    documented = {
+        op["operationId"]
+        for item in document["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict) and any(p.get("name") == "min_position" for p in op.get("parameters", []))
+    }
+    assert documented == set(READS)
+    assert {name for names in READS.values() for name in names} <= set(PROJECTIONS)
