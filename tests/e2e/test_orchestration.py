@@ -34,7 +34,7 @@ FLOW = {
         {"id": "fetch", "agent_type": "io"},
         {"id": "search", "agent_type": "io"},
         {"id": "flaky", "agent_type": "llm", "max_retries": 2, "config": {"retry_backoff": 0.2}},
-        {"id": "slow", "agent_type": "io", "timeout": 3, "max_retries": 1, "config": {"retry_backoff": 0.2}},
+        {"id": "slow", "agent_type": "io", "timeout": 8, "max_retries": 1, "config": {"retry_backoff": 0.2}},
         {"id": "join", "agent_type": "llm"},
         {"id": "route", "type": "decision"},
         {"id": "summarise", "agent_type": "llm"},
@@ -211,7 +211,9 @@ def test_an_eleven_node_run_with_two_workers_survives_a_restart_of_quipu(
         # keep it down past that attempt's deadline; the timeout must fire after the restart.
         _wait(lambda: get()["nodes"]["slow"] == "running", "the slow node to start")
         quipu.kill()
-        time.sleep(4)
+        # Down past the 8 s deadline; the deadline also bounds attempt 2, which must leave the
+        # worker time to reconnect to the restarted Quipu (3 s was too little on a busy machine).
+        time.sleep(9)
         quipu.start()
         api = httpx.Client(base_url=quipu.api, headers=h, timeout=10)
 
