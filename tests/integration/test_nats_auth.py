@@ -178,6 +178,55 @@ async def test_the_worker_helper_runs_a_task_with_only_a_url_and_a_key(quipu: Ru
 
 
 @pytest.mark.usefixtures("authenticated")
+async def test_the_worker_helper_started_before_quipu_answers_waits_and_then_works(quipu: Running) -> None:
+    """A worker started before Quipu's API listens (or while it restarts) keeps trying to log in
+    instead of exiting, and runs tasks once Quipu answers."""
+    from quipu.embedded import free_port
+
+    async def summarize(task: Task) -> dict[str, Any]:
+        return {"summary": "waited for quipu"}
+
+    key = await _worker_key(quipu, "acme")
+    port = free_port()
+    stop = asyncio.Event()
+    helper = asyncio.create_task(
+        serve_workers(
+            [Worker("summarize", summarize)], quipu_url=f"http://127.0.0.1:{port}", api_key=key, stop=stop
+        )
+    )
+    try:
+        await asyncio.sleep(2)  # several refused connections
+        assert not helper.done(), helper.exception() if helper.done() else None
+        async with serving(create_app(quipu.ctx), port=port):
+            execution_id = await _start(quipu, "acme")
+
+            async def finished() -> bool:
+                return (await _status(quipu, "acme", execution_id))["status"] == "succeeded"
+
+            await quipu.wait_for(finished)
+    finally:
+        stop.set()
+        await asyncio.wait_for(helper, 15)
+
+
+async def test_the_worker_helper_stopped_while_quipu_is_unreachable_returns() -> None:
+    from quipu.embedded import free_port
+
+    stop = asyncio.Event()
+    helper = asyncio.create_task(
+        serve_workers(
+            [Worker("summarize", lambda task: {})],  # type: ignore[arg-type,return-value]
+            quipu_url=f"http://127.0.0.1:{free_port()}",
+            api_key="qk_never_checked",
+            stop=stop,
+        )
+    )
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.wait_for(helper, 10)  # returns, no exception
+
+
+@pytest.mark.usefixtures("authenticated")
 async def test_roles_have_only_their_permissions(quipu: Running) -> None:
     """The projector's user may not publish events; the relay's may not publish tasks."""
     from bus import permissions

@@ -132,7 +132,9 @@ async def serve_workers(
         if quipu_url is None:
             raise ValueError("api_key needs quipu_url (Quipu's URL; or set QUIPU_URL)")
         login = WorkerLogin(quipu_url, api_key, agent_types, name)
-        grant = await login.login()
+        grant = await login.login_when_reachable(stop)
+        if grant is None:  # stopped before Quipu answered
+            return
         tenant, subjects = grant.tenant_id, Subjects(grant.subject_prefix)
         nc = await login.connect()
     elif nats_url is not None and tenant is not None:

@@ -26,6 +26,7 @@ from quipu_client.nats_connect import NatsEndpoint, connect_nats
 log = logging.getLogger(__name__)
 CREDENTIALS_PATH = "/api/v1/workers/credentials"
 RENEW_AT = 0.5  # of the credentials' lifetime
+MAX_LOGIN_DELAY = 5.0  # seconds between login attempts while Quipu is unreachable
 
 
 class LoginRefused(RuntimeError):
@@ -57,6 +58,22 @@ class WorkerLogin:
         response.raise_for_status()
         self.grant = msgspec.json.decode(response.content, type=WorkerCredentials)
         return self.grant
+
+    async def login_when_reachable(self, stop: asyncio.Event) -> WorkerCredentials | None:
+        """Log in, waiting while Quipu cannot be reached or answers 5xx: a worker may start
+        before Quipu, or while it restarts. A refused key raises at once; None if stopped first."""
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                return await self.login()
+            except LoginRefused:
+                raise
+            except (httpx.HTTPError, OSError) as error:
+                log.warning("worker_login_retrying error=%s", str(error) or type(error).__name__)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, MAX_LOGIN_DELAY)
+        return None
 
     async def connect(self, **options: Any) -> NATS:
         grant = self.grant or await self.login()
