@@ -24,7 +24,7 @@ from bench.nats_failover import nats_failover_phase
 from bench.orchestration_phase import orchestration_phase
 from bench.peers import peer_phase
 from bench.phase import Context, Outcome, Phase, PhaseResult, error_text, run_phases
-from bench.search_phase import bm25_phase, memory_search_phase
+from bench.search_phase import bm25_phase, memory_search_phase, search_scale_phase
 from quipu.tuning import tune_gc
 from quipu.wiring import build_store
 
@@ -70,6 +70,11 @@ PHASES = [
         explorer_phase,
         ("ui_graph_500_tti_ms", "ui_event_5000_ancestors_tti_ms"),
     ),
+    Phase(
+        "search at scale (notes bulk-loaded into a read model)",
+        search_scale_phase,
+        ("search_scale_notes", *(f"search_scale_p99_ms_{m}" for m in ("keyword", "vector", "hybrid"))),
+    ),
     Phase("memory search through the API (Cranfield, then N notes)", memory_search_phase, SEARCH_KEYS),
 ]
 # The figures `--json` always holds (a number, or null when a phase failed).
@@ -86,11 +91,13 @@ QUICK: dict[str, Any] = {
     "append_n": 400, "lag_rate": 500.0, "lag_s": 4.0, "dag_n": 10_000, "samples": 100, "runs": 40,
     "latency_runs": 16, "tt_events": 10_000, "tt_repeats": 5, "search_queries": 100, "search_notes": 5_000,
     "lock_trips": 300, "peer_runs": 40, "peer_rounds": 2, "peer_repeats": 20,
+    "search_scale_notes": 50_000, "search_scale_pool": 2_000,
 }  # fmt: skip
 FULL: dict[str, Any] = {
     "append_n": 3000, "lag_rate": 500.0, "lag_s": 10.0, "dag_n": 100_000, "samples": 200, "runs": 200,
     "latency_runs": 60, "tt_events": 10_000, "tt_repeats": 15, "search_queries": 225, "search_notes": 100_000,
     "lock_trips": 2000, "peer_runs": 200, "peer_rounds": 4, "peer_repeats": 50,
+    "search_scale_notes": 1_000_000, "search_scale_pool": 5_000,
 }  # fmt: skip
 
 

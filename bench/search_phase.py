@@ -4,7 +4,7 @@ phase of its own so each reports even when the other fails, the stemmed BM25 bas
 
 from __future__ import annotations
 
-from bench import bm25_baseline, memory_search
+from bench import bm25_baseline, memory_search, search_scale
 from bench.common import pct
 from bench.phase import Context, Outcome
 
@@ -35,3 +35,17 @@ def bm25_phase(ctx: Context) -> Outcome:
         "the goals table compares Quipu's modes with it",
     )
     return Outcome(rows=[row], figures={"ndcg10_bm25": b.ndcg10, "recall100_bm25": b.recall100})
+
+
+def search_scale_phase(ctx: Context) -> Outcome:
+    notes, pool = int(ctx.sizes["search_scale_notes"]), int(ctx.sizes["search_scale_pool"])
+    try:
+        r = search_scale.measure(ctx.database_url, notes, pool, int(ctx.sizes["search_queries"]))
+    finally:
+        search_scale.drop(ctx.database_url)
+    figures: dict[str, float | None] = {"search_scale_notes": float(r.notes), "search_scale_load_s": r.load_s}
+    for mode in search_scale.MODES:
+        timings = r.ms.get(mode)
+        figures[f"search_scale_p50_ms_{mode}"] = pct(timings, 50) if timings else None
+        figures[f"search_scale_p99_ms_{mode}"] = pct(timings, 99) if timings else None
+    return Outcome(rows=search_scale.rows(r), figures=figures)
