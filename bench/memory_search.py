@@ -35,7 +35,7 @@ from psycopg.rows import DictRow, dict_row
 
 from api.app import create_app
 from bench.common import Progress, fmt, log, pct
-from bench.search_quality import cranfield_docs, cranfield_qrels, cranfield_queries, evaluate
+from bench.search_quality import cranfield_docs, cranfield_qrels, cranfield_queries, cranfield_windows, evaluate
 from bus.runtime import NatsEndpoint
 from bus.subjects import Subjects
 from commands.access import issue_bootstrap_key
@@ -144,20 +144,10 @@ def _cranfield_bodies() -> tuple[list[dict[str, Any]], list[int]]:
 def synthetic_bodies(n: int, seed: int = 7) -> list[dict[str, Any]]:
     """Short notes: 20-60 word windows of Cranfield text, three note types."""
     rng = random.Random(seed)
-    words = " ".join(text for _, _, text in cranfield_docs()).split()
-    bodies = []
-    for i in range(n):
-        length = rng.randint(20, 60)
-        at = rng.randrange(0, len(words) - length)
-        bodies.append(
-            {
-                "title": " ".join(words[at : at + 5]),
-                "content": " ".join(words[at : at + length]),
-                "note_type": rng.choice(NOTE_TYPES),
-                "metadata": {"batch": i // 1000},
-            }
-        )
-    return bodies
+    return [
+        {"title": title, "content": text, "note_type": rng.choice(NOTE_TYPES), "metadata": {"batch": i // 1000}}
+        for i, (title, text) in enumerate(cranfield_windows(n, seed))
+    ]
 
 
 async def _search(client: httpx.AsyncClient, headers: dict[str, str], query: str, mode: str, limit: int) -> list[str]:

@@ -80,6 +80,19 @@ def cranfield_docs() -> list[tuple[int, str, str]]:
     return [(int(r["I"]), r.get("T", ""), r.get("W") or r.get("T", "")) for r in _records(CRANFIELD / "cran.all.1400")]
 
 
+def cranfield_windows(n: int, seed: int) -> list[tuple[str, str]]:
+    """(title, text) of ``n`` short notes: 20-60 word windows of Cranfield text, titled by their
+    first five words (the synthetic notes of the search latency phases)."""
+    rng = random.Random(seed)
+    words = " ".join(text for _, _, text in cranfield_docs()).split()
+    out = []
+    for _ in range(n):
+        length = rng.randint(20, 60)
+        at = rng.randrange(0, len(words) - length)
+        out.append((" ".join(words[at : at + 5]), " ".join(words[at : at + length])))
+    return out
+
+
 def cranfield_queries() -> list[tuple[int, str]]:
     return [(i + 1, r.get("W", "")) for i, r in enumerate(_records(CRANFIELD / "cran.qry"))]
 

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from psycopg import AsyncConnection, sql
 
 from bench.common import Progress, fmt, log, pct
-from bench.search_quality import cranfield_docs, cranfield_queries
+from bench.search_quality import cranfield_queries, cranfield_windows
 from projections.embedding import MODEL_ID, Embedder, to_pgvector
 from projections.search_index import create_search_schema
 from projections.search_query import SearchFilters, hybrid_search, keyword_search, vector_search
@@ -57,18 +57,6 @@ class ScaleResult:
     ms: dict[str, list[float]] = field(default_factory=dict)
 
 
-def _windows(n: int, seed: int) -> list[tuple[str, str]]:
-    """(title, text) pairs: 20-60 word windows of Cranfield text."""
-    rng = random.Random(seed)
-    words = " ".join(text for _, _, text in cranfield_docs()).split()
-    out = []
-    for _ in range(n):
-        length = rng.randint(20, 60)
-        at = rng.randrange(0, len(words) - length)
-        out.append((" ".join(words[at : at + 5]), " ".join(words[at : at + length])))
-    return out
-
-
 async def _has_vectors(conn: AsyncConnection[tuple[object, ...]]) -> bool:
     cur = await conn.execute(
         "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = 'documents'"
@@ -79,7 +67,7 @@ async def _has_vectors(conn: AsyncConnection[tuple[object, ...]]) -> bool:
 
 
 async def _load_pool(conn: AsyncConnection[tuple[object, ...]], pool: int) -> None:
-    texts = [text for _, text in _windows(pool, seed=11)]
+    texts = [text for _, text in cranfield_windows(pool, seed=11)]
     embedder = Embedder()
     vectors = []
     progress = Progress("embedding the vector pool", pool)
@@ -133,7 +121,7 @@ async def _load_notes(conn: AsyncConnection[tuple[object, ...]], notes: int, poo
     progress = Progress(f"{notes:,} notes loaded", notes)
     for start in range(0, notes, CHUNK):
         size = min(CHUNK, notes - start)
-        windows = _windows(size, seed=start)
+        windows = cranfield_windows(size, seed=start)
         async with conn.transaction(), conn.cursor() as cur:
             async with cur.copy(sql.SQL("COPY {} FROM STDIN").format(staging)) as writer:
                 for i, (title, text) in enumerate(windows, start):
