@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
+from psycopg import sql
 
+from commands import log_position
 from commands.errors import IdempotencyMismatch
 from commands.store import EventStore
 from domain.aggregate import Aggregate
@@ -52,4 +54,18 @@ def replayed(
         return None
     if getattr(first, "request_hash", None) != body_hash:
         raise IdempotencyMismatch("this Idempotency-Key was already used with a different request body")
+    # The retry appends nothing, but its answer reflects the stream up to this version: a
+    # client reading elsewhere (Quipu-Log-Position) must wait for it as after the first try.
+    log_position.reached(_positions(store, aggregate_id, first.version))
     return first
+
+
+def _positions(store: EventStore, stream_id: UUID, version: int) -> list[int]:
+    recorder: Any = store.recorder
+    stmt = sql.SQL("SELECT notification_id FROM {}.{} WHERE originator_id = %s AND originator_version = %s").format(
+        sql.Identifier(store.datastore.schema), sql.Identifier(recorder.events_table_name)
+    )
+    with store.datastore.get_connection() as conn, conn.cursor() as curs:
+        curs.execute(stmt, (stream_id, version))
+        row = curs.fetchone()
+    return [int(row["notification_id"])] if row else []
