@@ -94,7 +94,7 @@ QUICK: dict[str, Any] = {
     "search_scale_notes": 50_000, "search_scale_pool": 2_000,
 }  # fmt: skip
 FULL: dict[str, Any] = {
-    "append_n": 3000, "lag_rate": 500.0, "lag_s": 10.0, "dag_n": 100_000, "samples": 200, "runs": 200,
+    "append_n": 3000, "lag_rate": 500.0, "lag_s": 10.0, "dag_n": 1_000_000, "samples": 200, "runs": 200,
     "latency_runs": 60, "tt_events": 10_000, "tt_repeats": 15, "search_queries": 225, "search_notes": 100_000,
     "lock_trips": 2000, "peer_runs": 200, "peer_rounds": 4, "peer_repeats": 50,
     "search_scale_notes": 1_000_000, "search_scale_pool": 5_000,

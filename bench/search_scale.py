@@ -159,7 +159,7 @@ async def _build(notes: int, pool: int, database_url: str) -> tuple[float, float
         return load_s, time.perf_counter() - t1, vectors
 
 
-async def _time(database_url: str, questions: list[str], vectors: bool) -> dict[str, list[float]]:
+async def _time(database_url: str, questions: list[str], vectors: bool, notes: int) -> dict[str, list[float]]:
     only_notes = SearchFilters(entity_types=["note"])
     out: dict[str, list[float]] = {}
     async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -173,14 +173,14 @@ async def _time(database_url: str, questions: list[str], vectors: bool) -> dict[
                 await search(conn, TENANT, q, filters=only_notes, limit=10, schema=SCHEMA)
                 timings.append((time.perf_counter() - t0) * 1000)
             out[mode] = timings
-            log(f"  {mode}: p50 {pct(timings, 50):.1f} ms, p99 {pct(timings, 99):.1f} ms at {TENANT} scale")
+            log(f"  {mode}: p50 {pct(timings, 50):.1f} ms, p99 {pct(timings, 99):.1f} ms at {notes:,} notes")
     return out
 
 
 def measure(database_url: str, notes: int, pool: int, queries: int) -> ScaleResult:
     load_s, index_s, vectors = asyncio.run(_build(notes, pool, database_url))
     questions = [q for _, q in cranfield_queries()][:queries]
-    ms = asyncio.run(_time(database_url, questions, vectors))
+    ms = asyncio.run(_time(database_url, questions, vectors, notes))
     return ScaleResult(notes, pool, load_s, index_s, vectors, len(questions), ms)
 
 
