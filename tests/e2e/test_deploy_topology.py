@@ -100,6 +100,51 @@ def test_the_deployed_postgres_is_the_major_version_tested_here() -> None:
     assert f"-{major}-" in pgvector["image"]["reference"]
 
 
+class PortTaken(Exception):
+    """A node lost the race for a port free_port chose (another process bound it first)."""
+
+
+def _start_nodes(root: Path, text: str, secrets: Path) -> tuple[list[subprocess.Popen[bytes]], list[tuple[int, ...]]]:
+    nodes: list[subprocess.Popen[bytes]] = []
+    ports = [(free_port(), free_port(), free_port()) for _ in range(3)]
+    routes = ",".join(f"nats-route://127.0.0.1:{cluster_port}" for _c, cluster_port, _m in ports)
+    for i, (client, cluster_port, monitor) in enumerate(ports, start=1):
+        node_text = text.replace("store_dir: /data\n", f"store_dir: {root / f'nats-{i}'}\n")
+        conf = nats_config(root / f"etc-{i}", node_text, secrets)
+        args = ["-c", str(conf), "-a", "127.0.0.1", "-p", str(client), "-m", str(monitor)]
+        args += ["--cluster", f"nats://127.0.0.1:{cluster_port}", "--routes", routes]
+        args += ["-l", str(root / f"nats-{i}.log")]
+        env = {**os.environ, "NATS_SERVER_NAME": f"nats-{i}"}
+        nodes.append(subprocess.Popen([str(nats_server_binary()), *args], env=env))
+    return nodes, ports
+
+
+def _wait_healthy(root: Path, nodes: list[subprocess.Popen[bytes]], ports: list[tuple[int, ...]]) -> None:
+    """Every node passes compose's and k8s' probes; a node that died fails at once, with its log
+    (PortTaken when it could not bind: the caller starts the cluster again on other ports)."""
+
+    def dead() -> bool:
+        for i, node in enumerate(nodes, start=1):
+            if node.poll() is not None:
+                log = (root / f"nats-{i}.log").read_text()
+                if "address already in use" in log:
+                    raise PortTaken(log[-500:])
+                raise AssertionError(f"nats-{i} exited:\n{log[-2000:]}")
+        return False
+
+    for _client, _cluster, monitor in ports:
+        for path in ("/healthz?js-server-only=true", "/healthz?js-enabled-only=true", "/healthz"):
+            wait_for(path, lambda u=f"http://127.0.0.1:{monitor}{path}": dead() or http_ok(u))
+
+
+def _stop_nodes(nodes: list[subprocess.Popen[bytes]]) -> None:
+    for node in nodes:
+        if node.poll() is None:
+            node.send_signal(signal.SIGTERM)
+    for node in nodes:
+        node.wait(timeout=30)
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[list[int], Path]]:
     """Three nodes from deploy/nats/nats.conf; yields their client ports and the secrets folder."""
@@ -107,30 +152,23 @@ def cluster(tmp_path: Path) -> Iterator[tuple[list[int], Path]]:
     make_secrets(secrets)
     text = (DEPLOY / "nats" / "nats.conf").read_text()
     assert text.count("store_dir: /data\n") == 1  # the container's volume; each node here has a folder
-    nodes: list[subprocess.Popen[bytes]] = []
-    ports = [(free_port(), free_port(), free_port()) for _ in range(3)]
-    routes = ",".join(f"nats-route://127.0.0.1:{cluster_port}" for _c, cluster_port, _m in ports)
-    for i, (client, cluster_port, monitor) in enumerate(ports, start=1):
-        node_text = text.replace("store_dir: /data\n", f"store_dir: {tmp_path / f'nats-{i}'}\n")
-        conf = nats_config(tmp_path / f"etc-{i}", node_text, secrets)
-        args = ["-c", str(conf), "-a", "127.0.0.1", "-p", str(client), "-m", str(monitor)]
-        args += ["--cluster", f"nats://127.0.0.1:{cluster_port}", "--routes", routes]
-        args += ["-l", str(tmp_path / f"nats-{i}.log")]
-        env = {**os.environ, "NATS_SERVER_NAME": f"nats-{i}"}
-        nodes.append(subprocess.Popen([str(nats_server_binary()), *args], env=env))
+    for attempt in range(3):
+        root = tmp_path / f"try-{attempt}"
+        nodes, ports = _start_nodes(root, text, secrets)
+        try:
+            _wait_healthy(root, nodes, ports)
+            break
+        except PortTaken:
+            _stop_nodes(nodes)
+            if attempt == 2:
+                raise
+        except BaseException:
+            _stop_nodes(nodes)
+            raise
     try:
-        for node, (_client, _cluster, monitor) in zip(nodes, ports, strict=True):  # compose's and k8s' probes
-            url = f"http://127.0.0.1:{monitor}/healthz?js-server-only=true"
-            wait_for("JetStream", lambda u=url, n=node: http_ok(u) or n.poll() is not None)
-            assert node.poll() is None, (tmp_path / f"nats-{nodes.index(node) + 1}.log").read_text()[-2000:]
-            for path in ("/healthz?js-enabled-only=true", "/healthz"):  # liveness and startup
-                wait_for(path, lambda u=f"http://127.0.0.1:{monitor}{path}": http_ok(u))
         yield [client for client, _c, _m in ports], secrets
     finally:
-        for node in nodes:
-            node.send_signal(signal.SIGTERM)
-        for node in nodes:
-            node.wait(timeout=30)
+        _stop_nodes(nodes)
 
 
 @pytest.fixture
