@@ -36,6 +36,10 @@ TITLE_WEIGHT: Final = 2.0
 #: The weighted term frequency of one ``unnest(tsv)`` row ``u``: title positions carry weight A.
 _TF = f"coalesce((SELECT sum(CASE WHEN w = 'A' THEN {TITLE_WEIGHT} ELSE 1 END) FROM unnest(u.weights) w), 1)::float8"
 
+#: The transaction-local setting that says this schema's statistics are pending (one per schema,
+#: so two search schemas written in one transaction keep their own).
+_PENDING_FLAG = "'quipu_bm25.s' || md5(TG_TABLE_SCHEMA)"
+
 #: Brings the statistics of the items named in ``stale`` up to date, all at once: run at commit
 #: (a deferred constraint trigger), so a batch of writes costs a few set-wide statements instead
 #: of several per item (4x faster ingestion). Schema-relative, so a rebuild's renamed schema works.
@@ -48,7 +52,7 @@ _REFRESH_FUNCTION = f"""CREATE OR REPLACE FUNCTION search_statistics_refresh() R
 LANGUAGE plpgsql AS $fn$
 DECLARE
   s text := quote_ident(TG_TABLE_SCHEMA);
-  flag text := 'quipu_bm25.s' || md5(TG_TABLE_SCHEMA);
+  flag text := {_PENDING_FLAG};
 BEGIN
   -- Fired once per stale row: the first call does the work for all of them. The flag (set by
   -- search_statistics_pending at each insert into stale, local to the transaction) lets the
@@ -91,10 +95,10 @@ END
 $fn$"""
 
 #: Marks this schema's statistics as pending for the transaction (see the refresh function).
-_PENDING_FUNCTION = """CREATE OR REPLACE FUNCTION search_statistics_pending() RETURNS trigger
+_PENDING_FUNCTION = f"""CREATE OR REPLACE FUNCTION search_statistics_pending() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
-  PERFORM set_config('quipu_bm25.s' || md5(TG_TABLE_SCHEMA), 'pending', true);
+  PERFORM set_config({_PENDING_FLAG}, 'pending', true);
   RETURN NULL;
 END
 $fn$"""
