@@ -33,7 +33,7 @@ from bench.common import Progress, fmt, log, pct
 from bench.search_quality import cranfield_queries, cranfield_windows
 from projections.embedding import MODEL_ID, Embedder, to_pgvector
 from projections.search_index import create_search_schema
-from projections.search_query import SearchFilters, hybrid_search, keyword_search, vector_search
+from projections.search_query import SearchFilters, hybrid_search, keyword_search, vector_search, vector_support
 
 SCHEMA = "bench_search_scale"
 TENANT = "scale"
@@ -57,16 +57,7 @@ class ScaleResult:
     ms: dict[str, list[float]] = field(default_factory=dict)
 
 
-async def _has_vectors(conn: AsyncConnection[tuple[object, ...]]) -> bool:
-    cur = await conn.execute(
-        "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = 'documents'"
-        " AND column_name = 'embedding'",
-        (SCHEMA,),
-    )
-    return await cur.fetchone() is not None
-
-
-async def _load_pool(conn: AsyncConnection[tuple[object, ...]], pool: int) -> None:
+async def _load_pool(conn: AsyncConnection[tuple[object, ...]], pool: int, ext_schema: str) -> None:
     texts = [text for _, text in cranfield_windows(pool, seed=11)]
     embedder = Embedder()
     vectors = []
@@ -75,7 +66,7 @@ async def _load_pool(conn: AsyncConnection[tuple[object, ...]], pool: int) -> No
         vectors.extend(await asyncio.to_thread(embedder.embed, texts[start : start + 512]))
         progress.update(min(start + 512, pool))
     progress.done()
-    vector_type = await _vector_type(conn)
+    vector_type = sql.SQL("{}.vector").format(sql.Identifier(ext_schema))
     await conn.execute(
         sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v {})").format(sql.Identifier(SCHEMA, "pool"), vector_type)
     )
@@ -84,15 +75,6 @@ async def _load_pool(conn: AsyncConnection[tuple[object, ...]], pool: int) -> No
         async with cur.copy(copy) as writer:
             for i, v in enumerate(vectors):
                 await writer.write_row((i, to_pgvector(v)))
-
-
-async def _vector_type(conn: AsyncConnection[tuple[object, ...]]) -> sql.Composable:
-    cur = await conn.execute(
-        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'"
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    return sql.SQL("{}.vector").format(sql.Identifier(str(row[0])))
 
 
 async def _load_notes(conn: AsyncConnection[tuple[object, ...]], notes: int, pool: int, vectors: bool) -> None:
@@ -141,12 +123,13 @@ async def _build(notes: int, pool: int, database_url: str) -> tuple[float, float
     async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
         await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
         await create_search_schema(conn, schema=SCHEMA)
-        vectors = await _has_vectors(conn)
+        support = await vector_support(conn, SCHEMA)  # None: no pgvector, keyword only
+        vectors = support is not None
         t0 = time.perf_counter()
-        if vectors:
+        if support is not None:
             # Built once after the load (below), as pgvector advises for bulk loads.
             await conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(SCHEMA, "documents_embedding")))
-            await _load_pool(conn, pool)
+            await _load_pool(conn, pool, support.ext_schema)
         await _load_notes(conn, notes, pool, vectors)
         load_s = time.perf_counter() - t0
         t1 = time.perf_counter()

@@ -79,7 +79,7 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
-class _VectorSupport:
+class VectorSupport:
     ext_schema: str
     iterative_scan: bool  # pgvector >= 0.8: filtered HNSW scans keep going until `limit` rows match
 
@@ -238,7 +238,7 @@ async def _fetch(conn: AsyncConnection[Any], stmt: sql.Composed, values: dict[st
         return await cur.fetchall()
 
 
-async def _vector_support(conn: AsyncConnection[Any], schema: str) -> _VectorSupport | None:
+async def vector_support(conn: AsyncConnection[Any], schema: str) -> VectorSupport | None:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT n.nspname AS ext_schema, e.extversion,"
@@ -252,7 +252,7 @@ async def _vector_support(conn: AsyncConnection[Any], schema: str) -> _VectorSup
     if row is None or row["ext_schema"] is None or not row["has_column"]:
         return None
     version = tuple(int(p) for p in re.findall(r"\d+", row["extversion"])[:2])
-    return _VectorSupport(row["ext_schema"], version >= (0, 8))
+    return VectorSupport(row["ext_schema"], version >= (0, 8))
 
 
 async def _vector(
@@ -266,7 +266,7 @@ async def _vector(
     offset: int,
     schema: str,
 ) -> list[dict[str, Any]]:
-    support = await _vector_support(conn, schema)
+    support = await vector_support(conn, schema)
     if support is None:
         raise VectorSearchUnavailable(
             "vector search needs the pgvector extension, which this database lacks; use keyword search"
